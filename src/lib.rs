@@ -1,0 +1,44 @@
+//! corral: a pre-fork HTTP server for Python WSGI applications, built to live
+//! inside systemd.
+//!
+//! The crate is a library with a thin binary (`main.rs`) so that integration
+//! tests and fuzz targets reach the internals. Each module owns one thing:
+//!
+//! - [`config`]: command line, environment and (later) config file into one
+//!   validated [`config::Settings`] value. No syscalls.
+//! - [`master`]: the arbiter, a single-threaded loop that forks and supervises
+//!   workers and turns signals into actions.
+//! - [`worker`]: the per-worker event loop that owns every socket, and the
+//!   pool of Python threads it hands complete requests to.
+//! - [`http`]: HTTP/1.x parsing and response framing. Knows nothing of Python.
+//! - [`wsgi`]: the only module that touches pyo3: app loading, environ,
+//!   `start_response`, `wsgi.input`, `wsgi.file_wrapper`.
+//! - [`systemd`]: socket activation and sd_notify.
+//! - [`signals`], [`heartbeat`], [`logging`]: one concern each.
+//! - [`sys`]: the only home of `unsafe`, fork, exec and raw file descriptors.
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod config;
+pub mod heartbeat;
+pub mod http;
+pub mod logging;
+pub mod master;
+pub mod signals;
+pub mod sys;
+pub mod systemd;
+pub mod worker;
+pub mod wsgi;
+
+/// Exit codes shared with gunicorn, so supervisors and scripts that know
+/// gunicorn read ours the same way.
+pub mod exit {
+    /// Clean exit.
+    pub const OK: i32 = 0;
+    /// Configuration error, bind failure, anything fatal at start-up.
+    pub const FAILURE: i32 = 1;
+    /// A worker failed before it finished booting.
+    pub const WORKER_BOOT_ERROR: i32 = 3;
+    /// The application could not be imported.
+    pub const APP_LOAD_ERROR: i32 = 4;
+}

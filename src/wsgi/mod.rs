@@ -1,0 +1,78 @@
+//! The WSGI bridge (PEP 3333), and the only module that touches pyo3:
+//! interpreter set-up, app loading, environ construction, `start_response`,
+//! `wsgi.input`, `wsgi.errors`, `wsgi.file_wrapper`, and driving the app's
+//! response iterable into a [`ResponseSink`].
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::http::RequestHead;
+
+/// Where a request came from, or where it arrived.
+#[derive(Debug, Clone)]
+pub enum SockAddr {
+    Tcp(SocketAddr),
+    Unix(Option<PathBuf>),
+}
+
+/// A fully received request body. The worker's event loop reads the whole
+/// body before dispatching, so the app never waits on the client; large
+/// bodies are spilled to an unlinked temporary file to bound memory.
+#[derive(Debug)]
+pub enum Body {
+    Memory(Vec<u8>),
+    File { file: File, len: u64 },
+}
+
+/// A request handed to a Python thread.
+#[derive(Debug)]
+pub struct Request {
+    pub head: RequestHead,
+    pub body: Body,
+    pub peer: SockAddr,
+    pub local: SockAddr,
+}
+
+/// Why the sink refused something.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The status or headers cannot be sent; the message says why.
+    #[error("{0}")]
+    BadResponse(String),
+    /// The client is gone; stop producing output.
+    #[error("client disconnected")]
+    ClientGone,
+}
+
+/// Where the response goes. Implemented by the worker; every call may block
+/// briefly for back-pressure, never on a slow client for long.
+pub trait ResponseSink {
+    /// The status and headers, called exactly once, when the first non-empty
+    /// body chunk is ready or the body ends (PEP 3333's deferred headers).
+    fn start(&mut self, status: &str, headers: &[(String, String)]) -> Result<(), SinkError>;
+    /// Body bytes. `last` is a hint that nothing follows.
+    fn body(&mut self, data: &[u8], last: bool) -> Result<(), SinkError>;
+    /// Send `len` bytes (or to end of file when `None`) of `file` from
+    /// `offset` with sendfile.
+    fn file(&mut self, file: File, offset: u64, len: Option<u64>) -> Result<(), SinkError>;
+}
+
+/// What became of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A complete response was produced (possibly a 500 for an app error
+    /// raised before any byte was sent).
+    Complete,
+    /// The response could not be completed (error after headers were sent,
+    /// or the client left): the connection must be closed, not reused.
+    Aborted,
+}
+
+/// Per-worker constants the environ needs.
+#[derive(Debug, Clone)]
+pub struct ServeContext {
+    pub multithread: bool,
+    pub multiprocess: bool,
+    pub forwarded_allow_ips: Vec<crate::config::AllowIp>,
+}
