@@ -1,1 +1,597 @@
-//! placeholder
+//! The master process (gunicorn's arbiter). It never serves requests: it
+//! opens the listening sockets, forks workers and keeps their number right,
+//! watches their heartbeats, and turns signals into actions.
+//!
+//! The master is single-threaded, always: `fork` is only sound that way. Its
+//! loop waits on one `poll` for a signal (signalfd) or a worker's boot byte
+//! (a pipe), then reaps, murders timed-out workers, and adjusts the worker
+//! count. The lifecycle is the explicit [`Phase`] enum.
+
+mod listeners;
+mod spawn;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::config::Settings;
+use crate::exit;
+use crate::heartbeat::Heartbeat;
+use crate::signals::{Intent, MasterSignals};
+use crate::sys::process::ProcTitle;
+use crate::sys::Listener;
+use crate::systemd::{self, Notify};
+use crate::wsgi;
+
+/// Where the master is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Initial workers are starting; READY=1 not sent yet.
+    Booting,
+    /// Serving with the configured workers.
+    Running,
+    /// HUP: a new generation of workers is starting; the old one retires
+    /// once it serves.
+    Reloading,
+    /// Workers are stopping; the master exits when they are gone.
+    Draining,
+}
+
+/// One worker process as the master sees it.
+struct WorkerProc {
+    pid: Pid,
+    /// Spawn order, oldest first (gunicorn's `age`).
+    age: u64,
+    /// Reload generation the worker belongs to.
+    generation: u64,
+    heartbeat: Heartbeat,
+    spawned: Instant,
+    booted: bool,
+    /// Sent SIGTERM to retire (reload, TTOU, WINCH).
+    retiring: bool,
+    /// When SIGABRT was sent for a timeout.
+    aborted: Option<Instant>,
+}
+
+pub struct Master {
+    settings: Settings,
+    argv: Vec<OsString>,
+    phase: Phase,
+    listeners: Vec<Listener>,
+    signals: MasterSignals,
+    boot_r: OwnedFd,
+    boot_w: OwnedFd,
+    workers: BTreeMap<i32, WorkerProc>,
+    num_workers: usize,
+    generation: u64,
+    next_age: u64,
+    app: Option<wsgi::App>,
+    title: Option<ProcTitle>,
+    /// Consecutive workers that died soon after starting, for respawn
+    /// back-off, and when the next spawn is allowed.
+    quick_deaths: u32,
+    spawn_after: Instant,
+    last_status: String,
+    last_status_at: Instant,
+}
+
+/// The master stops with this exit code.
+struct Halt(i32);
+
+/// Run the master until it stops; returns the process exit code.
+pub fn run(settings: Settings, argv: Vec<OsString>, title: Option<ProcTitle>) -> i32 {
+    let master = match Master::start(settings, argv, title) {
+        Ok(m) => m,
+        Err((code, msg)) => {
+            tracing::error!("{msg}");
+            systemd::notify(&[Notify::Status(&msg)]);
+            return code;
+        }
+    };
+    master.run()
+}
+
+impl Master {
+    fn start(
+        settings: Settings,
+        argv: Vec<OsString>,
+        title: Option<ProcTitle>,
+    ) -> Result<Self, (i32, String)> {
+        tracing::info!("Starting corral {}", env!("CARGO_PKG_VERSION"));
+        let signals = MasterSignals::install()
+            .map_err(|e| (exit::FAILURE, format!("cannot set up signal handling: {e}")))?;
+        let listeners = listeners::open(&settings).map_err(|e| (exit::FAILURE, e))?;
+        let pid = std::process::id();
+        for l in &listeners {
+            tracing::info!("Listening at: {} ({pid})", l.addr());
+        }
+        let class = match settings.worker_class {
+            crate::config::WorkerClass::Sync => "sync",
+            crate::config::WorkerClass::Gthread => "gthread",
+        };
+        tracing::info!("Using worker: {class}");
+        if let Some(p) = &settings.pidfile {
+            std::fs::write(p, format!("{pid}\n")).map_err(|e| {
+                (
+                    exit::FAILURE,
+                    format!("cannot write pidfile {}: {e}", p.display()),
+                )
+            })?;
+        }
+        let app = if settings.preload_app {
+            wsgi::init_interpreter(&crate::worker::interpreter_options(&settings))
+                .map_err(|e| (exit::FAILURE, e))?;
+            match wsgi::load_app(settings.app.as_deref().unwrap_or_default()) {
+                Ok(app) => Some(app),
+                Err(e) => {
+                    if let Some(tb) = &e.traceback {
+                        tracing::error!("{}", tb.trim_end());
+                    }
+                    return Err((
+                        exit::APP_LOAD_ERROR,
+                        format!("App failed to load: {}", e.summary),
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+        let (boot_r, boot_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(|e| (exit::FAILURE, format!("pipe: {e}")))?;
+        if let Some(t) = &title {
+            t.set(&format!("corral: master [{}]", proc_name(&settings)));
+        }
+        let num_workers = settings.workers;
+        let now = Instant::now();
+        Ok(Self {
+            settings,
+            argv,
+            phase: Phase::Booting,
+            listeners,
+            signals,
+            boot_r,
+            boot_w,
+            workers: BTreeMap::new(),
+            num_workers,
+            generation: 0,
+            next_age: 0,
+            app,
+            title,
+            quick_deaths: 0,
+            spawn_after: now,
+            last_status: String::new(),
+            last_status_at: now,
+        })
+    }
+
+    fn run(mut self) -> i32 {
+        let Halt(code) = self.main_loop();
+        self.cleanup();
+        code
+    }
+
+    fn main_loop(&mut self) -> Halt {
+        loop {
+            if let Some(halt) = self.manage_workers() {
+                return halt;
+            }
+            self.update_phase();
+            let timeout = if Instant::now() < self.spawn_after {
+                PollTimeout::from(100u16)
+            } else {
+                PollTimeout::from(1000u16)
+            };
+            let mut fds = [
+                PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.boot_r.as_fd(), PollFlags::POLLIN),
+            ];
+            let _ = poll(&mut fds, timeout);
+            self.drain_boot_pipe();
+            for (intent, sig) in self.signals.drain() {
+                if intent != Intent::Reap {
+                    tracing::info!("Handling signal: {}", signal_name(sig));
+                }
+                if let Some(halt) = self.on_intent(intent) {
+                    return halt;
+                }
+            }
+            if let Some(halt) = self.reap() {
+                return halt;
+            }
+            self.murder_timed_out();
+        }
+    }
+
+    fn on_intent(&mut self, intent: Intent) -> Option<Halt> {
+        match intent {
+            Intent::Reap => return self.reap(),
+            Intent::GracefulStop => return Some(self.stop(true)),
+            Intent::QuickStop => return Some(self.stop(false)),
+            Intent::Increment => {
+                let old = self.num_workers;
+                self.num_workers += 1;
+                tracing::info!("Workers: {old} -> {}", self.num_workers);
+            }
+            Intent::Decrement => {
+                if self.num_workers > 1 {
+                    let old = self.num_workers;
+                    self.num_workers -= 1;
+                    tracing::info!("Workers: {old} -> {}", self.num_workers);
+                }
+            }
+            Intent::ReopenLogs => {
+                if let Err(e) = crate::logging::reopen() {
+                    tracing::error!("reopening log files: {e}");
+                }
+                self.signal_all(Signal::SIGUSR1);
+            }
+            Intent::StopWorkers => {
+                self.num_workers = 0;
+                self.retire_all();
+            }
+            Intent::Reload => self.reload(),
+            Intent::Upgrade => {
+                tracing::warn!("USR2 (re-exec) is not available in this build; ignored");
+            }
+        }
+        None
+    }
+
+    /// HUP: re-read the settings, start a new generation of workers, retire
+    /// the old one once the new one serves (no gap in service).
+    fn reload(&mut self) {
+        tracing::info!("Hang up: {}", self.master_name());
+        match crate::config::parse(&self.argv, &|k| std::env::var(k).ok()) {
+            Ok(crate::config::Command::Run(s)) => {
+                self.num_workers = s.workers;
+                self.settings = *s;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("Reload kept the old settings: {e}"),
+        }
+        if let Err(e) = crate::logging::reopen() {
+            tracing::error!("reopening log files: {e}");
+        }
+        self.generation += 1;
+        self.phase = Phase::Reloading;
+        systemd::notify(&[Notify::Reloading]);
+    }
+
+    fn retire_all(&mut self) {
+        for w in self.workers.values_mut() {
+            if !w.retiring {
+                w.retiring = true;
+                let _ = kill(w.pid, Signal::SIGTERM);
+            }
+        }
+    }
+
+    fn signal_all(&self, sig: Signal) {
+        for w in self.workers.values() {
+            let _ = kill(w.pid, sig);
+        }
+    }
+
+    fn master_name(&self) -> String {
+        "Master".to_string()
+    }
+
+    /// Keep the current generation at `num_workers`; retire surplus and the
+    /// old generation once the new one has booted.
+    fn manage_workers(&mut self) -> Option<Halt> {
+        if self.phase == Phase::Draining {
+            return None;
+        }
+        let current: Vec<i32> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation == self.generation && !w.retiring)
+            .map(|(p, _)| *p)
+            .collect();
+        if current.len() > self.num_workers {
+            // Oldest first, as gunicorn does.
+            let mut by_age: Vec<(u64, i32)> =
+                current.iter().map(|p| (self.workers[p].age, *p)).collect();
+            by_age.sort();
+            for (_, pid) in by_age.into_iter().take(current.len() - self.num_workers) {
+                if let Some(w) = self.workers.get_mut(&pid) {
+                    w.retiring = true;
+                    let _ = kill(w.pid, Signal::SIGTERM);
+                }
+            }
+        }
+        let mut missing = self.num_workers.saturating_sub(current.len());
+        while missing > 0 && Instant::now() >= self.spawn_after {
+            if let Err(halt) = self.spawn_worker() {
+                return Some(halt);
+            }
+            missing -= 1;
+        }
+        // Retire the old generation once the new one is fully up.
+        let new_booted = self
+            .workers
+            .values()
+            .filter(|w| w.generation == self.generation && !w.retiring && w.booted)
+            .count();
+        if new_booted >= self.num_workers {
+            let gen = self.generation;
+            for w in self.workers.values_mut() {
+                if w.generation < gen && !w.retiring {
+                    w.retiring = true;
+                    let _ = kill(w.pid, Signal::SIGTERM);
+                }
+            }
+        }
+        None
+    }
+
+    fn update_phase(&mut self) {
+        let booted = self
+            .workers
+            .values()
+            .filter(|w| w.booted && !w.retiring)
+            .count();
+        let booting = self.workers.values().filter(|w| !w.booted).count();
+        let old = self
+            .workers
+            .values()
+            .filter(|w| w.generation < self.generation)
+            .count();
+        match self.phase {
+            Phase::Booting if booted >= self.num_workers => {
+                self.phase = Phase::Running;
+                tracing::info!("Ready: {booted} workers serving");
+                systemd::notify(&[Notify::Ready, Notify::Status(&self.status_text())]);
+                self.last_status_at = Instant::now();
+            }
+            Phase::Reloading if booted >= self.num_workers && old == 0 => {
+                self.phase = Phase::Running;
+                tracing::info!("Reload complete: {booted} workers serving");
+                systemd::notify(&[Notify::Ready, Notify::Status(&self.status_text())]);
+            }
+            _ => {}
+        }
+        let _ = booting;
+        if self.last_status_at.elapsed() >= Duration::from_secs(1) {
+            let text = self.status_text();
+            if text != self.last_status {
+                systemd::notify(&[Notify::Status(&text)]);
+                self.last_status = text;
+            }
+            self.last_status_at = Instant::now();
+        }
+    }
+
+    fn status_text(&self) -> String {
+        let serving = self
+            .workers
+            .values()
+            .filter(|w| w.booted && !w.retiring)
+            .count();
+        let booting = self.workers.values().filter(|w| !w.booted).count();
+        let served: u64 = self.workers.values().map(|w| w.heartbeat.requests()).sum();
+        format!("{serving} workers serving, {booting} booting; {served} requests served by current workers")
+    }
+
+    fn drain_boot_pipe(&mut self) {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = nix::unistd::read(&self.boot_r, &mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        for w in self.workers.values_mut() {
+            if !w.booted && w.heartbeat.booted() {
+                w.booted = true;
+            }
+        }
+    }
+
+    /// Collect exited children. Exit 3/4 from a worker halts the master
+    /// with the same code, as gunicorn does; anything else is respawned.
+    fn reap(&mut self) -> Option<Halt> {
+        loop {
+            let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return None,
+                Ok(s) => s,
+            };
+            let Some(pid) = status.pid() else { continue };
+            let Some(w) = self.workers.remove(&pid.as_raw()) else {
+                // Not one of ours (a re-exec child, or something the app
+                // started before fork): nothing to do.
+                continue;
+            };
+            let lived = w.spawned.elapsed();
+            match status {
+                WaitStatus::Exited(_, code) => {
+                    if code != 0 || !w.retiring {
+                        tracing::error!("Worker (pid:{pid}) exited with code {code}");
+                    }
+                    if code == exit::WORKER_BOOT_ERROR {
+                        let why = w.heartbeat.error().unwrap_or_default();
+                        return Some(self.halt(
+                            exit::WORKER_BOOT_ERROR,
+                            &join_reason("Worker failed to boot.", &why),
+                        ));
+                    }
+                    if code == exit::APP_LOAD_ERROR {
+                        let why = w.heartbeat.error().unwrap_or_default();
+                        return Some(self.halt(
+                            exit::APP_LOAD_ERROR,
+                            &join_reason("App failed to load.", &why),
+                        ));
+                    }
+                }
+                WaitStatus::Signaled(_, sig, _) => {
+                    if sig == Signal::SIGKILL {
+                        tracing::error!(
+                            "Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?"
+                        );
+                    } else if !(w.retiring && sig == Signal::SIGTERM) {
+                        tracing::error!("Worker (pid:{pid}) was sent {}!", signal_name(sig));
+                    }
+                }
+                _ => {}
+            }
+            if !w.retiring {
+                self.note_death(lived);
+            }
+        }
+    }
+
+    /// Space out respawns when workers keep dying young, so a crash loop
+    /// cannot spin the CPU: 0.1 s doubling up to 10 s.
+    fn note_death(&mut self, lived: Duration) {
+        if lived < Duration::from_secs(5) {
+            self.quick_deaths = (self.quick_deaths + 1).min(7);
+            let delay =
+                Duration::from_millis(100 << (self.quick_deaths - 1)).min(Duration::from_secs(10));
+            self.spawn_after = Instant::now() + delay;
+        } else {
+            self.quick_deaths = 0;
+        }
+    }
+
+    /// Abort workers whose event loop stalled or whose request ran past
+    /// `--timeout`; SIGKILL those that do not go.
+    fn murder_timed_out(&mut self) {
+        let timeout = self.settings.timeout;
+        if timeout.is_zero() {
+            return;
+        }
+        let limit_ms = timeout.as_millis() as u64;
+        for w in self.workers.values_mut() {
+            if let Some(at) = w.aborted {
+                if at.elapsed() > Duration::from_secs(10) {
+                    tracing::error!(
+                        critical = true,
+                        "WORKER TIMEOUT (pid:{}) did not exit; killing",
+                        w.pid
+                    );
+                    let _ = kill(w.pid, Signal::SIGKILL);
+                    w.aborted = Some(Instant::now());
+                }
+                continue;
+            }
+            let stuck = if w.booted {
+                w.heartbeat.silent_for_ms() > limit_ms
+                    || w.heartbeat
+                        .longest_request_ms()
+                        .is_some_and(|(_, ms)| ms > limit_ms)
+            } else {
+                w.spawned.elapsed() > timeout
+            };
+            if stuck {
+                tracing::error!(critical = true, "WORKER TIMEOUT (pid:{})", w.pid);
+                let sig = if w.booted {
+                    Signal::SIGABRT
+                } else {
+                    Signal::SIGKILL
+                };
+                let _ = kill(w.pid, sig);
+                w.aborted = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Stop every worker and leave: TERM (graceful) or QUIT (quick), wait up
+    /// to `--graceful-timeout`, then SIGKILL what remains.
+    fn stop(&mut self, graceful: bool) -> Halt {
+        self.phase = Phase::Draining;
+        systemd::notify(&[Notify::Stopping]);
+        tracing::info!("Shutting down: {}", self.master_name());
+        self.close_listeners();
+        let mut sig = if graceful {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGQUIT
+        };
+        self.signal_all(sig);
+        let deadline = Instant::now() + self.settings.graceful_timeout;
+        while !self.workers.is_empty() && Instant::now() < deadline {
+            let mut fds = [PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(100u16));
+            for (intent, s) in self.signals.drain() {
+                // INT/QUIT during a graceful stop escalates it.
+                if intent == Intent::QuickStop && sig == Signal::SIGTERM {
+                    tracing::info!("Handling signal: {}", signal_name(s));
+                    sig = Signal::SIGQUIT;
+                    self.signal_all(sig);
+                }
+            }
+            self.reap_quietly();
+        }
+        if !self.workers.is_empty() {
+            self.signal_all(Signal::SIGKILL);
+            while !self.workers.is_empty() {
+                match waitpid(None, None) {
+                    Ok(s) => {
+                        if let Some(p) = s.pid() {
+                            self.workers.remove(&p.as_raw());
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        Halt(exit::OK)
+    }
+
+    fn reap_quietly(&mut self) {
+        while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            match s.pid() {
+                Some(p) => {
+                    self.workers.remove(&p.as_raw());
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Halt with a reason, stopping the other workers first.
+    fn halt(&mut self, code: i32, reason: &str) -> Halt {
+        tracing::error!("{reason}");
+        systemd::notify(&[Notify::Status(reason)]);
+        self.stop(true);
+        Halt(code)
+    }
+
+    fn close_listeners(&mut self) {
+        for l in self.listeners.drain(..) {
+            l.unlink();
+        }
+    }
+
+    fn cleanup(&mut self) {
+        self.close_listeners();
+        if let Some(p) = &self.settings.pidfile {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn join_reason(what: &str, why: &str) -> String {
+    if why.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what} {why}")
+    }
+}
+
+fn proc_name(s: &Settings) -> String {
+    s.proc_name
+        .clone()
+        .or_else(|| s.app.clone())
+        .unwrap_or_else(|| "corral".into())
+}
+
+fn signal_name(sig: Signal) -> String {
+    sig.as_str().trim_start_matches("SIG").to_ascii_lowercase()
+}

@@ -76,3 +76,42 @@ pub struct ServeContext {
     pub multiprocess: bool,
     pub forwarded_allow_ips: Vec<crate::config::AllowIp>,
 }
+// MERGE-STUB-BEGIN (replaced by the wsgi branch)
+#[derive(Clone)]
+pub struct App;
+pub struct InterpreterOptions {
+    pub pythonpath: Vec<String>,
+    pub virtual_env: Option<PathBuf>,
+}
+pub struct LoadError {
+    pub summary: String,
+    pub traceback: Option<String>,
+}
+pub fn init_interpreter(_: &InterpreterOptions) -> Result<(), String> {
+    todo!()
+}
+pub fn load_app(_: &str) -> Result<App, LoadError> {
+    todo!()
+}
+pub fn before_fork() {}
+pub fn after_fork_child() {}
+pub fn after_fork_parent() {}
+pub fn allow_threads<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    f()
+}
+pub fn thread_stacks() -> String {
+    todo!()
+}
+pub struct PyThread;
+impl PyThread {
+    pub fn idle<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        f()
+    }
+    pub fn call(&self, _: &App, _: &ServeContext, _: Request, _: &mut dyn ResponseSink) -> Outcome {
+        todo!()
+    }
+}
+pub fn python_thread<R>(f: impl FnOnce(&PyThread) -> R) -> R {
+    f(&PyThread)
+}
+// MERGE-STUB-END
