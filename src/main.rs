@@ -30,6 +30,7 @@ fn main() {
         eprintln!("error: no application given (usage: corral [OPTIONS] MODULE:VARIABLE)");
         std::process::exit(corral::exit::FAILURE);
     }
+    let start_dir = std::env::current_dir().unwrap_or_else(|_| "/".into());
     if let Some(dir) = &settings.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             eprintln!("error: --chdir {}: {e}", dir.display());
@@ -49,6 +50,6 @@ fn main() {
         eprintln!("error: cannot open log file: {e}");
         std::process::exit(corral::exit::FAILURE);
     }
-    let code = corral::master::run(*settings, argv, title);
+    let code = corral::master::run(*settings, argv, start_dir, title);
     std::process::exit(code);
 }

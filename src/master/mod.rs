@@ -8,11 +8,13 @@
 //! count. The lifecycle is the explicit [`Phase`] enum.
 
 mod listeners;
+mod reexec;
 mod spawn;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -39,6 +41,8 @@ pub enum Phase {
     /// HUP: a new generation of workers is starting; the old one retires
     /// once it serves.
     Reloading,
+    /// USR2: a new master is starting from this one.
+    Upgrading,
     /// Workers are stopping; the master exits when they are gone.
     Draining,
 }
@@ -79,14 +83,27 @@ pub struct Master {
     spawn_after: Instant,
     last_status: String,
     last_status_at: Instant,
+    /// Directory corral was started in (a re-exec starts there, so a
+    /// relative `--chdir` means the same thing).
+    start_dir: PathBuf,
+    /// Re-exec markers when this master was started by USR2.
+    upgrade: reexec::Upgrade,
+    /// The new master started by USR2, and its readiness pipe.
+    reexec_child: Option<Pid>,
+    reexec_ready: Option<OwnedFd>,
 }
 
 /// The master stops with this exit code.
 struct Halt(i32);
 
 /// Run the master until it stops; returns the process exit code.
-pub fn run(settings: Settings, argv: Vec<OsString>, title: Option<ProcTitle>) -> i32 {
-    let master = match Master::start(settings, argv, title) {
+pub fn run(
+    settings: Settings,
+    argv: Vec<OsString>,
+    start_dir: PathBuf,
+    title: Option<ProcTitle>,
+) -> i32 {
+    let master = match Master::start(settings, argv, start_dir, title) {
         Ok(m) => m,
         Err((code, msg)) => {
             tracing::error!("{msg}");
@@ -101,8 +118,10 @@ impl Master {
     fn start(
         settings: Settings,
         argv: Vec<OsString>,
+        start_dir: PathBuf,
         title: Option<ProcTitle>,
     ) -> Result<Self, (i32, String)> {
+        let upgrade = reexec::take_upgrade_env();
         tracing::info!("Starting corral {}", env!("CARGO_PKG_VERSION"));
         let signals = MasterSignals::install()
             .map_err(|e| (exit::FAILURE, format!("cannot set up signal handling: {e}")))?;
@@ -145,12 +164,9 @@ impl Master {
         let (boot_r, boot_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                 .map_err(|e| (exit::FAILURE, format!("pipe: {e}")))?;
-        if let Some(t) = &title {
-            t.set(&format!("corral: master [{}]", proc_name(&settings)));
-        }
         let num_workers = settings.workers;
         let now = Instant::now();
-        Ok(Self {
+        let master = Self {
             settings,
             argv,
             phase: Phase::Booting,
@@ -168,7 +184,36 @@ impl Master {
             spawn_after: now,
             last_status: String::new(),
             last_status_at: now,
-        })
+            start_dir,
+            upgrade,
+            reexec_child: None,
+            reexec_ready: None,
+        };
+        master.set_title();
+        Ok(master)
+    }
+
+    fn set_title(&self) {
+        if let Some(t) = &self.title {
+            let suffix = if self.upgrade.parent.is_some() {
+                ".2"
+            } else {
+                ""
+            };
+            t.set(&format!(
+                "corral: master [{}{suffix}]",
+                proc_name(&self.settings)
+            ));
+        }
+    }
+
+    /// sd_notify, except from a new master that is not promoted yet: it is
+    /// not the service's main process, and systemd would drop (and log)
+    /// its messages.
+    fn notify(&self, msgs: &[Notify<'_>]) {
+        if self.upgrade.parent.is_none() {
+            systemd::notify(msgs);
+        }
     }
 
     fn run(mut self) -> i32 {
@@ -179,6 +224,7 @@ impl Master {
 
     fn main_loop(&mut self) -> Halt {
         loop {
+            self.check_promotion();
             if let Some(halt) = self.manage_workers() {
                 return halt;
             }
@@ -188,12 +234,23 @@ impl Master {
             } else {
                 PollTimeout::from(1000u16)
             };
-            let mut fds = [
-                PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
-                PollFd::new(self.boot_r.as_fd(), PollFlags::POLLIN),
-            ];
-            let _ = poll(&mut fds, timeout);
+            let new_master_ready = {
+                let mut fds = vec![
+                    PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.boot_r.as_fd(), PollFlags::POLLIN),
+                ];
+                if let Some(r) = &self.reexec_ready {
+                    fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
+                }
+                let _ = poll(&mut fds, timeout);
+                fds.get(2)
+                    .and_then(|f| f.revents())
+                    .is_some_and(|r| r.contains(PollFlags::POLLIN))
+            };
             self.drain_boot_pipe();
+            if new_master_ready && self.new_master_reported() && self.on_new_master_ready() {
+                return self.stop(true);
+            }
             for (intent, sig) in self.signals.drain() {
                 if intent != Intent::Reap {
                     tracing::info!("Handling signal: {}", signal_name(sig));
@@ -237,9 +294,7 @@ impl Master {
                 self.retire_all();
             }
             Intent::Reload => self.reload(),
-            Intent::Upgrade => {
-                tracing::warn!("USR2 (re-exec) is not available in this build; ignored");
-            }
+            Intent::Upgrade => self.reexec(),
         }
         None
     }
@@ -261,7 +316,7 @@ impl Master {
         }
         self.generation += 1;
         self.phase = Phase::Reloading;
-        systemd::notify(&[Notify::Reloading]);
+        self.notify(&[Notify::Reloading]);
     }
 
     fn retire_all(&mut self) {
@@ -279,8 +334,29 @@ impl Master {
         }
     }
 
-    fn master_name(&self) -> String {
-        "Master".to_string()
+    fn master_name(&self) -> &'static str {
+        if self.upgrade.parent.is_some() {
+            "Master.2"
+        } else {
+            "Master"
+        }
+    }
+
+    /// Whether the readiness pipe holds the new master's byte (as opposed
+    /// to EOF from a new master that died).
+    fn new_master_reported(&mut self) -> bool {
+        let Some(r) = &self.reexec_ready else {
+            return false;
+        };
+        let mut b = [0u8; 1];
+        match nix::unistd::read(r, &mut b) {
+            Ok(1) => true,
+            Ok(_) => {
+                self.reexec_ready = None;
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Keep the current generation at `num_workers`; retire surplus and the
@@ -348,13 +424,14 @@ impl Master {
             Phase::Booting if booted >= self.num_workers => {
                 self.phase = Phase::Running;
                 tracing::info!("Ready: {booted} workers serving");
-                systemd::notify(&[Notify::Ready, Notify::Status(&self.status_text())]);
+                self.notify(&[Notify::Ready, Notify::Status(&self.status_text())]);
+                self.report_ready_to_parent();
                 self.last_status_at = Instant::now();
             }
             Phase::Reloading if booted >= self.num_workers && old == 0 => {
                 self.phase = Phase::Running;
                 tracing::info!("Reload complete: {booted} workers serving");
-                systemd::notify(&[Notify::Ready, Notify::Status(&self.status_text())]);
+                self.notify(&[Notify::Ready, Notify::Status(&self.status_text())]);
             }
             _ => {}
         }
@@ -362,7 +439,7 @@ impl Master {
         if self.last_status_at.elapsed() >= Duration::from_secs(1) {
             let text = self.status_text();
             if text != self.last_status {
-                systemd::notify(&[Notify::Status(&text)]);
+                self.notify(&[Notify::Status(&text)]);
                 self.last_status = text;
             }
             self.last_status_at = Instant::now();
@@ -404,8 +481,9 @@ impl Master {
             };
             let Some(pid) = status.pid() else { continue };
             let Some(w) = self.workers.remove(&pid.as_raw()) else {
-                // Not one of ours (a re-exec child, or something the app
-                // started before fork): nothing to do.
+                // A new master from USR2, or a child the app started before
+                // fork (not ours to manage).
+                self.on_reexec_child_exit(pid);
                 continue;
             };
             let lived = w.spawned.elapsed();
@@ -505,7 +583,7 @@ impl Master {
     /// to `--graceful-timeout`, then SIGKILL what remains.
     fn stop(&mut self, graceful: bool) -> Halt {
         self.phase = Phase::Draining;
-        systemd::notify(&[Notify::Stopping]);
+        self.notify(&[Notify::Stopping]);
         tracing::info!("Shutting down: {}", self.master_name());
         self.close_listeners();
         let mut sig = if graceful {
@@ -558,7 +636,7 @@ impl Master {
     /// Halt with a reason, stopping the other workers first.
     fn halt(&mut self, code: i32, reason: &str) -> Halt {
         tracing::error!("{reason}");
-        systemd::notify(&[Notify::Status(reason)]);
+        self.notify(&[Notify::Status(reason)]);
         self.stop(true);
         Halt(code)
     }
@@ -572,9 +650,27 @@ impl Master {
     fn cleanup(&mut self) {
         self.close_listeners();
         if let Some(p) = &self.settings.pidfile {
-            let _ = std::fs::remove_file(p);
+            // Only remove a pidfile that still names this process: after a
+            // promotion the new master has rewritten it.
+            let path = if self.upgrade.parent.is_some() {
+                suffixed(p)
+            } else {
+                p.clone()
+            };
+            let ours = std::fs::read_to_string(&path)
+                .is_ok_and(|c| c.trim() == std::process::id().to_string());
+            if ours {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
+}
+
+/// `PIDFILE.2`, the pidfile of a new master before promotion.
+fn suffixed(p: &std::path::Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".2");
+    PathBuf::from(s)
 }
 
 fn join_reason(what: &str, why: &str) -> String {

@@ -203,9 +203,23 @@ impl Listener {
         }
     }
 
-    /// Duplicate the listener (for handing to a new master).
-    pub fn try_clone_fd(&self) -> io::Result<OwnedFd> {
-        self.as_fd().try_clone_to_owned()
+    /// The descriptor number, for placing it in a new master's fd table.
+    pub fn as_raw(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+
+    /// A name for `LISTEN_FDNAMES`: the address, without characters the
+    /// protocol reserves.
+    pub fn fd_name(&self) -> String {
+        let s = match self.addr() {
+            Addr::Tcp(a) => a.to_string(),
+            Addr::Unix(Some(p)) => format!("unix:{}", p.display()),
+            Addr::Unix(None) => "unix".into(),
+        };
+        s.chars()
+            .map(|c| if c == ':' || c.is_control() { '_' } else { c })
+            .take(255)
+            .collect()
     }
 }
 

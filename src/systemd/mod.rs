@@ -32,6 +32,11 @@ pub fn take_listen_fds() -> Activated {
     Activated { fds }
 }
 
+/// Whether a service manager listens for sd_notify messages.
+pub fn under_systemd() -> bool {
+    std::env::var_os("NOTIFY_SOCKET").is_some()
+}
+
 /// A message to the service manager.
 pub enum Notify<'a> {
     Ready,
