@@ -76,3 +76,18 @@ pub struct ServeContext {
     pub multiprocess: bool,
     pub forwarded_allow_ips: Vec<crate::config::AllowIp>,
 }
+
+mod environ;
+mod errors;
+mod filewrapper;
+mod input;
+mod interp;
+mod response;
+#[cfg(test)]
+mod tests;
+
+pub use interp::{
+    after_fork_child, after_fork_parent, before_fork, init_interpreter, load_app, thread_stacks,
+    App, InterpreterOptions, LoadError,
+};
+pub use response::{python_thread, PyThread};
