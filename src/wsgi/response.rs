@@ -405,7 +405,7 @@ impl PyThread<'_> {
             );
         };
         let prepared = Input::new(body)
-            .map_err(|e| PyErr::from(e))
+            .map_err(PyErr::from)
             .and_then(|input| Bound::new(py, input))
             .and_then(|input| {
                 environ::build(
