@@ -49,18 +49,8 @@ fn init_once(opts: &InterpreterOptions) -> Result<(), String> {
     Python::initialize();
     let result = Python::attach(|py| -> Result<(), String> {
         let v = py.version_info();
-        if let Some((dir, (major, minor))) = &venv {
-            if (*major, *minor) != (v.major, v.minor) {
-                return Err(format!(
-                    "virtualenv {} uses Python {major}.{minor}, but corral was built against Python {}.{}; \
-                     recreate the virtualenv with Python {}.{} or rebuild corral against {major}.{minor}",
-                    dir.display(),
-                    v.major,
-                    v.minor,
-                    v.major,
-                    v.minor
-                ));
-            }
+        if let Some((dir, found)) = &venv {
+            check_venv_version(dir, *found, (v.major, v.minor))?;
         }
         setup_sys(
             py,
@@ -81,9 +71,27 @@ fn init_once(opts: &InterpreterOptions) -> Result<(), String> {
     result
 }
 
+/// A virtualenv's packages (compiled extensions especially) only work with
+/// the Python they were installed for, which must be the one linked in.
+pub(crate) fn check_venv_version(
+    dir: &Path,
+    found: (u8, u8),
+    built: (u8, u8),
+) -> Result<(), String> {
+    if found == built {
+        return Ok(());
+    }
+    let ((fa, fi), (ba, bi)) = (found, built);
+    Err(format!(
+        "virtualenv {} uses Python {fa}.{fi}, but corral was built against Python {ba}.{bi}; \
+         recreate the virtualenv with Python {ba}.{bi} or rebuild corral against Python {fa}.{fi}",
+        dir.display()
+    ))
+}
+
 /// The `major.minor` recorded in a virtualenv's `pyvenv.cfg` (`version` from
 /// the stdlib venv module, `version_info` from uv/virtualenv).
-fn venv_version(dir: &Path) -> Result<(u8, u8), String> {
+pub(crate) fn venv_version(dir: &Path) -> Result<(u8, u8), String> {
     let cfg = dir.join("pyvenv.cfg");
     let text = std::fs::read_to_string(&cfg).map_err(|e| {
         format!(

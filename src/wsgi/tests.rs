@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 use super::*;
 use crate::config::AllowIp;
@@ -1151,5 +1150,51 @@ fn pure_helpers() {
         Some((3, 11))
     );
     assert_eq!(interp::parse_pyvenv_version("home = /x"), None);
-    let _unused: Option<&PyDict> = None;
+    let e = interp::check_venv_version(std::path::Path::new("/srv/venv"), (3, 12), (3, 11))
+        .unwrap_err();
+    assert!(
+        e.contains("/srv/venv") && e.contains("3.12") && e.contains("3.11"),
+        "{e}"
+    );
+    assert!(interp::check_venv_version(std::path::Path::new("/v"), (3, 11), (3, 11)).is_ok());
+}
+
+#[test]
+fn interpreter_setup_and_shareable_app() {
+    module_dir();
+    // A second call is a no-op that reports the first result.
+    let again = InterpreterOptions {
+        pythonpath: vec!["/nonexistent-xyz".into()],
+        virtual_env: None,
+    };
+    assert_eq!(init_interpreter(&again), Ok(()));
+    let cwd = std::env::current_dir().unwrap();
+    Python::attach(|py| {
+        let sys = py.import("sys").unwrap();
+        let path: Vec<String> = sys.getattr("path").unwrap().extract().unwrap();
+        assert!(
+            path.contains(&cwd.to_string_lossy().into_owned()),
+            "{path:?}"
+        );
+        assert!(!path.iter().any(|p| p == "/nonexistent-xyz"));
+        let argv: Vec<String> = sys.getattr("argv").unwrap().extract().unwrap();
+        assert!(!argv.is_empty());
+    });
+    fn shareable<T: Send + Sync>() {}
+    shareable::<App>();
+}
+
+#[test]
+fn venv_config_is_read() {
+    let dir = module_dir().join("venv-probe");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("pyvenv.cfg"),
+        "home = /usr/bin\nversion = 2.7.18\n",
+    )
+    .unwrap();
+    assert_eq!(interp::venv_version(&dir), Ok((2, 7)));
+    assert!(interp::venv_version(&dir.join("missing"))
+        .unwrap_err()
+        .contains("pyvenv.cfg"));
 }
