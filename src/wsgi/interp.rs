@@ -451,7 +451,9 @@ fn fork_finish(child: bool) {
 }
 
 /// Every Python thread's current stack, for the log line of a worker that
-/// is being killed for a timeout. Attaches only for the dump.
+/// is being killed for a timeout. Attaches only for the dump. It needs the
+/// GIL: if a C extension holds it without ever yielding, this blocks, so
+/// call it from a thread whose wait can be bounded.
 pub fn thread_stacks() -> String {
     if !is_initialized() {
         return String::from("(Python not initialised)\n");

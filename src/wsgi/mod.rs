@@ -77,6 +77,22 @@ pub struct ServeContext {
     pub forwarded_allow_ips: Vec<crate::config::AllowIp>,
 }
 
+// What the worker can rely on, and must honour, when it drives requests
+// through `PyThread::call`:
+// - Sink methods are called on the Python thread with the GIL held, so they
+//   should hand data to the event loop and return, not wait on a client.
+// - Header values are `String`s whose chars are all <= U+00FF (checked in
+//   start_response): encode each char as one byte (latin-1), not as UTF-8.
+// - `body(.., last = true)` marks the final chunk of a list/tuple response,
+//   so it can be coalesced with the headers; a generator's end is only known
+//   when `call` returns (no trailing empty `body` call is made).
+// - Error responses corral makes itself (500 for app errors, 400 for spoofed
+//   scheme headers) carry `Connection: close` and a Content-Length: close the
+//   connection after them. `Outcome::Aborted` also means close.
+// - `write()` data is kept until the application callable returns, then
+//   sent before the iterable's chunks (the sink is borrowed, so it cannot be
+//   reached from inside the call without unsafe lifetime erasure).
+
 mod environ;
 mod errors;
 mod filewrapper;
