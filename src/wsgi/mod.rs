@@ -76,42 +76,34 @@ pub struct ServeContext {
     pub multiprocess: bool,
     pub forwarded_allow_ips: Vec<crate::config::AllowIp>,
 }
-// MERGE-STUB-BEGIN (replaced by the wsgi branch)
-#[derive(Clone)]
-pub struct App;
-pub struct InterpreterOptions {
-    pub pythonpath: Vec<String>,
-    pub virtual_env: Option<PathBuf>,
-}
-pub struct LoadError {
-    pub summary: String,
-    pub traceback: Option<String>,
-}
-pub fn init_interpreter(_: &InterpreterOptions) -> Result<(), String> {
-    todo!()
-}
-pub fn load_app(_: &str) -> Result<App, LoadError> {
-    todo!()
-}
-pub fn before_fork() {}
-pub fn after_fork_child() {}
-pub fn after_fork_parent() {}
-pub fn allow_threads<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    f()
-}
-pub fn thread_stacks() -> String {
-    todo!()
-}
-pub struct PyThread;
-impl PyThread {
-    pub fn idle<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        f()
-    }
-    pub fn call(&self, _: &App, _: &ServeContext, _: Request, _: &mut dyn ResponseSink) -> Outcome {
-        todo!()
-    }
-}
-pub fn python_thread<R>(f: impl FnOnce(&PyThread) -> R) -> R {
-    f(&PyThread)
-}
-// MERGE-STUB-END
+
+// What the worker can rely on, and must honour, when it drives requests
+// through `PyThread::call`:
+// - Sink methods are called on the Python thread with the GIL held, so they
+//   should hand data to the event loop and return, not wait on a client.
+// - Header values are `String`s whose chars are all <= U+00FF (checked in
+//   start_response): encode each char as one byte (latin-1), not as UTF-8.
+// - `body(.., last = true)` marks the final chunk of a list/tuple response,
+//   so it can be coalesced with the headers; a generator's end is only known
+//   when `call` returns (no trailing empty `body` call is made).
+// - Error responses corral makes itself (500 for app errors, 400 for spoofed
+//   scheme headers) carry `Connection: close` and a Content-Length: close the
+//   connection after them. `Outcome::Aborted` also means close.
+// - `write()` data is kept until the application callable returns, then
+//   sent before the iterable's chunks (the sink is borrowed, so it cannot be
+//   reached from inside the call without unsafe lifetime erasure).
+
+mod environ;
+mod errors;
+mod filewrapper;
+mod input;
+mod interp;
+mod response;
+#[cfg(test)]
+mod tests;
+
+pub use interp::{
+    after_fork_child, after_fork_parent, before_fork, init_interpreter, load_app, thread_stacks,
+    App, InterpreterOptions, LoadError,
+};
+pub use response::{python_thread, PyThread};
