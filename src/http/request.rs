@@ -1137,10 +1137,3 @@ Content-Length: 3\r\nX-Multi: a\r\nx-multi:  b \r\n\r\nabc";
         assert!(matches!(parse(b"\r\n\r"), Ok(Parsed::Partial)));
     }
 }
-// MERGE-STUB-BEGIN
-impl Default for Limits {
-    fn default() -> Self {
-        todo!()
-    }
-}
-// MERGE-STUB-END

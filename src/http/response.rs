@@ -737,13 +737,3 @@ Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n5\r\nhello\r\n6\r\nw
         assert_eq!(out, b"0ffffffffffffffffff");
     }
 }
-// MERGE-STUB-BEGIN
-impl ResponseEncoder {
-    pub fn file_prefix(&mut self, _out: &mut Vec<u8>, _len: u64) -> u64 {
-        todo!()
-    }
-    pub fn file_suffix(&mut self, _out: &mut Vec<u8>, _sent: u64) {
-        todo!()
-    }
-}
-// MERGE-STUB-END

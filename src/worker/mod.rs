@@ -99,7 +99,24 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
     crate::sys::process::exit_now(code)
 }
 
-type Booted<'a> = (Worker<'a>, App, ServeContext, usize);
+type Booted<'a> = (Worker<'a>, AppRef<'a>, ServeContext, usize);
+
+/// The app: the master's (imported before fork with `--preload`) or the
+/// worker's own.
+enum AppRef<'a> {
+    Preloaded(&'a App),
+    Own(App),
+}
+
+impl std::ops::Deref for AppRef<'_> {
+    type Target = App;
+    fn deref(&self) -> &App {
+        match self {
+            AppRef::Preloaded(a) => a,
+            AppRef::Own(a) => a,
+        }
+    }
+}
 
 fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
     let s = spec.settings;
@@ -126,12 +143,12 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
         .map_err(|e| fail("dropping privileges", &e))?;
 
     let app = match spec.app {
-        Some(app) => app.clone(),
+        Some(app) => AppRef::Preloaded(app),
         None => {
             let spec_str = s.app.as_deref().unwrap_or_default();
             wsgi::init_interpreter(&interpreter_options(s)).map_err(|e| fail("Python", &e))?;
             match wsgi::load_app(spec_str) {
-                Ok(app) => app,
+                Ok(app) => AppRef::Own(app),
                 Err(e) => {
                     if let Some(tb) = &e.traceback {
                         tracing::error!("Exception in worker process:\n{}", tb.trim_end());

@@ -281,7 +281,7 @@ impl ResponseSink for Sink<'_> {
             .as_mut()
             .ok_or_else(|| SinkError::BadResponse("body before start_response".into()))?;
         enc.body(&mut self.buf, data);
-        self.body_bytes += data.len() as u64;
+        self.body_bytes = enc.body_bytes();
         if last {
             enc.finish(&mut self.buf);
             self.finished = true;
@@ -303,8 +303,8 @@ impl ResponseSink for Sink<'_> {
             .encoder
             .as_mut()
             .ok_or_else(|| SinkError::BadResponse("file before start_response".into()))?;
-        let send = enc.file_prefix(&mut self.buf, want);
-        self.body_bytes += send;
+        let send = enc.begin_raw(&mut self.buf, want);
+        self.body_bytes = enc.body_bytes();
         if send > 0 {
             self.ship(Some(Piece::File {
                 file,
@@ -313,7 +313,7 @@ impl ResponseSink for Sink<'_> {
             }))?;
         }
         let enc = self.encoder.as_mut().expect("set above");
-        enc.file_suffix(&mut self.buf, send);
+        enc.end_raw(&mut self.buf);
         Ok(())
     }
 }

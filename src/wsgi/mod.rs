@@ -106,4 +106,4 @@ pub use interp::{
     after_fork_child, after_fork_parent, before_fork, init_interpreter, load_app, thread_stacks,
     App, InterpreterOptions, LoadError,
 };
-pub use response::{python_thread, PyThread};
+pub use response::{allow_threads, python_thread, PyThread};

@@ -372,6 +372,13 @@ pub struct PyThread<'py> {
 /// to wrap a worker thread's whole life, so its thread state is created
 /// once, not per request. `f` runs holding the GIL; use [`PyThread::idle`]
 /// around anything that waits.
+/// Run `f` with the GIL released, from code that may or may not hold it
+/// (the response sink waiting for a slow client must not stall the other
+/// Python threads).
+pub fn allow_threads<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    Python::attach(|py| py.detach(f))
+}
+
 pub fn python_thread<R>(f: impl FnOnce(&PyThread<'_>) -> R) -> R {
     Python::attach(|py| f(&PyThread { py }))
 }
