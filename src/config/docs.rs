@@ -248,7 +248,9 @@ mod tests {
             }
             assert!(reference.contains(&format!("### `{}`", s.name)));
         }
-        assert!(help.contains("[127.0.0.1:8000, or 0.0.0.0:$PORT if $PORT is set]"));
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("[127.0.0.1:8000, or 0.0.0.0:$PORT if $PORT is set]"));
+        assert!(flat.contains("[1, or $WEB_CONCURRENCY if set]"));
         assert!(help.contains("\nServer socket:\n  -b, --bind ADDRESS "));
         assert!(help.contains("\n      --backlog INT "));
         assert!(
