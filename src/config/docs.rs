@@ -17,12 +17,19 @@ fn default_text(setting: &Setting, code: fn(&str) -> String) -> Option<String> {
             var,
             template,
             fallback,
-        } => Some(format!(
-            "{}, or {} when {} is set",
-            code(fallback),
-            code(&template.replace("{}", &format!("${var}"))),
-            code(&format!("${var}"))
-        )),
+        } => {
+            let from_env = template.replace("{}", &format!("${var}"));
+            Some(if template == "{}" {
+                format!("{}, or {} if set", code(fallback), code(&from_env))
+            } else {
+                format!(
+                    "{}, or {} if {} is set",
+                    code(fallback),
+                    code(&from_env),
+                    code(&format!("${var}"))
+                )
+            })
+        }
     }
 }
 
@@ -89,7 +96,7 @@ pub fn help_text() -> String {
         .map(|s| options_column(s).len())
         .max()
         .unwrap_or(0)
-        .min(40)
+        .min(30)
         + 4;
     for section in Section::ALL {
         let _ = writeln!(out, "{}:", section.title());
@@ -241,7 +248,9 @@ mod tests {
             }
             assert!(reference.contains(&format!("### `{}`", s.name)));
         }
-        assert!(help.contains("[127.0.0.1:8000, or 0.0.0.0:$PORT when $PORT is set]"));
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("[127.0.0.1:8000, or 0.0.0.0:$PORT if $PORT is set]"));
+        assert!(flat.contains("[1, or $WEB_CONCURRENCY if set]"));
         assert!(help.contains("\nServer socket:\n  -b, --bind ADDRESS "));
         assert!(help.contains("\n      --backlog INT "));
         assert!(

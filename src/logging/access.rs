@@ -138,9 +138,11 @@ impl Format {
                     }
                     parts.push(Part::Atom(atom(key)));
                 }
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "lone '%' at offset {at}: write %(ATOM)s for a value or %% for a percent sign"
-                )),
+                ))
+                }
             }
         }
         if !lit.is_empty() {

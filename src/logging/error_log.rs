@@ -143,6 +143,18 @@ pub struct ErrorLayer {
 }
 
 impl ErrorLayer {
+    /// A layer with its own destination (`-` = stderr) and level, for a
+    /// scoped subscriber: lets tests anywhere in the crate capture the error
+    /// log without touching the global one that `init` installs.
+    pub fn standalone(errorlog: &str, level: LogLevel) -> std::io::Result<ErrorLayer> {
+        Ok(ErrorLayer {
+            target: Target::Fixed(Arc::new(ErrorLog {
+                sink: Sink::open(errorlog, super::sink::Dest::Stderr)?,
+                level,
+            })),
+        })
+    }
+
     fn with_log<R>(&self, f: impl FnOnce(&ErrorLog) -> R) -> Option<R> {
         match &self.target {
             Target::Fixed(log) => Some(f(log)),

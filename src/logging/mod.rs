@@ -31,7 +31,8 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::config::LogLevel;
 use access::Format;
-use error_log::{ErrorLayer, ErrorLog, Target};
+pub use error_log::ErrorLayer;
+use error_log::{ErrorLog, Target};
 use sink::{Dest, Sink};
 
 /// gunicorn's default access-log format.
