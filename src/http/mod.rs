@@ -4,9 +4,14 @@
 //! or sockets: it turns bytes into values and values into bytes.
 
 mod chunked;
+#[cfg(test)]
+mod conformance;
 mod error;
 mod request;
 mod response;
+#[cfg(test)]
+#[path = "../../tests/vectors/http.rs"]
+mod vectors;
 
 pub use chunked::{ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILERS};
 pub use error::HttpError;
