@@ -136,10 +136,16 @@ impl Master {
         };
         tracing::info!("Using worker: {class}");
         if let Some(p) = &settings.pidfile {
-            std::fs::write(p, format!("{pid}\n")).map_err(|e| {
+            // A new master started by USR2 writes PIDFILE.2 until promoted.
+            let path = if upgrade.parent.is_some() {
+                suffixed(p)
+            } else {
+                p.clone()
+            };
+            std::fs::write(&path, format!("{pid}\n")).map_err(|e| {
                 (
                     exit::FAILURE,
-                    format!("cannot write pidfile {}: {e}", p.display()),
+                    format!("cannot write pidfile {}: {e}", path.display()),
                 )
             })?;
         }
@@ -303,7 +309,7 @@ impl Master {
     /// the old one once the new one serves (no gap in service).
     fn reload(&mut self) {
         tracing::info!("Hang up: {}", self.master_name());
-        match crate::config::parse(&self.argv, &|k| std::env::var(k).ok()) {
+        match crate::config::parse(&self.argv[1..], &|k| std::env::var(k).ok()) {
             Ok(crate::config::Command::Run(s)) => {
                 self.num_workers = s.workers;
                 self.settings = *s;

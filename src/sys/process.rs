@@ -76,7 +76,13 @@ pub fn exec_with_fds(
     // slot), then into place; a direct dup2 could clobber a descriptor that
     // still has to be moved (gunicorn's re-exec gets this wrong).
     // Above every kept descriptor and every target slot.
-    let base = keep.iter().copied().max().unwrap_or(0).max(3 + keep.len() as RawFd) + 1;
+    let base = keep
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(3 + keep.len() as RawFd)
+        + 1;
     let mut moved = Vec::with_capacity(keep.len());
     for (i, fd) in keep.iter().enumerate() {
         let target = base + i as RawFd;
