@@ -162,19 +162,20 @@ impl Worker<'_> {
         1
     }
 
+    /// Connections still doing useful work after an abort: requests that
+    /// are not the stuck ones, and output not yet written.
     fn busy_count(&self) -> usize {
-        let stuck_after = self.timeout;
         let now = Instant::now();
         self.conns
             .iter()
             .filter_map(|(_, c)| c.as_ref())
-            .filter(|c| {
-                !matches!(c.state, State::Lingering)
-                    && !(matches!(c.state, State::Busy(_))
-                        && c.dispatched_at
-                            .is_some_and(|t| now.duration_since(t) >= stuck_after))
+            .filter(|c| match c.state {
+                State::Busy(_) => c
+                    .dispatched_at
+                    .is_some_and(|t| now.duration_since(t) < self.timeout),
+                State::Lingering => false,
+                _ => !c.out.is_empty(),
             })
-            .filter(|c| matches!(c.state, State::Busy(_)) || !c.out.is_empty())
             .count()
     }
 
