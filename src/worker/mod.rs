@@ -15,7 +15,7 @@ mod pool;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
@@ -72,7 +72,7 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
             let done = Arc::clone(&worker.completions);
             std::thread::scope(|scope| {
                 for t in 0..threads {
-                    let (jobs, completions) = (&*jobs_q, &*done);
+                    let (jobs, completions) = (&*jobs_q, &done);
                     let (ctx, app, hb) = (&ctx, &app, spec.heartbeat);
                     let spawned = std::thread::Builder::new()
                         .name(format!("python-{t}"))
@@ -268,7 +268,7 @@ fn sock_addr(a: Addr) -> SockAddr {
 fn python_thread(
     index: usize,
     jobs: &JobQueue,
-    completions: &Completions,
+    completions: &Arc<Completions>,
     ctx: &ServeContext,
     app: &App,
     heartbeat: &Heartbeat,
@@ -292,9 +292,16 @@ fn python_thread(
             SockAddr::Unix(_) => None,
         };
         heartbeat.set_busy(index, true);
-        let mut sink = Sink::new(token, info, &flight, completions, logging);
-        let outcome = py.call(app, ctx, req, &mut sink);
+        let sink = Arc::new(Mutex::new(Sink::new(
+            token,
+            info,
+            flight,
+            Arc::clone(completions),
+            logging,
+        )));
+        let outcome = py.call(app, ctx, req, sink.clone());
         heartbeat.set_busy(index, false);
+        let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(head) = head {
             crate::logging::access(&crate::logging::AccessRecord {
                 peer,

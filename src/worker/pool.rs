@@ -173,11 +173,11 @@ impl Completions {
 
 /// The [`ResponseSink`] a Python thread writes a response into: frames it
 /// with the HTTP encoder and ships the bytes to the event loop.
-pub struct Sink<'a> {
+pub struct Sink {
     token: Token,
     info: ResponseInfo,
-    flight: &'a Flight,
-    completions: &'a Completions,
+    flight: Arc<Flight>,
+    completions: Arc<Completions>,
     encoder: Option<ResponseEncoder>,
     buf: Vec<u8>,
     finished: bool,
@@ -188,12 +188,12 @@ pub struct Sink<'a> {
     keep_headers: bool,
 }
 
-impl<'a> Sink<'a> {
+impl Sink {
     pub fn new(
         token: Token,
         info: ResponseInfo,
-        flight: &'a Flight,
-        completions: &'a Completions,
+        flight: Arc<Flight>,
+        completions: Arc<Completions>,
         keep_headers: bool,
     ) -> Self {
         Self {
@@ -238,7 +238,7 @@ impl<'a> Sink<'a> {
     /// Close the response after the app returned: ship what is left with
     /// the End marker in one hand-off. No back-pressure wait here: the
     /// thread moves on and the bytes are bounded by the last chunk.
-    pub fn end(mut self, outcome: wsgi::Outcome) {
+    pub fn end(&mut self, outcome: wsgi::Outcome) {
         let keep_alive = match (&mut self.encoder, outcome) {
             (Some(enc), wsgi::Outcome::Complete) => {
                 if !self.finished {
@@ -262,7 +262,7 @@ impl<'a> Sink<'a> {
     }
 }
 
-impl ResponseSink for Sink<'_> {
+impl ResponseSink for Sink {
     fn start(&mut self, status: &str, headers: &[(String, String)]) -> Result<(), SinkError> {
         let enc = ResponseEncoder::start(&mut self.buf, self.info, status, headers)
             .map_err(|e| SinkError::BadResponse(e.to_string()))?;

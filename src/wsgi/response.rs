@@ -15,7 +15,7 @@ use super::environ::{self, Refusal};
 use super::filewrapper::FileWrapper;
 use super::input::Input;
 use super::interp::{format_traceback, App};
-use super::{Outcome, Request, ResponseSink, ServeContext, SinkError};
+use super::{Outcome, Request, ResponseSink, ServeContext, SharedSink, SinkError};
 
 /// The `start_response` callable handed to the app, and the response state
 /// it records.
@@ -27,11 +27,54 @@ pub struct StartResponse {
     /// Headers count as sent, for the exc_info rules, once the driver sent
     /// them or the app called write().
     committed: bool,
-    /// write() data, kept as the app's own bytes objects (no copy) until the
-    /// application callable returns: the sink cannot be reached from
-    /// inside the call (it is borrowed, not owned). PEP 3333 allows
-    /// "buffered for transmission".
-    written: Vec<Py<PyBytes>>,
+    /// The status and headers went to the sink.
+    started: bool,
+    /// Where write() sends its data, straight away (PEP 3333: write() must
+    /// not return before the data is on its way).
+    sink: Option<SharedSink>,
+}
+
+fn lock(sink: &SharedSink) -> std::sync::MutexGuard<'_, dyn ResponseSink + Send + 'static> {
+    sink.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl StartResponse {
+    fn new(sink: SharedSink) -> Self {
+        Self {
+            sink: Some(sink),
+            ..Self::default()
+        }
+    }
+
+    /// Send status and headers if not done yet.
+    fn ensure_started(&mut self) -> Result<(), Fail> {
+        if self.started {
+            return Ok(());
+        }
+        let Some(status) = self.status.as_deref() else {
+            return Err(Fail::App(PyRuntimeError::new_err(
+                "the application produced a response without calling start_response()",
+            )));
+        };
+        if let Some(sink) = &self.sink {
+            lock(sink).start(status, &self.headers)?;
+        }
+        self.committed = true;
+        self.started = true;
+        Ok(())
+    }
+
+    fn chunk(&mut self, data: &[u8], last: bool) -> Result<(), Fail> {
+        self.ensure_started()?;
+        match &self.sink {
+            Some(sink) => Ok(lock(sink).body(data, last)?),
+            // The request is over; an app that kept write() must not reach
+            // whatever the connection serves next.
+            None => Err(Fail::App(PyRuntimeError::new_err(
+                "write() called after the response was finished",
+            ))),
+        }
+    }
 }
 
 fn check_status(status: &Bound<'_, PyAny>) -> PyResult<String> {
@@ -179,10 +222,21 @@ impl Write {
             ));
         }
         st.committed = true;
-        if !bytes.as_bytes().is_empty() {
-            st.written.push(bytes.clone().unbind());
+        if bytes.as_bytes().is_empty() {
+            return Ok(());
         }
-        Ok(())
+        match st.chunk(bytes.as_bytes(), false) {
+            Ok(()) => Ok(()),
+            Err(Fail::App(e)) => Err(e),
+            Err(Fail::BadResponse(m)) => {
+                Err(PyValueError::new_err(format!("invalid response: {m}")))
+            }
+            // Raised into the app, as a failed socket write would be; if
+            // the app swallows it, the driver sees the same error next.
+            Err(Fail::ClientGone) => {
+                Err(pyo3::exceptions::PyOSError::new_err("client disconnected"))
+            }
+        }
     }
 }
 
@@ -208,54 +262,31 @@ impl From<SinkError> for Fail {
     }
 }
 
-struct Driver<'a, 'py> {
+struct Driver<'py> {
     py: Python<'py>,
-    sink: &'a mut dyn ResponseSink,
+    sink: SharedSink,
     state: Bound<'py, StartResponse>,
-    started: bool,
 }
 
-impl Driver<'_, '_> {
-    /// Send the status and headers if not yet done: PEP 3333 defers them to
-    /// the first non-empty chunk or the end of the body.
+impl Driver<'_> {
     fn ensure_started(&mut self) -> Result<(), Fail> {
-        if self.started {
-            return Ok(());
-        }
-        let mut st = self.state.borrow_mut();
-        let Some(status) = st.status.as_deref() else {
-            return Err(Fail::App(PyRuntimeError::new_err(
-                "the application produced a response without calling start_response()",
-            )));
-        };
-        self.sink.start(status, &st.headers)?;
-        st.committed = true;
-        self.started = true;
-        Ok(())
+        self.state.borrow_mut().ensure_started()
     }
 
     fn chunk(&mut self, data: &[u8], last: bool) -> Result<(), Fail> {
-        self.ensure_started()?;
-        self.sink.body(data, last)?;
-        Ok(())
+        self.state.borrow_mut().chunk(data, last)
     }
 
-    /// Send what write() buffered during the call.
-    fn flush_written(&mut self) -> Result<(), Fail> {
-        let written = std::mem::take(&mut self.state.borrow_mut().written);
-        for b in written {
-            self.chunk(b.bind(self.py).as_bytes(), false)?;
-        }
-        Ok(())
+    fn started(&self) -> bool {
+        self.state.borrow().started
     }
 
     fn drive(&mut self, result: &Bound<'_, PyAny>) -> Result<(), Fail> {
-        self.flush_written()?;
         if let Ok(w) = result.cast::<FileWrapper>() {
             if let Some((file, offset)) = sendable_file(self.py, w.borrow().filelike.bind(self.py))
             {
                 self.ensure_started()?;
-                self.sink.file(file, offset, None)?;
+                lock(&self.sink).file(file, offset, None)?;
                 return Ok(());
             }
         }
@@ -352,12 +383,13 @@ const ERROR_BODY: &[u8] = b"Internal Server Error\n";
 const SPOOF_BODY: &[u8] = b"Bad Request: contradicting scheme headers\n";
 
 /// Send a short, closing error response; `Aborted` if even that fails.
-fn send_error(sink: &mut dyn ResponseSink, status: &str, body: &[u8]) -> bool {
+fn send_error(sink: &SharedSink, status: &str, body: &[u8]) -> bool {
     let headers = [
         ("Connection".to_owned(), "close".to_owned()),
         ("Content-Type".to_owned(), "text/plain".to_owned()),
         ("Content-Length".to_owned(), body.len().to_string()),
     ];
+    let mut sink = lock(sink);
     sink.start(status, &headers)
         .and_then(|()| sink.body(body, true))
         .is_ok()
@@ -390,13 +422,7 @@ impl PyThread<'_> {
     }
 
     /// Run one request through `app`, writing the response to `sink`.
-    pub fn call(
-        &self,
-        app: &App,
-        ctx: &ServeContext,
-        req: Request,
-        sink: &mut dyn ResponseSink,
-    ) -> Outcome {
+    pub fn call(&self, app: &App, ctx: &ServeContext, req: Request, sink: SharedSink) -> Outcome {
         let py = self.py;
         let Request {
             head,
@@ -431,33 +457,33 @@ impl PyThread<'_> {
                 tracing::warn!(
                     "Refusing request {raw_uri}: contradicting scheme headers from a trusted proxy"
                 );
-                send_error(sink, "400 Bad Request", SPOOF_BODY);
+                send_error(&sink, "400 Bad Request", SPOOF_BODY);
                 return Outcome::Aborted;
             }
             Err(e) => {
                 app_error(&e);
-                return complete_if(send_error(sink, "500 Internal Server Error", ERROR_BODY));
+                return complete_if(send_error(&sink, "500 Internal Server Error", ERROR_BODY));
             }
         };
-        let state = match Bound::new(py, StartResponse::default()) {
+        let state = match Bound::new(py, StartResponse::new(sink.clone())) {
             Ok(s) => s,
             Err(e) => {
                 app_error(&e);
-                return complete_if(send_error(sink, "500 Internal Server Error", ERROR_BODY));
+                return complete_if(send_error(&sink, "500 Internal Server Error", ERROR_BODY));
             }
         };
         let mut drv = Driver {
             py,
             sink,
             state: state.clone(),
-            started: false,
         };
         let result = match app.callable.bind(py).call1((env, state)) {
             Ok(r) => r,
             Err(e) => {
                 app_error(&e);
+                drv.state.borrow_mut().sink = None;
                 return complete_if(send_error(
-                    drv.sink,
+                    &drv.sink,
                     "500 Internal Server Error",
                     ERROR_BODY,
                 ));
@@ -465,16 +491,18 @@ impl PyThread<'_> {
         };
         let driven = drv.drive(&result);
         close_result(py, &result, &raw_uri);
+        // Cut the app's write() callable off from this request's sink.
+        drv.state.borrow_mut().sink = None;
         match driven {
             Ok(()) => Outcome::Complete,
             Err(Fail::ClientGone) => Outcome::Aborted,
             Err(Fail::App(e)) => {
                 app_error(&e);
-                if drv.started {
+                if drv.started() {
                     Outcome::Aborted
                 } else {
                     complete_if(send_error(
-                        drv.sink,
+                        &drv.sink,
                         "500 Internal Server Error",
                         ERROR_BODY,
                     ))
@@ -482,11 +510,11 @@ impl PyThread<'_> {
             }
             Err(Fail::BadResponse(msg)) => {
                 tracing::error!("Error handling request {raw_uri}: invalid response: {msg}");
-                if drv.started {
+                if drv.started() {
                     Outcome::Aborted
                 } else {
                     complete_if(send_error(
-                        drv.sink,
+                        &drv.sink,
                         "500 Internal Server Error",
                         ERROR_BODY,
                     ))

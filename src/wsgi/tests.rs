@@ -218,7 +218,14 @@ impl Rec {
 }
 
 fn run_ctx(app: &App, ctx: &ServeContext, req: Request, sink: &mut Rec) -> Outcome {
-    python_thread(|t| t.call(app, ctx, req, sink))
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(std::mem::take(sink)));
+    let out = python_thread(|t| t.call(app, ctx, req, shared.clone()));
+    *sink = std::sync::Arc::try_unwrap(shared)
+        .ok()
+        .expect("the bridge keeps no reference to the sink after the call")
+        .into_inner()
+        .unwrap();
+    out
 }
 
 fn run(app: &App, req: Request) -> (Outcome, Rec) {
@@ -618,6 +625,49 @@ def app(environ, start_response):
         ]
     );
     assert!(py_eval::<String>("t_write", "ERR").contains("bytes"));
+}
+
+#[test]
+fn write_streams_before_the_app_returns_and_dies_with_the_request() {
+    // PEP 3333: write() must not return before its data is on its way, so
+    // an app streaming through write() is never held whole in memory.
+    let a = app(
+        "t_write_stream",
+        r#"
+STEP = 0
+KEPT = None
+def app(environ, start_response):
+    global STEP, KEPT
+    STEP = 0
+    w = start_response("200 OK", [])
+    KEPT = w
+    for part in (b"one", b"two"):
+        STEP += 1
+        w(part)
+    STEP += 1
+    return []
+
+def late():
+    try:
+        KEPT(b"late")
+    except RuntimeError:
+        return "RuntimeError"
+    return "no error"
+"#,
+    );
+    let mut rec = Rec {
+        probe: Some(("t_write_stream", "STEP")),
+        ..Rec::default()
+    };
+    let out = run_ctx(&a, &ctx(), get("/"), &mut rec);
+    assert_eq!(out, Outcome::Complete);
+    assert_eq!(rec.probes, vec![1, 2]);
+    assert_eq!(rec.body(), b"onetwo");
+    // A write() callable kept past its request cannot reach the sink.
+    assert_eq!(
+        py_eval::<String>("t_write_stream", "late()"),
+        "RuntimeError"
+    );
 }
 
 #[test]
