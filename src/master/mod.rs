@@ -61,6 +61,8 @@ struct WorkerProc {
     retiring: bool,
     /// When SIGABRT was sent for a timeout.
     aborted: Option<Instant>,
+    /// The master itself sent SIGKILL (so the death is no mystery).
+    killed: bool,
 }
 
 pub struct Master {
@@ -514,7 +516,9 @@ impl Master {
                     }
                 }
                 WaitStatus::Signaled(_, sig, _) => {
-                    if sig == Signal::SIGKILL {
+                    if sig == Signal::SIGKILL && w.killed {
+                        tracing::error!("Worker (pid:{pid}) was killed after the timeout");
+                    } else if sig == Signal::SIGKILL {
                         tracing::error!(
                             "Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?"
                         );
@@ -560,6 +564,7 @@ impl Master {
                         w.pid
                     );
                     let _ = kill(w.pid, Signal::SIGKILL);
+                    w.killed = true;
                     w.aborted = Some(Instant::now());
                 }
                 continue;
@@ -580,6 +585,7 @@ impl Master {
                     Signal::SIGKILL
                 };
                 let _ = kill(w.pid, sig);
+                w.killed = sig == Signal::SIGKILL;
                 w.aborted = Some(Instant::now());
             }
         }

@@ -61,6 +61,7 @@ impl Master {
                         booted: false,
                         retiring: false,
                         aborted: None,
+                        killed: false,
                     },
                 );
                 Ok(())

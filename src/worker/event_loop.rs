@@ -92,7 +92,7 @@ impl Worker<'_> {
                         tracing::error!("reopening log files: {e}");
                     }
                 }
-                Signal::SIGABRT => return Some(self.on_abort()),
+                Signal::SIGABRT => self.on_abort(),
                 _ => {}
             }
         }
@@ -102,7 +102,7 @@ impl Worker<'_> {
     /// The master judged a request stuck past `--timeout`: log where every
     /// Python thread is, answer the stuck requests with 504 instead of a
     /// reset, and let the others finish while the worker drains.
-    fn on_abort(&mut self) -> i32 {
+    fn on_abort(&mut self) -> ! {
         let stacks = wsgi::thread_stacks();
         tracing::error!(
             "Worker aborted after a request exceeded the timeout; Python threads:\n{}",
@@ -159,7 +159,10 @@ impl Worker<'_> {
                 }
             }
         }
-        1
+        // Not a normal return: the stuck thread will never finish, so the
+        // Python threads cannot be joined. Leave now, as gunicorn's
+        // aborted worker does, with exit code 1.
+        crate::sys::process::exit_now(1)
     }
 
     /// Connections still doing useful work after an abort: requests that

@@ -478,9 +478,14 @@ import sys, threading, traceback
 
 def dump():
     names = {t.ident: t.name for t in threading.enumerate()}
+    me = threading.get_ident()
     out = []
     for ident, frame in sys._current_frames().items():
-        out.append("Thread %s (%d), most recent call last:\n" % (names.get(ident, "?"), ident))
+        if ident == me:
+            # The thread asking for the dump: its stack is this function.
+            continue
+        name = names.get(ident, "request thread")
+        out.append("Thread %s (%d), most recent call last:\n" % (name, ident))
         out.extend(traceback.format_stack(frame))
     return "".join(out)
 "#;
