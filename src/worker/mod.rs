@@ -216,6 +216,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
         multithread: threads > 1,
         multiprocess: s.workers > 1,
         forwarded_allow_ips: s.forwarded_allow_ips.clone(),
+        secure_scheme_headers: Some(s.secure_scheme_headers.clone()),
     };
     let tmp_dir = s.worker_tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
     Ok((
@@ -237,7 +238,11 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
                 request_line: s.limit_request_line,
                 fields: s.limit_request_fields,
                 field_size: s.limit_request_field_size,
-                ..Limits::default()
+                permit_unconventional_http_method: s.permit_unconventional_http_method,
+                casefold_http_method: s.casefold_http_method,
+                permit_obsolete_folding: s.permit_obsolete_folding,
+                strip_header_spaces: s.strip_header_spaces,
+                header_map: s.header_map,
             },
             keepalive: s.keepalive,
             timeout: s.timeout,
