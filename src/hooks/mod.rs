@@ -34,6 +34,8 @@ static ACTIVE: RwLock<Vec<(usize, Py<PyAny>)>> = RwLock::new(Vec::new());
 static ANY: AtomicBool = AtomicBool::new(false);
 /// Whether `pre_request` or `post_request` is set.
 static REQUEST: AtomicBool = AtomicBool::new(false);
+/// The master's pid, for `server.pid` also in hooks that run in a worker.
+pub(crate) static MASTER_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 /// Age of the worker being forked, set by [`pre_fork`] in the master and
 /// read in the child.
 static FORKING_AGE: AtomicU64 = AtomicU64::new(0);
@@ -96,6 +98,8 @@ pub fn load(
         Parsed::Layers(l) => l,
     };
     let mut hooks = Vec::new();
+    // Loading happens in the master (at start and on SIGHUP).
+    MASTER_PID.store(std::process::id(), Ordering::Relaxed);
     let spec = config_spec(&layers);
     if let Some(spec) = &spec {
         wsgi::init_interpreter(&interpreter_options(&layers)).map_err(ConfigError)?;

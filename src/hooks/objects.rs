@@ -204,7 +204,10 @@ pub fn server<'py>(
         py,
         Server {
             cfg: cfg(py, settings)?.unbind(),
-            pid: std::process::id(),
+            pid: match super::MASTER_PID.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => std::process::id(),
+                pid => pid,
+            },
             num_workers,
             log: Py::new(py, Log)?,
             proc_name,

@@ -68,6 +68,7 @@ pub struct WorkerSpec<'a> {
 pub fn run(spec: WorkerSpec<'_>) -> ! {
     let code = match boot(&spec) {
         Ok((mut worker, app, ctx, threads)) => {
+            crate::hooks::post_worker_init();
             let jobs_q = Arc::clone(&worker.jobs);
             let done = Arc::clone(&worker.completions);
             std::thread::scope(|scope| {
@@ -96,6 +97,7 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
         }
         Err(code) => code,
     };
+    crate::hooks::worker_exit(spec.settings);
     crate::sys::process::exit_now(code)
 }
 
@@ -138,6 +140,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             .unwrap_or("corral")
     ));
     wsgi::after_fork_child();
+    crate::hooks::post_fork(s);
     tracing::info!("Booting worker with pid: {}", std::process::id());
     crate::sys::process::drop_privileges(s.user, s.group, s.umask)
         .map_err(|e| fail("dropping privileges", &e))?;
