@@ -16,7 +16,7 @@ use crate::config::{ConfigError, Layer, Origin};
 pub type HookFns = Vec<(usize, Py<PyAny>)>;
 
 /// Runs the file (or imports the module) and returns, per public name,
-/// `(name, line, tag, payload)`. Tags: `callable` (payload: the object),
+/// `(name, line, tag, payload, type name)`. Tags: `callable` (payload: the object),
 /// `none`, `bool` ('true'/'false'), `scalar` (str), `list` (list of str),
 /// `dict` ((json text or None, [(k, v)])), `bad` (type name). Errors come
 /// back as one line, `FILE:LINE: what`, in a ValueError.
@@ -112,10 +112,10 @@ def load(spec):
             continue
         line = lines.get(name, 0)
         if callable(value):
-            out.append((name, line, "callable", value))
+            out.append((name, line, "callable", value, "function"))
         else:
             tag, payload = _render(value)
-            out.append((name, line, tag, payload))
+            out.append((name, line, tag, payload, type(value).__name__))
     return filename, out
 "#;
 
@@ -191,7 +191,7 @@ pub fn load(py: Python<'_>, spec: &str) -> Result<FileConfig, ConfigError> {
     let mut layer = Layer::new(Origin::ConfigFile(filename.clone()));
     let mut hooks = HookFns::new();
     for entry in entries.iter() {
-        let (name, line, tag, payload): (String, u32, String, Bound<'_, PyAny>) = entry
+        let (name, line, tag, payload, type_name): (String, u32, String, Bound<'_, PyAny>, String) = entry
             .extract()
             .map_err(|e: PyErr| ConfigError(format!("config file {filename}: {e}")))?;
         let at = if line > 0 {
@@ -200,16 +200,10 @@ pub fn load(py: Python<'_>, spec: &str) -> Result<FileConfig, ConfigError> {
             filename.clone()
         };
         let wrong_type = |expected: &str| {
-            let got = if tag == "callable" {
-                "a function".to_string()
-            } else if tag == "bad" {
-                payload.to_string()
-            } else {
-                payload
-                    .get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|_| tag.clone())
+            let got = match tag.as_str() {
+                "callable" => "a function".to_string(),
+                "bad" => payload.to_string(),
+                _ => type_name.clone(),
             };
             ConfigError(format!(
                 "wrong type for {name} (in {at}): expected {expected}, got {got}"

@@ -243,8 +243,9 @@ fn is_set(name: &str) -> bool {
 }
 
 fn traceback(py: Python<'_>, e: &PyErr) -> String {
+    let tb = e.traceback(py).map_or_else(|| py.None(), |t| t.into_any().unbind());
     py.import("traceback")
-        .and_then(|tb| tb.call_method1("format_exception", (e.value(py),)))
+        .and_then(|m| m.call_method1("format_exception", (e.get_type(py), e.value(py), tb)))
         .and_then(|lines| lines.extract::<Vec<String>>())
         .map(|l| l.concat())
         .unwrap_or_else(|_| e.to_string())
