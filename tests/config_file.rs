@@ -37,7 +37,13 @@ fn free_port() -> u16 {
 fn corral(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(args).current_dir(dir);
-    for var in ["GUNICORN_CMD_ARGS", "CORRAL_CMD_ARGS", "WEB_CONCURRENCY", "PORT", "NOTIFY_SOCKET"] {
+    for var in [
+        "GUNICORN_CMD_ARGS",
+        "CORRAL_CMD_ARGS",
+        "WEB_CONCURRENCY",
+        "PORT",
+        "NOTIFY_SOCKET",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("PYTHONPATH", fixtures());
@@ -99,7 +105,10 @@ impl Server {
         let mut buf = [0u8; 4096];
         while Instant::now() < until {
             let n = self.notify.recv(&mut buf).expect("no READY=1 from corral");
-            if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1") {
+            if String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1")
+            {
                 return;
             }
         }
@@ -163,7 +172,11 @@ fn wait_log(log: &Path, what: &str, pred: impl Fn(&[String]) -> bool) -> Vec<Str
         if pred(&l) {
             return l;
         }
-        assert!(Instant::now() < until, "timed out waiting for {what}:\n{}", l.join("\n"));
+        assert!(
+            Instant::now() < until,
+            "timed out waiting for {what}:\n{}",
+            l.join("\n")
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -185,7 +198,10 @@ fn gunicorn_config_runs_unchanged_with_every_hook() {
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
     let conf = fixtures().join("gunicorn.conf.py");
-    let env = [("HOOK_LOG", log.to_str().unwrap()), ("TEST_BIND", bind.as_str())];
+    let env = [
+        ("HOOK_LOG", log.to_str().unwrap()),
+        ("TEST_BIND", bind.as_str()),
+    ];
     let server = Server::start(&dir, &["-c", conf.to_str().unwrap()], &env);
     server.ready();
 
@@ -197,7 +213,11 @@ fn gunicorn_config_runs_unchanged_with_every_hook() {
     assert_eq!(count(&l, "post_worker_init True from-raw-env"), 2);
 
     // A request: raw_env reached the app, secure_scheme_headers applied.
-    let resp = get(port, "/hi?x=1", "X-Test: yes\r\nX-Forwarded-Proto: https\r\n");
+    let resp = get(
+        port,
+        "/hi?x=1",
+        "X-Test: yes\r\nX-Forwarded-Proto: https\r\n",
+    );
     assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
     assert!(resp.ends_with("hello from-raw-env https\n"), "{resp}");
     let l = wait_log(&log, "post_request", |l| count(l, "post_request") == 1);
@@ -239,7 +259,11 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 #[test]
 fn precedence_command_line_env_file_defaults() {
     let dir = scratch("prec");
-    let conf = write(&dir, "c.py", "workers = 3\ntimeout = 40\nwsgi_app = 'app:application'\n");
+    let conf = write(
+        &dir,
+        "c.py",
+        "workers = 3\ntimeout = 40\nwsgi_app = 'app:application'\n",
+    );
     let p = |args: &[&str], env: &[(&str, &str)], name: &str| {
         let mut all = vec!["--print-config", "-c", conf.as_str()];
         all.extend_from_slice(args);
@@ -249,10 +273,17 @@ fn precedence_command_line_env_file_defaults() {
     assert_eq!(p(&["-w", "5"], &[], "workers"), "5");
     assert_eq!(p(&[], &[("GUNICORN_CMD_ARGS", "-w 4")], "workers"), "4");
     assert_eq!(
-        p(&[], &[("GUNICORN_CMD_ARGS", "-w 4"), ("CORRAL_CMD_ARGS", "-w 6")], "workers"),
+        p(
+            &[],
+            &[("GUNICORN_CMD_ARGS", "-w 4"), ("CORRAL_CMD_ARGS", "-w 6")],
+            "workers"
+        ),
         "6"
     );
-    assert_eq!(p(&["-w", "7"], &[("CORRAL_CMD_ARGS", "-w 6")], "workers"), "7");
+    assert_eq!(
+        p(&["-w", "7"], &[("CORRAL_CMD_ARGS", "-w 6")], "workers"),
+        "7"
+    );
     // WEB_CONCURRENCY and PORT are defaults: the file wins over them...
     assert_eq!(p(&[], &[("WEB_CONCURRENCY", "9")], "workers"), "3");
     // ...and they win over the built-in defaults.
@@ -267,15 +298,33 @@ fn default_config_file_lookup() {
     let o = corral(&dir, &["--print-config"], &[]);
     assert_eq!(printed(&o, "config"), "None");
     write(&dir, "gunicorn.conf.py", "workers = 4\n");
-    assert_eq!(printed(&corral(&dir, &["--print-config"], &[]), "workers"), "4");
+    assert_eq!(
+        printed(&corral(&dir, &["--print-config"], &[]), "workers"),
+        "4"
+    );
     write(&dir, "corral.conf.py", "workers = 5\n");
-    assert_eq!(printed(&corral(&dir, &["--print-config"], &[]), "workers"), "5");
+    assert_eq!(
+        printed(&corral(&dir, &["--print-config"], &[]), "workers"),
+        "5"
+    );
     // python:MODULE imports a module from the Python path.
-    let o = corral(&dir, &["--print-config", "-c", "python:pyconf"], &[("PYTHONPATH", dir.to_str().unwrap())]);
+    let o = corral(
+        &dir,
+        &["--print-config", "-c", "python:pyconf"],
+        &[("PYTHONPATH", dir.to_str().unwrap())],
+    );
     assert!(!o.status.success(), "missing module must fail");
-    assert!(stderr(&o).contains("cannot import config module pyconf: ModuleNotFoundError"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot import config module pyconf: ModuleNotFoundError"),
+        "{}",
+        stderr(&o)
+    );
     write(&dir, "pyconf.py", "workers = 8\n");
-    let o = corral(&dir, &["--print-config", "-c", "python:pyconf"], &[("PYTHONPATH", dir.to_str().unwrap())]);
+    let o = corral(
+        &dir,
+        &["--print-config", "-c", "python:pyconf"],
+        &[("PYTHONPATH", dir.to_str().unwrap())],
+    );
     assert_eq!(printed(&o, "workers"), "8");
 }
 
@@ -284,7 +333,10 @@ fn bad(text: &str) -> (i32, String) {
     let dir = scratch("bad");
     let conf = write(&dir, "bad.conf.py", text);
     let o = corral(&dir, &["-c", &conf, "app:application"], &[]);
-    (o.status.code().unwrap_or(-1), stderr(&o).replace(&conf, "FILE"))
+    (
+        o.status.code().unwrap_or(-1),
+        stderr(&o).replace(&conf, "FILE"),
+    )
 }
 
 #[test]
@@ -296,7 +348,7 @@ fn bad_files_give_one_line_with_file_and_line() {
         ("import os\nwokers = 2\n", "error: unknown setting 'wokers' (in FILE:2); did you mean 'workers'?\n"),
         ("def on_startng(server):\n    pass\n", "error: unknown server hook 'on_startng' (in FILE:1); did you mean 'on_starting'?\n"),
         ("post_fork = 3\n", "error: wrong type for post_fork (in FILE:1): expected a function (server, worker), got int\n"),
-        ("x = 1\ncertfile = '/etc/ssl/c.pem'\n", "error: gunicorn setting 'certfile' is not supported by corral: corral does not terminate TLS; put a TLS proxy (nginx, haproxy, caddy) in front (in FILE:2)\n"),
+        ("import os\ncertfile = '/etc/ssl/c.pem'\n", "error: gunicorn setting 'certfile' is not supported by corral: corral does not terminate TLS; put a TLS proxy (nginx, haproxy, caddy) in front (in FILE:2)\n"),
         ("daemon = True\n", "error: gunicorn setting 'daemon' is not supported by corral: under systemd (or any supervisor) the server must stay in the foreground (in FILE:1)\n"),
         ("worker_class = 'gevent'\n", "error: invalid value 'gevent' for worker_class (in FILE:1): this worker class is not supported by corral (only sync and gthread are); corral serves WSGI with processes and threads\n"),
         ("import os\nraise RuntimeError('no ' + os.sep)\n", "error: FILE:2: RuntimeError: no /\n"),
@@ -313,7 +365,11 @@ fn unsupported_flags_on_the_command_line_are_named() {
     let dir = scratch("flags");
     let o = corral(&dir, &["--daemon", "app:application"], &[]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).starts_with("error: --daemon: gunicorn setting 'daemon' is not supported"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("error: --daemon: gunicorn setting 'daemon' is not supported"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -325,7 +381,13 @@ fn harmless_values_of_unsupported_settings_load() {
         "daemon = False\nworker_connections = 1000\nreload = False\nstatsd_host = None\n\
          sendfile = True\nproxy_protocol = False\nworkers = 2\n",
     );
-    assert_eq!(printed(&corral(&dir, &["--print-config", "-c", &conf], &[]), "workers"), "2");
+    assert_eq!(
+        printed(
+            &corral(&dir, &["--print-config", "-c", &conf], &[]),
+            "workers"
+        ),
+        "2"
+    );
 }
 
 #[test]
@@ -339,10 +401,16 @@ fn print_config_shows_file_values_in_python_spelling() {
          pythonpath = ['/a', '/b']\nlogconfig_dict = {'version': 1}\n",
     );
     let o = corral(&dir, &["--print-config", "-c", &conf], &[]);
-    assert_eq!(printed(&o, "bind"), "['127.0.0.1:9001', 'unix:/tmp/x.sock']");
+    assert_eq!(
+        printed(&o, "bind"),
+        "['127.0.0.1:9001', 'unix:/tmp/x.sock']"
+    );
     assert_eq!(printed(&o, "raw_env"), "['A=1']");
     assert_eq!(printed(&o, "preload_app"), "True");
-    assert_eq!(printed(&o, "secure_scheme_headers"), "{'X-SCHEME': 'https'}");
+    assert_eq!(
+        printed(&o, "secure_scheme_headers"),
+        "{'X-SCHEME': 'https'}"
+    );
     assert_eq!(printed(&o, "header_map"), "'refuse'");
     assert_eq!(printed(&o, "pythonpath"), "['/a', '/b']");
     assert_eq!(printed(&o, "logconfig_dict"), "{\"version\": 1}");
@@ -351,7 +419,11 @@ fn print_config_shows_file_values_in_python_spelling() {
 #[test]
 fn check_config_validates_file_and_app() {
     let dir = scratch("check");
-    let good = write(&dir, "good.py", "workers = 2\nwsgi_app = 'app:application'\n");
+    let good = write(
+        &dir,
+        "good.py",
+        "workers = 2\nwsgi_app = 'app:application'\n",
+    );
     let o = corral(&dir, &["--check-config", "-c", &good], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).starts_with("Configuration OK"));
@@ -360,7 +432,11 @@ fn check_config_validates_file_and_app() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("ModuleNotFoundError"), "{}", stderr(&o));
     let broken = write(&dir, "broken.py", "workers = 0\n");
-    let o = corral(&dir, &["--check-config", "-c", &broken, "app:application"], &[]);
+    let o = corral(
+        &dir,
+        &["--check-config", "-c", &broken, "app:application"],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(1));
 }
 
@@ -379,8 +455,14 @@ fn failing_start_up_hook_stops_start_up() {
     let o = corral(&dir, &["-c", &conf], &[]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("Exception in when_ready hook:\nTraceback"), "{err}");
-    assert!(err.contains("the when_ready hook failed: database unreachable"), "{err}");
+    assert!(
+        err.contains("Exception in when_ready hook:\nTraceback"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the when_ready hook failed: database unreachable"),
+        "{err}"
+    );
     assert!(!err.contains("Booting worker"), "{err}");
 }
 

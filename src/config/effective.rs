@@ -21,7 +21,8 @@ pub enum Shown {
 }
 
 fn opt_str(v: &Option<impl ToString>) -> Shown {
-    v.as_ref().map_or(Shown::None, |v| Shown::Str(v.to_string()))
+    v.as_ref()
+        .map_or(Shown::None, |v| Shown::Str(v.to_string()))
 }
 
 fn path(v: &Option<std::path::PathBuf>) -> Shown {
@@ -98,9 +99,7 @@ impl Settings {
             ),
             "permit_obsolete_folding" => Shown::Bool(s.permit_obsolete_folding),
             "strip_header_spaces" => Shown::Bool(s.strip_header_spaces),
-            "permit_unconventional_http_method" => {
-                Shown::Bool(s.permit_unconventional_http_method)
-            }
+            "permit_unconventional_http_method" => Shown::Bool(s.permit_unconventional_http_method),
             "casefold_http_method" => Shown::Bool(s.casefold_http_method),
             "preload_app" => Shown::Bool(s.preload_app),
             "chdir" => path(&s.chdir),
@@ -202,9 +201,14 @@ mod tests {
             assert!(s.shown(t.name).is_some(), "{} has no shown value", t.name);
         }
         let text = s.print_text();
-        assert!(text.contains("workers                           = 1\n"), "{text}");
+        assert!(
+            text.contains("workers                           = 1\n"),
+            "{text}"
+        );
         assert!(text.contains("bind                              = ['127.0.0.1:8000']\n"));
-        assert!(text.contains("secure_scheme_headers             = {'X-FORWARDED-PROTOCOL': 'ssl', "));
+        assert!(
+            text.contains("secure_scheme_headers             = {'X-FORWARDED-PROTOCOL': 'ssl', ")
+        );
         assert!(text.contains("pidfile                           = None\n"));
     }
 }

@@ -193,7 +193,12 @@ impl Layer {
 
     /// Like [`Layer::set`], remembering the config-file line the value was
     /// assigned on so that an invalid value is reported as `FILE:LINE`.
-    pub fn set_at(&mut self, name: &str, value: impl Into<String>, line: u32) -> Result<(), ConfigError> {
+    pub fn set_at(
+        &mut self,
+        name: &str,
+        value: impl Into<String>,
+        line: u32,
+    ) -> Result<(), ConfigError> {
         self.set(name, value)?;
         if let Some(s) = table::by_name(name) {
             self.lines.push((s.name, line));

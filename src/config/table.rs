@@ -436,7 +436,9 @@ pub static SETTINGS: &[Setting] = &[
         flags: &[],
         kind: Kind::Value,
         meta: "DICT",
-        default: Default::Text("X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on"),
+        default: Default::Text(
+            "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on",
+        ),
         section: Section::Security,
         summary: "Headers from a trusted front end that mark a request as HTTPS.",
         details: "Config file only, as in gunicorn: a dict such as `{'X-FORWARDED-PROTO': \

@@ -494,7 +494,11 @@ pub fn scheme_headers(raw: &str) -> Result<Vec<(String, String)>, String> {
             Some((k, v)) if !k.trim().is_empty() && is_token(k.trim()) => {
                 out.push((k.trim().to_ascii_uppercase(), v.trim().to_string()))
             }
-            _ => return Err(format!("'{item}' is not HEADER=VALUE (expected a dict of header names to values)")),
+            _ => {
+                return Err(format!(
+                    "'{item}' is not HEADER=VALUE (expected a dict of header names to values)"
+                ))
+            }
         }
     }
     Ok(out)

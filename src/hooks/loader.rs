@@ -191,9 +191,10 @@ pub fn load(py: Python<'_>, spec: &str) -> Result<FileConfig, ConfigError> {
     let mut layer = Layer::new(Origin::ConfigFile(filename.clone()));
     let mut hooks = HookFns::new();
     for entry in entries.iter() {
-        let (name, line, tag, payload, type_name): (String, u32, String, Bound<'_, PyAny>, String) = entry
-            .extract()
-            .map_err(|e: PyErr| ConfigError(format!("config file {filename}: {e}")))?;
+        let (name, line, tag, payload, type_name): (String, u32, String, Bound<'_, PyAny>, String) =
+            entry
+                .extract()
+                .map_err(|e: PyErr| ConfigError(format!("config file {filename}: {e}")))?;
         let at = if line > 0 {
             format!("{filename}:{line}")
         } else {
@@ -235,7 +236,10 @@ pub fn load(py: Python<'_>, spec: &str) -> Result<FileConfig, ConfigError> {
             }
             let hint = suggestion(
                 &name,
-                table::SETTINGS.iter().map(|s| s.name).chain(HOOKS.iter().map(|h| h.name)),
+                table::SETTINGS
+                    .iter()
+                    .map(|s| s.name)
+                    .chain(HOOKS.iter().map(|h| h.name)),
             )
             .map(|s| format!("; did you mean '{s}'?"))
             .unwrap_or_default();
@@ -314,7 +318,10 @@ mod tests {
     #[test]
     fn suggestions_catch_typos_only() {
         let hooks = || super::HOOKS.iter().map(|h| h.name);
-        assert_eq!(super::suggestion("on_startng", hooks()), Some("on_starting"));
+        assert_eq!(
+            super::suggestion("on_startng", hooks()),
+            Some("on_starting")
+        );
         assert_eq!(super::suggestion("post_forks", hooks()), Some("post_fork"));
         assert_eq!(super::suggestion("make_app", hooks()), None);
     }

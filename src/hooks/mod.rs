@@ -75,7 +75,12 @@ fn interpreter_options(layers: &[config::Layer]) -> wsgi::InterpreterOptions {
     let pythonpath = layers
         .iter()
         .find_map(|l| l.get("pythonpath"))
-        .map(|p| p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .map(|p| {
+            p.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     wsgi::InterpreterOptions {
         pythonpath,
@@ -207,13 +212,20 @@ pub fn early_exit(settings: &Settings) -> Option<i32> {
         let app = settings.app.as_deref().unwrap_or_default();
         let loaded = wsgi::init_interpreter(&crate::worker::interpreter_options(settings))
             .map_err(|e| e.to_string())
-            .and_then(|()| wsgi::load_app(app).map(drop).map_err(|e| match e.traceback {
-                Some(tb) => format!("{}\n{}", e.summary, tb.trim_end()),
-                None => e.summary,
-            }));
+            .and_then(|()| {
+                wsgi::load_app(app)
+                    .map(drop)
+                    .map_err(|e| match e.traceback {
+                        Some(tb) => format!("{}\n{}", e.summary, tb.trim_end()),
+                        None => e.summary,
+                    })
+            });
         return Some(match loaded {
             Ok(()) => {
-                println!("Configuration OK: {}", settings.config.as_deref().unwrap_or("no config file"));
+                println!(
+                    "Configuration OK: {}",
+                    settings.config.as_deref().unwrap_or("no config file")
+                );
                 crate::exit::OK
             }
             Err(e) => {
@@ -243,7 +255,9 @@ fn is_set(name: &str) -> bool {
 }
 
 fn traceback(py: Python<'_>, e: &PyErr) -> String {
-    let tb = e.traceback(py).map_or_else(|| py.None(), |t| t.into_any().unbind());
+    let tb = e
+        .traceback(py)
+        .map_or_else(|| py.None(), |t| t.into_any().unbind());
     py.import("traceback")
         .and_then(|m| m.call_method1("format_exception", (e.get_type(py), e.value(py), tb)))
         .and_then(|lines| lines.extract::<Vec<String>>())
@@ -254,7 +268,11 @@ fn traceback(py: Python<'_>, e: &PyErr) -> String {
 /// Call hook `name` with the arguments `args` builds. A hook that raises is
 /// logged with its traceback; the error line is returned for the callers
 /// that must stop (start-up hooks).
-fn call<'py, A>(py: Python<'py>, name: &str, args: impl FnOnce(Python<'py>) -> PyResult<A>) -> Result<(), String>
+fn call<'py, A>(
+    py: Python<'py>,
+    name: &str,
+    args: impl FnOnce(Python<'py>) -> PyResult<A>,
+) -> Result<(), String>
 where
     A: pyo3::call::PyCallArgs<'py>,
 {
@@ -265,7 +283,10 @@ where
     match result {
         Ok(_) => Ok(()),
         Err(e) => {
-            tracing::error!("Exception in {name} hook:\n{}", traceback(py, &e).trim_end());
+            tracing::error!(
+                "Exception in {name} hook:\n{}",
+                traceback(py, &e).trim_end()
+            );
             Err(format!("the {name} hook failed: {}", e.value(py)))
         }
     }
@@ -304,7 +325,9 @@ pub fn on_exit(s: &Settings, num_workers: usize) {
 pub fn nworkers_changed(s: &Settings, new: usize, old: usize) {
     if is_set("nworkers_changed") {
         let _ = Python::attach(|py| {
-            call(py, "nworkers_changed", |py| Ok((objects::server(py, s, new)?, new, old)))
+            call(py, "nworkers_changed", |py| {
+                Ok((objects::server(py, s, new)?, new, old))
+            })
         });
     }
 }
@@ -318,7 +341,9 @@ pub fn pre_fork(s: &Settings, num_workers: usize, age: u64) {
     let _ = Python::attach(|py| -> PyResult<()> {
         let worker = objects::worker(py, s, None, age)?;
         *WORKER.lock().unwrap_or_else(|e| e.into_inner()) = Some(worker.clone().unbind());
-        let _ = call(py, "pre_fork", |py| Ok((objects::server(py, s, num_workers)?, worker)));
+        let _ = call(py, "pre_fork", |py| {
+            Ok((objects::server(py, s, num_workers)?, worker))
+        });
         Ok(())
     });
 }
@@ -341,7 +366,9 @@ pub fn post_fork(s: &Settings) {
         }
         *slot = Some(worker.clone().unbind());
         drop(slot);
-        let _ = call(py, "post_fork", |py| Ok((objects::server(py, s, s.workers)?, worker)));
+        let _ = call(py, "post_fork", |py| {
+            Ok((objects::server(py, s, s.workers)?, worker))
+        });
         Ok(())
     });
 }
@@ -390,7 +417,9 @@ pub fn worker_exit(s: &Settings) {
     Python::attach(|py| {
         if let Some(w) = this_worker(py) {
             w.borrow_mut().alive = false;
-            let _ = call(py, "worker_exit", |py| Ok((objects::server(py, s, s.workers)?, w)));
+            let _ = call(py, "worker_exit", |py| {
+                Ok((objects::server(py, s, s.workers)?, w))
+            });
         }
     });
 }

@@ -29,11 +29,12 @@ fn render(msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> String {
         msg.str().map(|s| s.to_string())
     } else {
         // logging accepts a single dict for %(name)s formats.
-        let operand = if args.len() == 1 && args.get_item(0).is_ok_and(|a| a.is_instance_of::<PyDict>()) {
-            args.get_item(0).map(|a| a.unbind())
-        } else {
-            Ok(args.clone().into_any().unbind())
-        };
+        let operand =
+            if args.len() == 1 && args.get_item(0).is_ok_and(|a| a.is_instance_of::<PyDict>()) {
+                args.get_item(0).map(|a| a.unbind())
+            } else {
+                Ok(args.clone().into_any().unbind())
+            };
         operand
             .and_then(|o| msg.rem(o.bind(msg.py())))
             .and_then(|s| s.str().map(|s| s.to_string()))
@@ -54,39 +55,78 @@ fn emit(level: Level, text: &str) {
 #[pymethods]
 impl Log {
     #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn debug(&self, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) {
+    fn debug(
+        &self,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) {
         emit(Level::Debug, &render(msg, args));
     }
     #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn info(&self, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) {
+    fn info(
+        &self,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) {
         emit(Level::Info, &render(msg, args));
     }
     #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn warning(&self, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) {
+    fn warning(
+        &self,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) {
         emit(Level::Warning, &render(msg, args));
     }
     #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn warn(&self, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) {
+    fn warn(
+        &self,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) {
         emit(Level::Warning, &render(msg, args));
     }
     #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn error(&self, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) {
+    fn error(
+        &self,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) {
         emit(Level::Error, &render(msg, args));
     }
     #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn critical(&self, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) {
+    fn critical(
+        &self,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) {
         emit(Level::Critical, &render(msg, args));
     }
     /// Like `error`, followed by the traceback of the exception being
     /// handled (called from an `except` block, as in Python).
     #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn exception(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) {
+    fn exception(
+        &self,
+        py: Python<'_>,
+        msg: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) {
         let tb = py
             .import("traceback")
             .and_then(|t| t.call_method0("format_exc"))
             .and_then(|s| s.extract::<String>())
             .unwrap_or_default();
-        emit(Level::Error, &format!("{}\n{}", render(msg, args), tb.trim_end()));
+        emit(
+            Level::Error,
+            &format!("{}\n{}", render(msg, args), tb.trim_end()),
+        );
     }
 }
 

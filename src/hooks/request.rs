@@ -44,11 +44,7 @@ impl ResponseSink for Recorder {
     }
 
     fn file(&mut self, file: File, offset: u64, len: Option<u64>) -> Result<(), SinkError> {
-        let size = len.or_else(|| {
-            file.metadata()
-                .ok()
-                .map(|m| m.len().saturating_sub(offset))
-        });
+        let size = len.or_else(|| file.metadata().ok().map(|m| m.len().saturating_sub(offset)));
         let r = self
             .inner
             .lock()

@@ -136,7 +136,10 @@ pub(crate) fn forwarded_scheme_with(
     headers: &[crate::http::Header],
     secure: &[(String, String)],
 ) -> Result<Option<bool>, Refusal> {
-    let pairs: Vec<(&str, &str)> = secure.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = secure
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     scan_scheme(headers, &pairs)
 }
 
