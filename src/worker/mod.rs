@@ -138,7 +138,15 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             .unwrap_or("corral")
     ));
     wsgi::after_fork_child();
-    tracing::info!("Booting worker with pid: {}", std::process::id());
+    if crate::logging::journald_active() {
+        // What the app prints must be attributed to this worker, not to
+        // the stream the master inherited from systemd.
+        if let Err(e) = crate::systemd::attach_std_streams_to_journal("corral") {
+            tracing::warn!("Cannot open a journal stream for the worker's output: {e}");
+        }
+    }
+    let pid = std::process::id();
+    tracing::info!(WORKER_PID = pid, "Booting worker with pid: {pid}");
     crate::sys::process::drop_privileges(s.user, s.group, s.umask)
         .map_err(|e| fail("dropping privileges", &e))?;
 
