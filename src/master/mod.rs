@@ -372,9 +372,26 @@ impl Master {
         if let Err(e) = crate::logging::reopen() {
             tracing::error!("reopening log files: {e}");
         }
+        self.notify(&[Notify::Reloading]);
+        if self.app.is_some() {
+            // Preloaded: the new workers fork from this process, so the
+            // master imports the new code itself. If it does not import,
+            // the old workers keep serving the old code.
+            match wsgi::reload_app(self.settings.app.as_deref().unwrap_or_default()) {
+                Ok(app) => self.app = Some(app),
+                Err(e) => {
+                    if let Some(tb) = &e.traceback {
+                        tracing::error!("{}", tb.trim_end());
+                    }
+                    let msg = format!("Reload failed, old workers keep serving: {}", e.summary);
+                    tracing::error!("{msg}");
+                    self.notify(&[Notify::Ready, Notify::Status(&msg)]);
+                    return;
+                }
+            }
+        }
         self.generation += 1;
         self.phase = Phase::Reloading;
-        self.notify(&[Notify::Reloading]);
     }
 
     fn retire_all(&mut self) {
