@@ -78,6 +78,8 @@ pub struct Settings {
     pub keepalive: Duration,
     pub max_requests: u64,
     pub max_requests_jitter: u64,
+    /// RSS ceiling per worker in MiB; 0 = none.
+    pub max_worker_memory: u64,
     pub limit_request_line: usize,
     pub limit_request_fields: usize,
     pub limit_request_field_size: usize,
@@ -205,6 +207,7 @@ impl Settings {
             keepalive: Duration::ZERO,
             max_requests: 0,
             max_requests_jitter: 0,
+            max_worker_memory: 0,
             limit_request_line: 0,
             limit_request_fields: 0,
             limit_request_field_size: 0,

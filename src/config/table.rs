@@ -273,14 +273,33 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "max_worker_memory",
+        flags: &["--max-worker-memory"],
+        kind: Kind::Value,
+        meta: "MIB",
+        default: Default::Text("0"),
+        section: Section::WorkerProcesses,
+        summary: "Recycle a worker whose resident memory exceeds this many MiB (0 = no limit).",
+        details: "The master checks each worker's RSS every second; a worker over the limit is \
+                  retired gracefully (it finishes its requests) and replaced, so a leaking app \
+                  cannot grow without bound. Not a gunicorn setting (uWSGI's reload-on-rss, \
+                  granian's --workers-max-rss).",
+        apply: |s, raw| {
+            s.max_worker_memory = v::non_negative(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
         name: "timeout",
         flags: &["-t", "--timeout"],
         kind: Kind::Value,
         meta: "INT",
         default: Default::Text("30"),
         section: Section::WorkerProcesses,
-        summary: "Kill and restart a worker silent for this many seconds (0 = never).",
-        details: "",
+        summary: "Abort a worker whose event loop, or any of whose requests, is stuck this many seconds (0 = never).",
+        details: "The stuck request's client gets 504 Gateway Timeout, the worker logs every \
+                  Python thread's stack, its other requests finish, and it is replaced. Applies \
+                  to every thread of a gthread worker, unlike gunicorn.",
         apply: |s, raw| {
             s.timeout = seconds(raw)?;
             Ok(())
