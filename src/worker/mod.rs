@@ -89,6 +89,9 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
         }
         Err(code) => code,
     };
+    if code == exit::OK {
+        wsgi::finish_python();
+    }
     crate::sys::process::exit_now(code)
 }
 
