@@ -40,12 +40,7 @@ fn main() {
             std::process::exit(corral::exit::FAILURE);
         }
     }
-    if let Err(e) = corral::logging::init(&corral::logging::LogConfig {
-        errorlog: settings.errorlog.clone(),
-        level: settings.loglevel,
-        accesslog: settings.accesslog.clone(),
-        access_log_format: settings.access_log_format.clone(),
-    }) {
+    if let Err(e) = corral::logging::init(&corral::logging::LogConfig::from_settings(&settings)) {
         eprintln!("error: cannot open log file: {e}");
         std::process::exit(corral::exit::FAILURE);
     }

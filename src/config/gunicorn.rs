@@ -6,7 +6,7 @@
 //! file or command line that uses an unimplemented one gets a message that
 //! names it and says why, instead of the setting being ignored. A value that
 //! asks for exactly what corral does anyway (`daemon = False`,
-//! `worker_connections = 1000`) is accepted, so the templates people copy
+//! `sendfile = True`) is accepted, so the templates people copy
 //! keep loading.
 
 /// Where a hook runs.
@@ -171,8 +171,6 @@ macro_rules! unsupported {
 }
 
 pub static UNSUPPORTED: &[Unsupported] = unsupported! {
-    "worker_connections" ["--worker-connections"] ["1000"]
-        "only asynchronous workers use it; corral's workers hold at most 1000 connections";
     "reload" ["--reload"] ["false"] RELOAD;
     "reload_engine" ["--reload-engine"] ["auto"] RELOAD;
     "reload_extra_files" ["--reload-extra-file"] ["[]"] RELOAD;
