@@ -594,7 +594,8 @@ fn scenario_usr2_upgrade(e: &E2e) {
     let after = e.workers();
     assert!(
         !before.is_empty() && before.iter().all(|p| !after.contains(p)),
-        "reload after the upgrade did not replace the new master's workers: {before:?} -> {after:?}"
+        "reload after the upgrade did not replace the new master's workers: {before:?} -> {after:?}\n{}",
+        e.state()
     );
 }
 
@@ -743,10 +744,12 @@ fn scenario_stop_finishes_inflight(e: &E2e) {
         mark.exists().then_some(())
     });
     e.sd.ok(&["systemctl", "stop", SOCKET_UNIT, SERVICE_UNIT]);
-    let r = slow
-        .join()
-        .unwrap()
-        .unwrap_or_else(|err| panic!("in-flight request during `systemctl stop`: {err}"));
+    let r = slow.join().unwrap().unwrap_or_else(|err| {
+        panic!(
+            "in-flight request during `systemctl stop`: {err}\n{}",
+            e.state()
+        )
+    });
     assert_eq!((r.status, r.body.as_str()), (200, "slept 2.0"));
     let state = e.prop("ActiveState");
     assert_eq!(state, "inactive", "after stop: Result={}", e.prop("Result"));
