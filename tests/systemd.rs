@@ -837,6 +837,8 @@ fn scenario_verify_shipped_units(e: &E2e) {
     );
 }
 
+type Scenario = (&'static str, fn(&E2e));
+
 /// One boot of systemd for all end-to-end scenarios, run in order; each
 /// failure is collected and reported at the end.
 #[test]
@@ -856,7 +858,7 @@ fn real_systemd() {
             .unwrap(),
     };
     units(&e);
-    let scenarios: [(&str, fn(&E2e)); 9] = [
+    let scenarios: [Scenario; 9] = [
         ("verify shipped units", scenario_verify_shipped_units),
         ("socket activation", scenario_socket_activation),
         ("live StatusText", scenario_status_text),
