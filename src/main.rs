@@ -41,12 +41,7 @@ fn main() {
         // Still single-threaded: nothing reads the environment concurrently.
         std::env::set_var(k, v);
     }
-    if let Err(e) = corral::logging::init(&corral::logging::LogConfig {
-        errorlog: settings.errorlog.clone(),
-        level: settings.loglevel,
-        accesslog: settings.accesslog.clone(),
-        access_log_format: settings.access_log_format.clone(),
-    }) {
+    if let Err(e) = corral::logging::init(&corral::logging::LogConfig::from_settings(&settings)) {
         eprintln!("error: cannot open log file: {e}");
         std::process::exit(corral::exit::FAILURE);
     }

@@ -625,7 +625,7 @@ fn valid_authority(a: &str) -> bool {
     let host_ok = host
         .bytes()
         .all(|c| c.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&c));
-    let port_ok = port.map_or(true, |p| p.bytes().all(|c| c.is_ascii_digit()));
+    let port_ok = port.is_none_or(|p| p.bytes().all(|c| c.is_ascii_digit()));
     host_ok && port_ok
 }
 

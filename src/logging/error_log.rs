@@ -17,6 +17,9 @@ use crate::config::LogLevel;
 pub struct ErrorLog {
     pub sink: Sink,
     pub level: LogLevel,
+    /// Lines go to the journal instead (stderr is the journal, and the
+    /// journald layer already wrote the event natively).
+    pub muted: bool,
 }
 
 /// Whether a `tracing` level can pass the configured level at all. TRACE
@@ -52,8 +55,19 @@ struct Fields {
     extra: String,
 }
 
+/// Fields spelled in capitals (`WORKER_PID`, `STATUS`, ...) are journal
+/// fields: they exist for structured sinks and would only repeat the message
+/// in the text log.
+fn journal_only(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 impl Fields {
     fn push_extra(&mut self, name: &str, value: &str) {
+        if journal_only(name) {
+            return;
+        }
         let plain = !value.is_empty()
             && !value
                 .chars()
@@ -86,7 +100,7 @@ impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
             let _ = write!(self.message, "{value:?}");
-        } else if !field.name().starts_with("log.") {
+        } else if !field.name().starts_with("log.") && !journal_only(field.name()) {
             let text = format!("{value:?}");
             self.push_extra(field.name(), &text);
         }
@@ -151,6 +165,7 @@ impl ErrorLayer {
             target: Target::Fixed(Arc::new(ErrorLog {
                 sink: Sink::open(errorlog, super::sink::Dest::Stderr)?,
                 level,
+                muted: false,
             })),
         })
     }
@@ -174,7 +189,13 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorLayer {
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if event.metadata().target() == super::ACCESS_TARGET {
+            return;
+        }
         self.with_log(|log| {
+            if log.muted {
+                return;
+            }
             if let Some(line) = format_event(event, log.level) {
                 log.sink.write_line(&line);
             }

@@ -11,16 +11,22 @@
 //!   through.
 //! - Other fields are appended as ` key=value` (quoted when they contain
 //!   blanks): `info!(pid, "Booting worker")` gives `... Booting worker pid=12`.
+//! - Fields spelled in capitals are journal fields (`WORKER_PID`, `SIGNAL`,
+//!   `EXIT_STATUS`, and the access record's `REQUEST_METHOD`, `STATUS`, ...):
+//!   the journald layer sends them as they are, so `journalctl -u app
+//!   WORKER_PID=1234` works; the text log leaves them out (the message
+//!   already says it).
 //! - Every line is one `write(2)`; the PID in a line is the writing process's,
 //!   read at write time, so nothing needs redoing after `fork`.
 //!
 //! Layout: `sink` (destinations, reopen), `error_log` (the `tracing` layer
-//! and line format), `access` (format compiler and renderer). The journald
-//! layer, when it comes, is added in [`init`] next to [`error_log::ErrorLayer`]
-//! when `Settings::log_journald` is set.
+//! and line format), `access` (format compiler and renderer), `journal` (the
+//! native journald layer, used when stderr is the journal or with
+//! `--log-journald`).
 
 mod access;
 mod error_log;
+mod journal;
 mod sink;
 
 use std::net::SocketAddr;
@@ -48,19 +54,28 @@ pub struct LogConfig {
     /// `None` = no access log, `-` = stdout, else a path.
     pub accesslog: Option<String>,
     pub access_log_format: String,
+    /// Log natively to the journal (`--log-journald`, or stderr is the
+    /// journal already).
+    pub journald: bool,
 }
 
 impl LogConfig {
-    /// The logging part of the settings.
+    /// The logging part of the settings. Journald is used when asked for,
+    /// or when systemd connected stderr to the journal (`JOURNAL_STREAM`
+    /// names our stderr).
     pub fn from_settings(s: &crate::config::Settings) -> LogConfig {
         LogConfig {
             errorlog: s.errorlog.clone(),
             level: s.loglevel,
             accesslog: s.accesslog.clone(),
             access_log_format: s.access_log_format.clone(),
+            journald: s.log_journald || crate::systemd::stderr_is_journal(),
         }
     }
 }
+
+/// The target of access events handed to the journal.
+pub const ACCESS_TARGET: &str = "corral::access";
 
 /// Check an access-log format (used by the config validator, so a bad
 /// format is a start-up error naming the flag).
@@ -77,6 +92,7 @@ struct AccessLog {
 struct State {
     error: ErrorLog,
     access: Option<AccessLog>,
+    journald: bool,
 }
 
 static STATE: RwLock<Option<Arc<State>>> = RwLock::new(None);
@@ -101,19 +117,25 @@ pub fn init(cfg: &LogConfig) -> std::io::Result<()> {
             sink: Sink::open(spec, Dest::Stdout)?,
         }),
     };
+    let journald = cfg.journald && journal::available();
     let state = State {
         error: ErrorLog {
             sink: Sink::open(&cfg.errorlog, Dest::Stderr)?,
             level: cfg.level,
+            // stderr would only carry the same events a second time.
+            muted: journald && cfg.errorlog == "-",
         },
         access,
+        journald,
     };
     *STATE.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(state));
     let mut result = Ok(());
     INSTALL.call_once(|| {
-        let subscriber = tracing_subscriber::registry().with(ErrorLayer {
-            target: Target::Global,
-        });
+        let subscriber = tracing_subscriber::registry()
+            .with(ErrorLayer {
+                target: Target::Global,
+            })
+            .with(journald.then(journal::JournalLayer::new).flatten());
         if let Err(e) = tracing::subscriber::set_global_default(subscriber) {
             result = Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, e));
         }
@@ -157,6 +179,11 @@ pub struct AccessRecord<'a> {
     pub duration: Duration,
 }
 
+/// Whether events go to the journal natively.
+pub fn journald_active() -> bool {
+    current().is_some_and(|s| s.journald)
+}
+
 /// Whether an access log is configured (so callers can skip building records).
 pub fn access_enabled() -> bool {
     current().is_some_and(|s| s.access.is_some())
@@ -174,6 +201,13 @@ pub fn access(rec: &AccessRecord<'_>) {
         let mut line = line.borrow_mut();
         line.clear();
         log.format.render(rec, &mut line);
+        if state.journald {
+            journal::access(rec, &line);
+            // The journal has the record; stdout is the journal too.
+            if log.sink.is_std() {
+                return;
+            }
+        }
         log.sink.write_line(&line);
     });
 }

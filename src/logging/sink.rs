@@ -62,6 +62,11 @@ impl Sink {
         Ok(())
     }
 
+    /// Whether this is stdout or stderr (not a file).
+    pub fn is_std(&self) -> bool {
+        !matches!(self.dest, Dest::File(_))
+    }
+
     /// Write one complete line (or block of text). Errors are dropped: there
     /// is nowhere left to report a failing log.
     pub fn write_line(&self, bytes: &[u8]) {

@@ -247,6 +247,7 @@ fn init_access_and_reopen_through_the_globals() {
         level: LogLevel::Warning,
         accesslog: Some(access_path.to_str().unwrap().into()),
         access_log_format: "%(m)s %(U)s %(s)s".into(),
+        journald: false,
     })
     .unwrap();
     assert!(access_enabled());

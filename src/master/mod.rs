@@ -93,10 +93,33 @@ pub struct Master {
     /// The new master started by USR2, and its readiness pipe.
     reexec_child: Option<Pid>,
     reexec_ready: Option<OwnedFd>,
+    /// systemd's watchdog interval, and when it was last fed.
+    watchdog: Option<Duration>,
+    last_watchdog: Instant,
+    /// When the start-up timeout was last extended while booting.
+    last_extend: Option<Instant>,
 }
 
 /// The master stops with this exit code.
 struct Halt(i32);
+
+/// A start-up failure: exit code, one-line reason, and the errno behind it
+/// when there is one (for systemd's `ERRNO=`).
+struct StartError {
+    code: i32,
+    message: String,
+    errno: Option<i32>,
+}
+
+impl From<(i32, String)> for StartError {
+    fn from((code, message): (i32, String)) -> Self {
+        Self {
+            code,
+            message,
+            errno: None,
+        }
+    }
+}
 
 /// Run the master until it stops; returns the process exit code.
 pub fn run(
@@ -107,10 +130,12 @@ pub fn run(
 ) -> i32 {
     let master = match Master::start(settings, argv, start_dir, title) {
         Ok(m) => m,
-        Err((code, msg)) => {
-            tracing::error!("{msg}");
-            systemd::notify(&[Notify::Status(&msg)]);
-            return code;
+        Err(e) => {
+            tracing::error!("{}", e.message);
+            let mut msgs = vec![Notify::Status(&e.message)];
+            msgs.extend(e.errno.map(Notify::Errno));
+            systemd::notify(&msgs);
+            return e.code;
         }
     };
     master.run()
@@ -122,12 +147,19 @@ impl Master {
         argv: Vec<OsString>,
         start_dir: PathBuf,
         title: Option<ProcTitle>,
-    ) -> Result<Self, (i32, String)> {
+    ) -> Result<Self, StartError> {
         let upgrade = reexec::take_upgrade_env();
         tracing::info!("Starting corral {}", env!("CARGO_PKG_VERSION"));
-        let signals = MasterSignals::install()
-            .map_err(|e| (exit::FAILURE, format!("cannot set up signal handling: {e}")))?;
-        let listeners = listeners::open(&settings).map_err(|e| (exit::FAILURE, e))?;
+        let signals = MasterSignals::install().map_err(|e| StartError {
+            code: exit::FAILURE,
+            message: format!("cannot set up signal handling: {e}"),
+            errno: Some(e as i32),
+        })?;
+        let listeners = listeners::open(&settings).map_err(|e| StartError {
+            code: exit::FAILURE,
+            message: e.message,
+            errno: e.errno,
+        })?;
         let pid = std::process::id();
         for l in &listeners {
             tracing::info!("Listening at: {} ({pid})", l.addr());
@@ -144,14 +176,18 @@ impl Master {
             } else {
                 p.clone()
             };
-            std::fs::write(&path, format!("{pid}\n")).map_err(|e| {
-                (
-                    exit::FAILURE,
-                    format!("cannot write pidfile {}: {e}", path.display()),
-                )
+            std::fs::write(&path, format!("{pid}\n")).map_err(|e| StartError {
+                code: exit::FAILURE,
+                message: format!("cannot write pidfile {}: {e}", path.display()),
+                errno: e.raw_os_error(),
             })?;
         }
         let app = if settings.preload_app {
+            // The import blocks this (single) thread for as long as the app
+            // takes: ask systemd for time up front.
+            if upgrade.parent.is_none() {
+                systemd::notify(&[Notify::ExtendTimeout(boot_allowance(&settings))]);
+            }
             wsgi::init_interpreter(&crate::worker::interpreter_options(&settings))
                 .map_err(|e| (exit::FAILURE, e))?;
             match wsgi::load_app(settings.app.as_deref().unwrap_or_default()) {
@@ -163,7 +199,8 @@ impl Master {
                     return Err((
                         exit::APP_LOAD_ERROR,
                         format!("App failed to load: {}", e.summary),
-                    ));
+                    )
+                        .into());
                 }
             }
         } else {
@@ -171,7 +208,11 @@ impl Master {
         };
         let (boot_r, boot_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-                .map_err(|e| (exit::FAILURE, format!("pipe: {e}")))?;
+                .map_err(|e| StartError {
+                    code: exit::FAILURE,
+                    message: format!("pipe: {e}"),
+                    errno: Some(e as i32),
+                })?;
         let num_workers = settings.workers;
         let now = Instant::now();
         let master = Self {
@@ -196,6 +237,9 @@ impl Master {
             upgrade,
             reexec_child: None,
             reexec_ready: None,
+            watchdog: systemd::watchdog_interval(),
+            last_watchdog: now,
+            last_extend: None,
         };
         master.set_title();
         Ok(master)
@@ -237,11 +281,16 @@ impl Master {
                 return halt;
             }
             self.update_phase();
-            let timeout = if Instant::now() < self.spawn_after {
-                PollTimeout::from(100u16)
+            self.keep_systemd_informed();
+            let mut wait = if Instant::now() < self.spawn_after {
+                Duration::from_millis(100)
             } else {
-                PollTimeout::from(1000u16)
+                Duration::from_secs(1)
             };
+            if let Some(interval) = self.watchdog {
+                wait = wait.min(interval / 4);
+            }
+            let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::NONE);
             let new_master_ready = {
                 let mut fds = vec![
                     PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
@@ -261,7 +310,8 @@ impl Master {
             }
             for (intent, sig) in self.signals.drain() {
                 if intent != Intent::Reap {
-                    tracing::info!("Handling signal: {}", signal_name(sig));
+                    let name = signal_name(sig);
+                    tracing::info!(SIGNAL = %sig.as_str(), "Handling signal: {name}");
                 }
                 if let Some(halt) = self.on_intent(intent) {
                     return halt;
@@ -271,6 +321,7 @@ impl Master {
                 return halt;
             }
             self.murder_timed_out();
+            self.recycle_oversized();
         }
     }
 
@@ -322,9 +373,26 @@ impl Master {
         if let Err(e) = crate::logging::reopen() {
             tracing::error!("reopening log files: {e}");
         }
+        self.notify(&[Notify::Reloading]);
+        if self.app.is_some() {
+            // Preloaded: the new workers fork from this process, so the
+            // master imports the new code itself. If it does not import,
+            // the old workers keep serving the old code.
+            match wsgi::reload_app(self.settings.app.as_deref().unwrap_or_default()) {
+                Ok(app) => self.app = Some(app),
+                Err(e) => {
+                    if let Some(tb) = &e.traceback {
+                        tracing::error!("{}", tb.trim_end());
+                    }
+                    let msg = format!("Reload failed, old workers keep serving: {}", e.summary);
+                    tracing::error!("{msg}");
+                    self.notify(&[Notify::Ready, Notify::Status(&msg)]);
+                    return;
+                }
+            }
+        }
         self.generation += 1;
         self.phase = Phase::Reloading;
-        self.notify(&[Notify::Reloading]);
     }
 
     fn retire_all(&mut self) {
@@ -454,6 +522,40 @@ impl Master {
         }
     }
 
+    /// Feed systemd's watchdog while the master is healthy, and keep the
+    /// start-up timeout from running out while workers are still importing
+    /// the app (they are killed if they exceed `--timeout`, so this cannot
+    /// extend forever).
+    fn keep_systemd_informed(&mut self) {
+        if let Some(interval) = self.watchdog {
+            if self.last_watchdog.elapsed() >= interval / 2 && self.healthy() {
+                self.notify(&[Notify::Watchdog]);
+                self.last_watchdog = Instant::now();
+            }
+        }
+        if self.phase == Phase::Booting
+            && self
+                .last_extend
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
+        {
+            self.notify(&[Notify::ExtendTimeout(boot_allowance(&self.settings))]);
+            self.last_extend = Some(Instant::now());
+        }
+    }
+
+    /// Healthy means the loop runs and, once serving, workers are not all
+    /// gone while respawns keep failing: a master stuck in a crash loop
+    /// stops feeding the watchdog, and systemd restarts the service.
+    fn healthy(&self) -> bool {
+        let serving = self.workers.values().any(|w| w.booted);
+        match self.phase {
+            Phase::Running | Phase::Reloading | Phase::Upgrading => {
+                serving || self.num_workers == 0 || self.quick_deaths < 5
+            }
+            Phase::Booting | Phase::Draining => true,
+        }
+    }
+
     fn status_text(&self) -> String {
         let serving = self
             .workers
@@ -498,7 +600,17 @@ impl Master {
             match status {
                 WaitStatus::Exited(_, code) => {
                     if code != 0 || !w.retiring {
-                        tracing::error!("Worker (pid:{pid}) exited with code {code}");
+                        tracing::error!(
+                            WORKER_PID = pid.as_raw(),
+                            EXIT_STATUS = code,
+                            "Worker (pid:{pid}) exited with code {code}"
+                        );
+                    } else {
+                        tracing::info!(
+                            WORKER_PID = pid.as_raw(),
+                            EXIT_STATUS = code,
+                            "Worker exiting (pid: {pid})"
+                        );
                     }
                     if code == exit::WORKER_BOOT_ERROR {
                         let why = w.heartbeat.error().unwrap_or_default();
@@ -516,14 +628,26 @@ impl Master {
                     }
                 }
                 WaitStatus::Signaled(_, sig, _) => {
+                    let (wp, sn) = (pid.as_raw(), sig.as_str());
                     if sig == Signal::SIGKILL && w.killed {
-                        tracing::error!("Worker (pid:{pid}) was killed after the timeout");
+                        tracing::error!(
+                            WORKER_PID = wp,
+                            SIGNAL = sn,
+                            "Worker (pid:{pid}) was killed after the timeout"
+                        );
                     } else if sig == Signal::SIGKILL {
                         tracing::error!(
+                            WORKER_PID = wp,
+                            SIGNAL = sn,
                             "Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?"
                         );
                     } else if !(w.retiring && sig == Signal::SIGTERM) {
-                        tracing::error!("Worker (pid:{pid}) was sent {}!", signal_name(sig));
+                        tracing::error!(
+                            WORKER_PID = wp,
+                            SIGNAL = sn,
+                            "Worker (pid:{pid}) was sent {}!",
+                            signal_name(sig)
+                        );
                     }
                 }
                 _ => {}
@@ -578,7 +702,12 @@ impl Master {
                 w.spawned.elapsed() > timeout
             };
             if stuck {
-                tracing::error!(critical = true, "WORKER TIMEOUT (pid:{})", w.pid);
+                tracing::error!(
+                    critical = true,
+                    WORKER_PID = w.pid.as_raw(),
+                    "WORKER TIMEOUT (pid:{})",
+                    w.pid
+                );
                 let sig = if w.booted {
                     Signal::SIGABRT
                 } else {
@@ -587,6 +716,34 @@ impl Master {
                 let _ = kill(w.pid, sig);
                 w.killed = sig == Signal::SIGKILL;
                 w.aborted = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Retire (gracefully) workers whose resident memory passed
+    /// `--max-worker-memory`; the manage step starts their replacements.
+    fn recycle_oversized(&mut self) {
+        let limit = self.settings.max_worker_memory;
+        if limit == 0 {
+            return;
+        }
+        let limit_bytes = limit.saturating_mul(1 << 20);
+        for w in self.workers.values_mut() {
+            if w.retiring || !w.booted {
+                continue;
+            }
+            let Some(rss) = crate::sys::process::rss_bytes(w.pid) else {
+                continue;
+            };
+            if rss > limit_bytes {
+                tracing::warn!(
+                    WORKER_PID = w.pid.as_raw(),
+                    "Worker (pid:{}) uses {} MiB, over --max-worker-memory {limit}; recycling it",
+                    w.pid,
+                    rss >> 20
+                );
+                w.retiring = true;
+                let _ = kill(w.pid, Signal::SIGTERM);
             }
         }
     }
@@ -683,6 +840,13 @@ fn suffixed(p: &std::path::Path) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
     s.push(".2");
     PathBuf::from(s)
+}
+
+/// How long systemd should wait for the app to import: workers that take
+/// longer than `--timeout` to boot are killed anyway, so twice that (and at
+/// least 90 s, systemd's own default) covers a slow but healthy start.
+fn boot_allowance(s: &Settings) -> Duration {
+    (s.timeout * 2).max(Duration::from_secs(90))
 }
 
 fn join_reason(what: &str, why: &str) -> String {

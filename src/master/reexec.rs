@@ -122,6 +122,12 @@ impl Master {
                 env.push(("LISTEN_PID".into(), child.to_string().into()));
                 env.push(("LISTEN_FDNAMES".into(), names.join(":").into()));
                 env.push((ENV_PARENT.into(), me.to_string().into()));
+                // systemd watches the main pid; once this child is promoted
+                // to it, its pings are the ones that count.
+                if std::env::var_os("WATCHDOG_USEC").is_some() {
+                    env.retain(|(k, _)| k != "WATCHDOG_PID");
+                    env.push(("WATCHDOG_PID".into(), child.to_string().into()));
+                }
                 env.push((ENV_READY_FD.into(), (3 + n).to_string().into()));
                 let _ = std::env::set_current_dir(&self.start_dir);
                 let err = exec_with_fds(&program, &self.argv, &env, &keep);

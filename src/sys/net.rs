@@ -208,18 +208,24 @@ impl Listener {
         self.as_fd().as_raw_fd()
     }
 
-    /// A name for `LISTEN_FDNAMES`: the address, without characters the
-    /// protocol reserves.
+    /// Prefix of the descriptor names corral gives its own sockets (fd
+    /// store, re-exec), telling them apart from systemd socket units'.
+    pub const NAME_PREFIX: &'static str = "corral-";
+
+    /// A name for `LISTEN_FDNAMES`/`FDNAME=`: the prefix and the address,
+    /// without characters the protocol reserves.
     pub fn fd_name(&self) -> String {
         let s = match self.addr() {
             Addr::Tcp(a) => a.to_string(),
             Addr::Unix(Some(p)) => format!("unix:{}", p.display()),
             Addr::Unix(None) => "unix".into(),
         };
-        s.chars()
+        let clean: String = s
+            .chars()
             .map(|c| if c == ':' || c.is_control() { '_' } else { c })
-            .take(255)
-            .collect()
+            .take(240)
+            .collect();
+        format!("{}{clean}", Self::NAME_PREFIX)
     }
 }
 

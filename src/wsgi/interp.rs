@@ -216,6 +216,51 @@ impl std::fmt::Debug for App {
 
 /// Import the application named by `spec`: `module`, `module:name`, or
 /// `module:factory(literal args)`. The interpreter must be initialised.
+/// Import the app again for a reload of a preloaded app (HUP with
+/// `--preload`, which gunicorn cannot do): every module loaded from outside
+/// the standard library and site-packages (the application's own code) is
+/// dropped from `sys.modules`, then the spec is loaded afresh. Compiled
+/// extension modules stay (CPython cannot unload them) and so does
+/// installed third-party code; the app's own Python files are re-read.
+/// On failure the caller keeps the old app.
+pub fn reload_app(spec: &str) -> Result<App, LoadError> {
+    Python::attach(|py| -> Result<(), LoadError> {
+        let code = CString::new(PURGE).expect("no NUL in constant");
+        let globals = PyDict::new(py);
+        py.run(&code, Some(&globals), None)
+            .and_then(|()| {
+                globals
+                    .get_item("purge")?
+                    .expect("purge defined")
+                    .call0()
+                    .map(drop)
+            })
+            .map_err(|e| LoadError::from_py(py, &e))
+    })?;
+    load_app(spec)
+}
+
+const PURGE: &str = r#"
+import importlib, os, sys, sysconfig
+
+def purge():
+    paths = sysconfig.get_paths()
+    keep = {os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    for entry in sys.path:
+        if entry and ("site-packages" in entry or "dist-packages" in entry):
+            keep.add(os.path.realpath(entry))
+    keep.add(os.path.realpath(sys.base_prefix))
+    for name, mod in list(sys.modules.items()):
+        f = getattr(mod, "__file__", None)
+        if not f or not f.endswith((".py", ".pyc")):
+            continue
+        real = os.path.realpath(f)
+        if any(real.startswith(k + os.sep) for k in keep):
+            continue
+        del sys.modules[name]
+    importlib.invalidate_caches()
+"#;
+
 pub fn load_app(spec: &str) -> Result<App, LoadError> {
     let (module, expr) = match spec.split_once(':') {
         Some((m, e)) => (m.trim(), e.trim()),
@@ -454,6 +499,32 @@ fn fork_finish(child: bool) {
 /// is being killed for a timeout. Attaches only for the dump. It needs the
 /// GIL: if a C extension holds it without ever yielding, this blocks, so
 /// call it from a thread whose wait can be bounded.
+/// What a worker does in Python before a graceful exit, as gunicorn's
+/// workers do by leaving through `sys.exit`: run the `atexit` handlers the
+/// app registered and flush `sys.stdout`/`sys.stderr`, so nothing the app
+/// buffered is lost (the process then ends with `_exit`).
+pub fn finish_python() {
+    if !is_initialized() {
+        return;
+    }
+    Python::attach(|py| {
+        let code = CString::new(FINISH).expect("no NUL in constant");
+        if let Err(e) = py.run(&code, None, None) {
+            tracing::error!("Error at worker exit: {}", summarize(py, &e));
+        }
+    });
+}
+
+const FINISH: &str = r#"
+import atexit, sys
+atexit._run_exitfuncs()
+for stream in (sys.stdout, sys.stderr):
+    try:
+        stream.flush()
+    except Exception:
+        pass
+"#;
+
 pub fn thread_stacks() -> String {
     if !is_initialized() {
         return String::from("(Python not initialised)\n");

@@ -1136,11 +1136,30 @@ fn idle_releases_the_gil() {
 }
 
 #[test]
-fn thread_stacks_show_python_frames() {
-    module_dir();
+fn thread_stacks_show_where_other_threads_are() {
+    let _ = app(
+        "t_stacks",
+        r#"
+import threading
+GO = threading.Event()
+STARTED = threading.Event()
+def parked_in_a_named_function():
+    STARTED.set()
+    GO.wait(30)
+T = threading.Thread(target=parked_in_a_named_function, name="parker")
+T.start()
+STARTED.wait(30)
+def app(environ, start_response):
+    start_response("200 OK", [])
+    return []
+"#,
+    );
     let dump = thread_stacks();
-    assert!(dump.contains("Thread "), "{dump}");
-    assert!(dump.contains("most recent call last"), "{dump}");
+    let _ = py_eval::<bool>("t_stacks", "GO.set() or True");
+    assert!(dump.contains("Thread parker"), "{dump}");
+    assert!(dump.contains("parked_in_a_named_function"), "{dump}");
+    // The thread asking for the dump is not part of it.
+    assert!(!dump.contains("in dump"), "{dump}");
 }
 
 #[test]
