@@ -109,9 +109,10 @@ fn notify_ready_only_once_all_workers_serve() {
         started.elapsed() >= Duration::from_millis(700),
         "READY=1 came before the workers could have imported the app"
     );
-    // Nothing before READY=1, and READY=1 carries the status.
+    // No state message before READY=1 (progress only), and READY=1
+    // carries the status.
     assert_eq!(
-        c.notify.got.len(),
+        c.notify.states().len(),
         1,
         "messages before READY=1: {:?}",
         c.notify.raws()
@@ -132,6 +133,49 @@ fn notify_ready_only_once_all_workers_serve() {
         t.elapsed()
     );
     assert_from_master(&c);
+}
+
+/// A `.socket` unit names its descriptors after itself
+/// (LISTEN_FDNAMES=corral-example.socket for the shipped example unit); a
+/// named socket is still the one to serve on, and `--bind` is ignored.
+#[test]
+fn socket_activation_with_named_socket() {
+    let unused = common::free_port();
+    let bind = format!("127.0.0.1:{unused}");
+    let mut c = Activated::start_named(
+        "app:app",
+        &["-w", "1", "-b", &bind],
+        &[],
+        Some("corral-example.socket"),
+    );
+    let addr = c.addr;
+    let first = std::thread::spawn(move || {
+        // Retried while systemd-socket-activate is not listening yet.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match get(addr, "/", Duration::from_secs(20)) {
+                Err(e) if e.starts_with("connect") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                r => return r,
+            }
+        }
+    });
+    let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        c.notify.wait("READY=1", Duration::from_secs(30), is_ready);
+    }));
+    if ready.is_err() {
+        panic!("no READY=1; log:\n{}", c.log());
+    }
+    let r = first
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("request on the activated socket: {e}\nlog:\n{}", c.log()));
+    assert_eq!(r.status, 200);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", unused)).is_err(),
+        "corral bound --bind {bind} although it was socket activated"
+    );
 }
 
 #[test]

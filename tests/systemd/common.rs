@@ -188,10 +188,13 @@ impl Msg {
             .collect()
     }
 
-    /// Only a STATUS= update (they come periodically and are not part of
-    /// the state sequence).
+    /// Only progress: STATUS= updates (they come periodically) and
+    /// EXTEND_TIMEOUT_USEC= (while start-up or stop takes long). They are
+    /// not part of the state sequence.
     pub fn status_only(&self) -> bool {
-        self.keys() == ["STATUS"]
+        self.keys()
+            .iter()
+            .all(|k| matches!(*k, "STATUS" | "EXTEND_TIMEOUT_USEC"))
     }
 }
 
@@ -293,6 +296,17 @@ pub struct Activated {
 impl Activated {
     /// `env` goes to corral's environment; `args` come before the app.
     pub fn start(app: &str, args: &[&str], env: &[(&str, String)]) -> Activated {
+        Self::start_named(app, args, env, None)
+    }
+
+    /// As [`Activated::start`], with the socket named as a `.socket` unit
+    /// names it (`LISTEN_FDNAMES`).
+    pub fn start_named(
+        app: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+        fdname: Option<&str>,
+    ) -> Activated {
         let dir = tempfile::Builder::new()
             .prefix("corral-sdtest-")
             .tempdir()
@@ -322,6 +336,9 @@ impl Activated {
         pass.extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
         for (k, v) in &pass {
             cmd.arg("-E").arg(format!("{k}={v}"));
+        }
+        if let Some(name) = fdname {
+            cmd.arg(format!("--fdname={name}"));
         }
         cmd.arg(CORRAL)
             .arg("--chdir")
