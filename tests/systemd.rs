@@ -416,9 +416,9 @@ fn notify_watchdog_pings() {
 // ---------------------------------------------------------------------------
 // End to end, under a real systemd.
 
-const SOCKET_UNIT: &str = "corral-t.socket";
-const SERVICE_UNIT: &str = "corral-t.service";
-const WD_UNIT: &str = "corral-wd.service";
+const SOCKET_UNIT: &str = "webapp.socket";
+const SERVICE_UNIT: &str = "webapp.service";
+const WD_UNIT: &str = "webapp-wd.service";
 
 struct E2e {
     sd: namespace::Systemd,
@@ -612,7 +612,15 @@ fn scenario_usr2_upgrade(e: &E2e) {
         let out = e.sd.run(&["test", "-e", &format!("/proc/{old}")]);
         (!out.status.success()).then_some(())
     });
-    load.wait_more(10, "requests after the upgrade");
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        load.wait_more(10, "requests after the upgrade")
+    }));
+    if served.is_err() {
+        panic!(
+            "no requests served after the upgrade (MainPID {old} -> {new}):\n{}",
+            e.state()
+        );
+    }
     let report = load.finish();
     assert!(
         report.failures.is_empty(),
@@ -673,7 +681,7 @@ fn scenario_journal(e: &E2e) {
     });
     match access {
         None => problems.push(
-            "`journalctl -u corral-t STATUS=500` found no access record with \
+            "`journalctl -u webapp STATUS=500` found no access record with \
              REQUEST_PATH=/status/500"
                 .to_string(),
         ),
