@@ -2,6 +2,7 @@
 //! systemd's fd store or a previous master (`LISTEN_FDS`), named by the user
 //! (`fd://N`), or bound here with gunicorn's retry behaviour.
 
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use crate::config::{BindSpec, Settings};
@@ -27,16 +28,25 @@ impl OpenError {
     }
 }
 
+/// The listeners and, for each, the descriptor name it travels under
+/// (`LISTEN_FDNAMES` on a re-exec, `FDNAME=` in the fd store): systemd's own
+/// name for sockets from socket units, [`Listener::own_name`] for sockets
+/// corral bound, `corral/fd/N` for `fd://N`.
+pub struct Opened {
+    pub listeners: Vec<Listener>,
+    pub names: Vec<String>,
+}
+
 /// Collect every listener the settings ask for.
 ///
 /// Descriptors from systemd socket units are authoritative: `--bind` is
 /// then ignored except for `fd://` entries, as gunicorn does. Descriptors
-/// corral handed over itself (named `corral-…`: its fd store, or a USR2
-/// re-exec) are matched against `--bind`: a bind that is already open is
+/// corral bound itself (named `corral/…`: from its fd store, or handed over
+/// by a USR2 re-exec) are matched against `--bind`: a bind already open is
 /// reused, a new bind is bound, and a stored socket no longer asked for is
 /// dropped from the store.
-pub fn open(settings: &Settings) -> Result<Vec<Listener>, OpenError> {
-    let mut out = Vec::new();
+pub fn open(settings: &Settings) -> Result<Opened, OpenError> {
+    let mut out: Vec<(Listener, String)> = Vec::new();
     let mut ours: Vec<(Listener, String)> = Vec::new();
     let activated = crate::systemd::take_listen_fds();
     for (fd, name) in &activated.fds {
@@ -51,15 +61,24 @@ pub fn open(settings: &Settings) -> Result<Vec<Listener>, OpenError> {
                     .unwrap_or_default()
             ))
         })?;
-        match name {
-            Some(n) if n.starts_with(Listener::NAME_PREFIX) => ours.push((l, n.clone())),
-            _ => out.push(l),
+        let name = name.clone().unwrap_or_default();
+        if name.starts_with(Listener::NAME_PREFIX) {
+            ours.push((l, name));
+        } else {
+            out.push((l, name));
         }
     }
     let socket_units = !out.is_empty();
     for spec in &settings.bind {
         match spec {
             BindSpec::Fd(fd) => {
+                let name = format!("{}fd/{fd}", Listener::NAME_PREFIX);
+                // After a re-exec the socket arrives under this name at a
+                // new number; adopting the old number again would be wrong.
+                if let Some(i) = ours.iter().position(|(_, n)| *n == name) {
+                    out.push(ours.remove(i));
+                    continue;
+                }
                 if !crate::sys::process::fd_is_open(*fd) {
                     return Err(OpenError {
                         message: format!("fd://{fd}: no such open file descriptor"),
@@ -69,37 +88,37 @@ pub fn open(settings: &Settings) -> Result<Vec<Listener>, OpenError> {
                 // SAFETY of adoption: the user named this inherited
                 // descriptor on the command line; nothing else owns it.
                 let owned = unsafe { crate::sys::process::adopt_fd(*fd) };
-                out.push(
-                    Listener::from_fd(owned, settings.backlog)
-                        .map_err(|e| OpenError::plain(format!("fd://{fd}: {e}")))?,
-                );
+                let l = Listener::from_fd(owned, settings.backlog)
+                    .map_err(|e| OpenError::plain(format!("fd://{fd}: {e}")))?;
+                out.push((l, name));
             }
             _ if socket_units => {}
             BindSpec::Tcp(addrs, text) => {
                 for addr in addrs {
-                    if let Some(l) = take_matching(&mut ours, &Addr::Tcp(*addr)) {
-                        out.push(l);
-                        continue;
+                    match take_matching(&mut ours, &Addr::Tcp(*addr)) {
+                        Some(found) => out.push(found),
+                        None => out.push(named(retry(text, || {
+                            Listener::bind_tcp(*addr, settings.backlog, settings.reuse_port)
+                        })?)),
                     }
-                    out.push(retry(text, || {
-                        Listener::bind_tcp(*addr, settings.backlog, settings.reuse_port)
-                    })?);
                 }
             }
-            BindSpec::Unix(path) => {
-                if let Some(l) = take_matching(&mut ours, &Addr::Unix(Some(path.clone()))) {
-                    out.push(l);
-                    continue;
+            BindSpec::Unix(path) => match take_matching(&mut ours, &Addr::Unix(Some(path.clone())))
+            {
+                Some(found) => out.push(found),
+                None => {
+                    let text = format!("unix:{}", path.display());
+                    out.push(named(retry(&text, || {
+                        Listener::bind_unix(path, settings.backlog)
+                    })?));
                 }
-                let text = format!("unix:{}", path.display());
-                out.push(retry(&text, || {
-                    Listener::bind_unix(path, settings.backlog)
-                })?);
-            }
+            },
         }
     }
     if socket_units {
-        out.extend(ours.drain(..).map(|(l, _)| l));
+        // Under socket activation corral's own sockets (from a re-exec)
+        // are kept whatever --bind says: the old master had them too.
+        out.append(&mut ours);
     }
     for (_, name) in ours {
         tracing::info!("Dropping stored socket {name}: no longer in --bind");
@@ -111,18 +130,29 @@ pub fn open(settings: &Settings) -> Result<Vec<Listener>, OpenError> {
         ));
     }
     if crate::systemd::fd_store_enabled() {
-        for l in &out {
-            if let Err(e) = crate::systemd::store_fd(std::os::fd::AsFd::as_fd(l), &l.fd_name()) {
-                tracing::warn!("Cannot keep {} in systemd's fd store: {e}", l.addr());
+        // Only what corral bound: systemd already holds its socket units'
+        // descriptors, and fd:// ones belong to whoever passed them.
+        let fd_prefix = format!("{}fd/", Listener::NAME_PREFIX);
+        for (l, name) in &out {
+            if name.starts_with(Listener::NAME_PREFIX) && !name.starts_with(&fd_prefix) {
+                if let Err(e) = crate::systemd::store_fd(l.as_fd(), name) {
+                    tracing::warn!("Cannot keep {} in systemd's fd store: {e}", l.addr());
+                }
             }
         }
     }
-    Ok(out)
+    let (listeners, names) = out.into_iter().unzip();
+    Ok(Opened { listeners, names })
 }
 
-fn take_matching(pool: &mut Vec<(Listener, String)>, addr: &Addr) -> Option<Listener> {
+fn named(l: Listener) -> (Listener, String) {
+    let name = l.own_name();
+    (l, name)
+}
+
+fn take_matching(pool: &mut Vec<(Listener, String)>, addr: &Addr) -> Option<(Listener, String)> {
     let i = pool.iter().position(|(l, _)| &l.addr() == addr)?;
-    Some(pool.remove(i).0)
+    Some(pool.remove(i))
 }
 
 fn retry(

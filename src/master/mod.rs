@@ -70,6 +70,8 @@ pub struct Master {
     argv: Vec<OsString>,
     phase: Phase,
     listeners: Vec<Listener>,
+    /// Each listener's descriptor name (see `listeners::Opened`).
+    listener_names: Vec<String>,
     signals: MasterSignals,
     boot_r: OwnedFd,
     boot_w: OwnedFd,
@@ -155,7 +157,10 @@ impl Master {
             message: format!("cannot set up signal handling: {e}"),
             errno: Some(e as i32),
         })?;
-        let listeners = listeners::open(&settings).map_err(|e| StartError {
+        let listeners::Opened {
+            listeners,
+            names: listener_names,
+        } = listeners::open(&settings).map_err(|e| StartError {
             code: exit::FAILURE,
             message: e.message,
             errno: e.errno,
@@ -220,6 +225,7 @@ impl Master {
             argv,
             phase: Phase::Booting,
             listeners,
+            listener_names,
             signals,
             boot_r,
             boot_w,
@@ -260,11 +266,11 @@ impl Master {
         }
     }
 
-    /// sd_notify, except from a new master that is not promoted yet: it is
-    /// not the service's main process, and systemd would drop (and log)
-    /// its messages.
+    /// sd_notify, except from a new master the old one has not handed the
+    /// service to yet: it is not the main process, and systemd would drop
+    /// (and log) its messages.
     fn notify(&self, msgs: &[Notify<'_>]) {
-        if self.upgrade.parent.is_none() {
+        if self.upgrade.parent.is_none() || self.upgrade.handed_over {
             systemd::notify(msgs);
         }
     }
@@ -306,6 +312,10 @@ impl Master {
                     .and_then(|f| f.revents())
                     .is_some_and(|r| r.contains(PollFlags::POLLIN))
             };
+            // The old master may have left while we slept: a signal that
+            // woke us (say, systemd's HUP for a reload) must be handled as
+            // the promoted master.
+            self.check_promotion();
             self.drain_boot_pipe();
             if new_master_ready && self.new_master_reported() && self.on_new_master_ready() {
                 return self.stop(true);
@@ -508,8 +518,14 @@ impl Master {
             Phase::Booting if booted >= self.num_workers => {
                 self.phase = Phase::Running;
                 tracing::info!("Ready: {booted} workers serving");
-                self.notify(&[Notify::Ready, Notify::Status(&self.status_text())]);
-                self.report_ready_to_parent();
+                if self.upgrade.parent.is_some() {
+                    // The service is already up: the old master hands it
+                    // over (MAINPID=) on this signal; a READY=1 from us could
+                    // overtake that and be dropped.
+                    self.report_ready_to_parent();
+                } else {
+                    self.notify(&[Notify::Ready, Notify::Status(&self.status_text())]);
+                }
                 self.last_status_at = Instant::now();
             }
             Phase::Reloading if booted >= self.num_workers && old == 0 => {

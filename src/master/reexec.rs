@@ -33,6 +33,10 @@ pub struct Upgrade {
     pub parent: Option<Pid>,
     /// Where to report readiness to the old master.
     pub ready_fd: Option<OwnedFd>,
+    /// Under systemd: readiness was reported, so the old master has sent
+    /// (or is sending) `MAINPID=` for us and systemd treats us as the
+    /// service's main process even before the old master has exited.
+    pub handed_over: bool,
 }
 
 /// Read (and remove from the environment) the re-exec markers. Called at
@@ -53,7 +57,11 @@ pub fn take_upgrade_env() -> Upgrade {
         .map(|fd| unsafe { crate::sys::process::adopt_fd(fd) });
     std::env::remove_var(ENV_PARENT);
     std::env::remove_var(ENV_READY_FD);
-    Upgrade { parent, ready_fd }
+    Upgrade {
+        parent,
+        ready_fd,
+        handed_over: false,
+    }
 }
 
 /// The path of the running binary, as it is on disk now: after a package
@@ -98,7 +106,7 @@ impl Master {
             }
         };
         let mut keep: Vec<i32> = self.listeners.iter().map(|l| l.as_raw()).collect();
-        let names: Vec<String> = self.listeners.iter().map(|l| l.fd_name()).collect();
+        let names = self.listener_names.clone();
         let n = keep.len();
         keep.push(ready_w.as_raw_fd());
         let program = current_binary();
@@ -207,6 +215,7 @@ impl Master {
     pub(super) fn report_ready_to_parent(&mut self) {
         if let Some(fd) = self.upgrade.ready_fd.take() {
             let _ = nix::unistd::write(&fd, b"1");
+            self.upgrade.handed_over = systemd::under_systemd();
         }
     }
 }

@@ -208,16 +208,18 @@ impl Listener {
         self.as_fd().as_raw_fd()
     }
 
-    /// Prefix of the descriptor names corral gives its own sockets (fd
-    /// store, re-exec), telling them apart from systemd socket units'.
-    pub const NAME_PREFIX: &'static str = "corral-";
+    /// Prefix of the descriptor names corral gives the sockets it bound
+    /// itself (in the fd store, and across a re-exec). A `/` cannot occur in
+    /// a systemd unit name, so these never collide with the names systemd
+    /// gives socket units' descriptors (the unit name by default).
+    pub const NAME_PREFIX: &'static str = "corral/";
 
-    /// A name for `LISTEN_FDNAMES`/`FDNAME=`: the prefix and the address,
-    /// without characters the protocol reserves.
-    pub fn fd_name(&self) -> String {
+    /// The descriptor name for a socket corral bound itself: the prefix and
+    /// the address, without the characters the protocol reserves (`:`).
+    pub fn own_name(&self) -> String {
         let s = match self.addr() {
             Addr::Tcp(a) => a.to_string(),
-            Addr::Unix(Some(p)) => format!("unix:{}", p.display()),
+            Addr::Unix(Some(p)) => format!("unix/{}", p.display()),
             Addr::Unix(None) => "unix".into(),
         };
         let clean: String = s

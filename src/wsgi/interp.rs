@@ -418,7 +418,12 @@ pub(crate) fn summarize(py: Python<'_>, err: &PyErr) -> String {
 /// The full traceback as Python's `traceback` module prints it.
 pub(crate) fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py.import("traceback").and_then(|tb| {
-        let lines = tb.call_method1("format_exception", (err.value(py),))?;
+        // Type, value and traceback explicitly: before Python 3.12 the
+        // traceback lives beside the value, not on its __traceback__.
+        let lines = tb.call_method1(
+            "format_exception",
+            (err.get_type(py), err.value(py), err.traceback(py)),
+        )?;
         PyString::new(py, "")
             .call_method1("join", (lines,))?
             .extract::<String>()
