@@ -166,7 +166,7 @@ fn report(mode: &str, failures: Vec<(&str, Vec<String>)>) {
         return;
     }
     let mut msg = format!(
-        "{} of {} vectors failed ({mode}): {}\n",
+        "{} failures ({mode}, {} vectors in all): {}\n",
         failures.len(),
         VECTORS.len(),
         failures

@@ -369,6 +369,35 @@ impl Server {
         booted_pids(&self.stderr.text())
     }
 
+    /// Waits until `n` workers have logged their boot and are alive
+    /// children of the master (the log may trail READY=1 in our pipe).
+    pub fn wait_workers(&self, n: usize) -> Vec<i32> {
+        let booted = self
+            .stderr
+            .wait_for(EVENT_TIMEOUT, |t| {
+                let pids = booted_pids(t);
+                (pids.len() >= n).then_some(pids)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "{n} `Booting worker with pid` lines never appeared; {}",
+                    self.describe()
+                )
+            });
+        wait_until(EVENT_TIMEOUT, &format!("{n} live workers"), || {
+            self.workers().len() == n
+        });
+        let live = self.workers();
+        for pid in &live {
+            assert!(
+                booted.contains(pid),
+                "live child {pid} never logged its boot (booted: {booted:?}); {}",
+                self.describe()
+            );
+        }
+        live
+    }
+
     /// Waits until the stderr contains `needle`, panicking otherwise.
     pub fn expect_log(&self, needle: &str) {
         if self

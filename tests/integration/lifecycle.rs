@@ -16,8 +16,7 @@ fn port_closed(port: u16) -> bool {
 fn graceful_stop(sig: i32) {
     let mut server = Corral::app("echo:app").args(["-w", "2"]).start();
     assert_eq!(get(server.port, "/").status, 200);
-    let workers = server.workers();
-    assert_eq!(workers.len(), 2, "two workers before the stop: {workers:?}");
+    let workers = server.wait_workers(2);
     server.signal(sig);
     let code = server.wait_code(EVENT_TIMEOUT);
     assert_eq!(
@@ -54,13 +53,7 @@ fn sigint_stops_gracefully() {
 #[test]
 fn killed_worker_is_replaced() {
     let server = Corral::app("echo:app").args(["-w", "2"]).start();
-    let before: BTreeSet<i32> = server.workers().into_iter().collect();
-    assert_eq!(
-        before.len(),
-        2,
-        "two workers: {before:?}\n{}",
-        server.stderr.text()
-    );
+    let before: BTreeSet<i32> = server.wait_workers(2).into_iter().collect();
     let victim = *before.iter().next().unwrap();
     signal(victim, libc::SIGKILL);
     wait_until(START_TIMEOUT, "a replacement worker", || {
