@@ -1,7 +1,28 @@
 //! Settings: the command line and the environment (and, through the same
 //! table, a Python config file) resolved into one validated [`Settings`]
-//! value. No syscalls happen here beyond reading environment variables handed
-//! in by the caller, so everything is unit-testable.
+//! value.
+//!
+//! Every setting is one row of [`table::SETTINGS`]; the parser, the
+//! validators, `--help` and `docs/configuration.md` all read that table.
+//! Values arrive as raw strings grouped in [`Layer`]s, one per source, and
+//! [`resolve`] picks, per setting, the highest-precedence layer that names it:
+//! command line > `CORRAL_CMD_ARGS` > `GUNICORN_CMD_ARGS` > config file >
+//! defaults (some of which come from `$PORT`, `$WEB_CONCURRENCY` and
+//! `$FORWARDED_ALLOW_IPS`). A repeatable setting (`--bind`, `--env`) from a
+//! higher layer replaces the lower layer's whole list, as in gunicorn.
+//!
+//! The only system access is reading `/etc/passwd` and `/etc/group` for
+//! `--user`/`--group` names and resolving `--bind` hostnames; environment
+//! variables come through the caller's lookup function so tests stay pure.
+
+mod accounts;
+mod argv;
+mod docs;
+pub mod table;
+mod value;
+
+pub use docs::{help_text, reference_markdown};
+pub use table::{Kind, Section, Setting, SETTINGS};
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -76,6 +97,8 @@ pub struct Settings {
     pub group: Option<u32>,
     pub umask: u32,
     pub worker_tmp_dir: Option<PathBuf>,
+    /// `--log-journald`: send the error log to the journal.
+    pub log_journald: bool,
 }
 
 /// What the command line asks for.
@@ -86,15 +109,274 @@ pub enum Command {
     Version(String),
 }
 
-/// A bad flag, value or combination, as one line for the user.
+/// A bad flag, value or combination, as one line for the user. The text has
+/// no `error:` prefix; `main` prints it as `error: {err}` and exits 1.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Resolve the command line. `env` looks up environment variables.
-pub fn parse(
-    _args: &[OsString],
-    _env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Command, ConfigError> {
-    todo!()
+/// Environment variables holding extra command-line words, lowest
+/// precedence first. gunicorn's is honoured so existing deployments keep
+/// working; ours wins over it when both are set.
+pub const CMD_ARGS_VARS: [&str; 2] = ["GUNICORN_CMD_ARGS", "CORRAL_CMD_ARGS"];
+
+/// Where a layer of raw values came from; decides precedence and how errors
+/// name the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A Python config file (module-level names are setting names).
+    ConfigFile(String),
+    /// One of [`CMD_ARGS_VARS`].
+    EnvArgs(&'static str),
+    /// The real command line.
+    CommandLine,
 }
+
+impl Origin {
+    fn rank(&self) -> usize {
+        match self {
+            Origin::ConfigFile(_) => 0,
+            Origin::EnvArgs(var) => 1 + CMD_ARGS_VARS.iter().position(|v| v == var).unwrap_or(0),
+            Origin::CommandLine => 1 + CMD_ARGS_VARS.len(),
+        }
+    }
+}
+
+/// Raw values from one source, not yet validated.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    origin: Origin,
+    values: Vec<(&'static Setting, String)>,
+}
+
+impl Layer {
+    pub fn new(origin: Origin) -> Layer {
+        Layer {
+            origin,
+            values: Vec::new(),
+        }
+    }
+
+    /// Record `value` for the setting called `name` (its config-file name,
+    /// e.g. `workers`). A list setting takes one call per element; a switch
+    /// takes `true`/`false`. Validation happens in [`resolve`], where the
+    /// error can name the source.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) -> Result<(), ConfigError> {
+        let setting = table::by_name(name)
+            .ok_or_else(|| ConfigError(format!("unknown setting '{name}'{}", self.where_())))?;
+        self.values.push((setting, value.into()));
+        Ok(())
+    }
+
+    fn where_(&self) -> String {
+        match &self.origin {
+            Origin::ConfigFile(path) => format!(" (in {path})"),
+            Origin::EnvArgs(var) => format!(" (from {var})"),
+            Origin::CommandLine => String::new(),
+        }
+    }
+
+    fn invalid(&self, setting: &Setting, value: &str, why: &str) -> ConfigError {
+        let name = match self.origin {
+            Origin::ConfigFile(_) => setting.name,
+            _ => setting.display_name(),
+        };
+        ConfigError(format!(
+            "invalid value '{value}' for {name}{}: {why}",
+            self.where_()
+        ))
+    }
+}
+
+impl Settings {
+    /// The state before any value is applied. Never handed out: [`resolve`]
+    /// applies every setting's default or given value on top of it, so each
+    /// placeholder here is overwritten or is the documented "unset".
+    fn blank() -> Settings {
+        Settings {
+            app: None,
+            bind: Vec::new(),
+            backlog: 0,
+            workers: 0,
+            worker_class: WorkerClass::Sync,
+            threads: 0,
+            timeout: Duration::ZERO,
+            graceful_timeout: Duration::ZERO,
+            keepalive: Duration::ZERO,
+            max_requests: 0,
+            max_requests_jitter: 0,
+            limit_request_line: 0,
+            limit_request_fields: 0,
+            limit_request_field_size: 0,
+            preload_app: false,
+            chdir: None,
+            pythonpath: Vec::new(),
+            raw_env: Vec::new(),
+            proc_name: None,
+            pidfile: None,
+            accesslog: None,
+            access_log_format: String::new(),
+            errorlog: String::new(),
+            loglevel: LogLevel::Info,
+            forwarded_allow_ips: Vec::new(),
+            reuse_port: false,
+            user: None,
+            group: None,
+            umask: 0,
+            worker_tmp_dir: None,
+            log_journald: false,
+        }
+    }
+
+    /// Validate and apply one value to the setting called `name`, as a
+    /// config-file assignment would (list settings append). For code that
+    /// adjusts settings after [`resolve`]; sources with precedence should go
+    /// through a [`Layer`] instead.
+    pub fn apply(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let setting =
+            table::by_name(name).ok_or_else(|| ConfigError(format!("unknown setting '{name}'")))?;
+        (setting.apply)(self, value)
+            .map_err(|why| ConfigError(format!("invalid value '{value}' for {name}: {why}")))?;
+        self.settle();
+        Ok(())
+    }
+
+    /// Rules that tie settings together, applied after every change.
+    fn settle(&mut self) {
+        // gunicorn quietly upgrades sync to gthread when threads are asked
+        // for; configs written for it rely on that.
+        if self.threads > 1 && self.worker_class == WorkerClass::Sync {
+            self.worker_class = WorkerClass::Gthread;
+        }
+    }
+}
+
+/// The text a default stands for, and the environment variable it came
+/// from (for error messages), given the environment.
+fn default_value(
+    default: table::Default,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<(String, Option<&'static str>)> {
+    match default {
+        table::Default::Unset => None,
+        table::Default::Text(t) => Some((t.to_string(), None)),
+        table::Default::FromEnv {
+            var,
+            template,
+            fallback,
+        } => match env(var).filter(|v| !v.trim().is_empty()) {
+            Some(v) => Some((template.replace("{}", v.trim()), Some(var))),
+            None => Some((fallback.to_string(), None)),
+        },
+    }
+}
+
+/// Combine layers (any order; precedence comes from their [`Origin`]) with
+/// the defaults into validated settings. Does not require an application:
+/// [`parse`] checks that, since a config check might not.
+pub fn resolve(
+    layers: &[Layer],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, ConfigError> {
+    let mut ordered: Vec<&Layer> = layers.iter().collect();
+    // Highest precedence first; the sort is stable, so equal ranks keep the
+    // caller's order.
+    ordered.sort_by_key(|l| std::cmp::Reverse(l.origin.rank()));
+    let mut settings = Settings::blank();
+    for setting in SETTINGS {
+        let winner = ordered
+            .iter()
+            .find(|l| l.values.iter().any(|(s, _)| std::ptr::eq(*s, setting)));
+        match winner {
+            Some(layer) => {
+                for (_, raw) in layer
+                    .values
+                    .iter()
+                    .filter(|(s, _)| std::ptr::eq(*s, setting))
+                {
+                    (setting.apply)(&mut settings, raw)
+                        .map_err(|why| layer.invalid(setting, raw, &why))?;
+                }
+            }
+            None => {
+                if let Some((raw, var)) = default_value(setting.default, env) {
+                    (setting.apply)(&mut settings, &raw).map_err(|why| {
+                        let from = var.map(|v| format!(" (from ${v})")).unwrap_or_default();
+                        ConfigError(format!(
+                            "invalid value '{raw}' for {}{from}: {why}",
+                            setting.display_name()
+                        ))
+                    })?;
+                }
+            }
+        }
+    }
+    settings.settle();
+    Ok(settings)
+}
+
+/// The version line, in gunicorn's shape so scripts that grep it cope.
+pub fn version_text() -> String {
+    format!("corral (version {})", env!("CARGO_PKG_VERSION"))
+}
+
+/// Resolve the command line (`args` without the program name). `env` looks
+/// up environment variables (`PORT`, `WEB_CONCURRENCY`,
+/// `FORWARDED_ALLOW_IPS`, [`CMD_ARGS_VARS`]).
+pub fn parse(
+    args: &[OsString],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Command, ConfigError> {
+    let words = args
+        .iter()
+        .map(|a| {
+            a.to_str().map(str::to_string).ok_or_else(|| {
+                ConfigError(format!(
+                    "argument '{}' is not valid UTF-8",
+                    a.to_string_lossy()
+                ))
+            })
+        })
+        .collect::<Result<Vec<String>, ConfigError>>()?;
+    let cli = argv::parse_words(&words);
+    if cli.help {
+        return Ok(Command::Help(help_text()));
+    }
+    if cli.version {
+        return Ok(Command::Version(version_text()));
+    }
+    if let Some(msg) = cli.error {
+        return Err(ConfigError(msg));
+    }
+    let mut layers = vec![Layer {
+        origin: Origin::CommandLine,
+        values: cli.values,
+    }];
+    for var in CMD_ARGS_VARS {
+        let Some(text) = env(var) else { continue };
+        let split = argv::shell_split(&text).map_err(|e| ConfigError(format!("{var}: {e}")))?;
+        let parsed = argv::parse_words(&split);
+        if parsed.help || parsed.version {
+            return Err(ConfigError(format!(
+                "{var}: --help and --version belong on the command line"
+            )));
+        }
+        if let Some(msg) = parsed.error {
+            return Err(ConfigError(format!("{var}: {msg}")));
+        }
+        layers.push(Layer {
+            origin: Origin::EnvArgs(var),
+            values: parsed.values,
+        });
+    }
+    let settings = resolve(&layers, env)?;
+    if settings.app.is_none() {
+        return Err(ConfigError(
+            "no application given; usage: corral [OPTIONS] APP (see --help)".to_string(),
+        ));
+    }
+    Ok(Command::Run(Box::new(settings)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -4,13 +4,22 @@
 //! or sockets: it turns bytes into values and values into bytes.
 
 mod chunked;
+#[cfg(test)]
+mod conformance;
 mod error;
 mod request;
 mod response;
+#[cfg(test)]
+#[path = "../../tests/vectors/http.rs"]
+mod vectors;
 
-pub use chunked::ChunkedDecoder;
+pub use chunked::{ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILERS};
 pub use error::HttpError;
-pub use request::{parse_head, BodyKind, Header, Limits, Parsed, RequestHead, Version};
+pub use request::{
+    parse_head, BodyKind, Header, HeaderMap, Limits, Parsed, RequestHead, Version,
+    DEFAULT_FIELD_SIZE, MAX_FIELDS, MAX_HEAD, MAX_REQUEST_LINE,
+};
 pub use response::{
-    error_response, http_date, ResponseEncoder, ResponseError, ResponseInfo, CONTINUE_100,
+    error_response, http_date, push_http_date, reason_phrase, ResponseEncoder, ResponseError,
+    ResponseInfo, CONTINUE_100, SERVER,
 };

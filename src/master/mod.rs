@@ -1,1 +1,840 @@
-//! placeholder
+//! The master process (gunicorn's arbiter). It never serves requests: it
+//! opens the listening sockets, forks workers and keeps their number right,
+//! watches their heartbeats, and turns signals into actions.
+//!
+//! The master is single-threaded, always: `fork` is only sound that way. Its
+//! loop waits on one `poll` for a signal (signalfd) or a worker's boot byte
+//! (a pipe), then reaps, murders timed-out workers, and adjusts the worker
+//! count. The lifecycle is the explicit [`Phase`] enum.
+
+mod listeners;
+mod reexec;
+mod spawn;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::config::Settings;
+use crate::exit;
+use crate::heartbeat::Heartbeat;
+use crate::signals::{Intent, MasterSignals};
+use crate::sys::process::ProcTitle;
+use crate::sys::Listener;
+use crate::systemd::{self, Notify};
+use crate::wsgi;
+
+/// Where the master is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Initial workers are starting; READY=1 not sent yet.
+    Booting,
+    /// Serving with the configured workers.
+    Running,
+    /// HUP: a new generation of workers is starting; the old one retires
+    /// once it serves.
+    Reloading,
+    /// USR2: a new master is starting from this one.
+    Upgrading,
+    /// Workers are stopping; the master exits when they are gone.
+    Draining,
+}
+
+/// One worker process as the master sees it.
+struct WorkerProc {
+    pid: Pid,
+    /// Spawn order, oldest first (gunicorn's `age`).
+    age: u64,
+    /// Reload generation the worker belongs to.
+    generation: u64,
+    heartbeat: Heartbeat,
+    spawned: Instant,
+    booted: bool,
+    /// Sent SIGTERM to retire (reload, TTOU, WINCH).
+    retiring: bool,
+    /// When SIGABRT was sent for a timeout.
+    aborted: Option<Instant>,
+    /// The master itself sent SIGKILL (so the death is no mystery).
+    killed: bool,
+}
+
+pub struct Master {
+    settings: Settings,
+    argv: Vec<OsString>,
+    phase: Phase,
+    listeners: Vec<Listener>,
+    signals: MasterSignals,
+    boot_r: OwnedFd,
+    boot_w: OwnedFd,
+    workers: BTreeMap<i32, WorkerProc>,
+    num_workers: usize,
+    generation: u64,
+    next_age: u64,
+    app: Option<wsgi::App>,
+    title: Option<ProcTitle>,
+    /// Consecutive workers that died soon after starting, for respawn
+    /// back-off, and when the next spawn is allowed.
+    quick_deaths: u32,
+    spawn_after: Instant,
+    last_status: String,
+    last_status_at: Instant,
+    /// Directory corral was started in (a re-exec starts there, so a
+    /// relative `--chdir` means the same thing).
+    start_dir: PathBuf,
+    /// Re-exec markers when this master was started by USR2.
+    upgrade: reexec::Upgrade,
+    /// The new master started by USR2, and its readiness pipe.
+    reexec_child: Option<Pid>,
+    reexec_ready: Option<OwnedFd>,
+    /// systemd's watchdog interval, and when it was last fed.
+    watchdog: Option<Duration>,
+    last_watchdog: Instant,
+    /// When the start-up timeout was last extended while booting.
+    last_extend: Option<Instant>,
+}
+
+/// The master stops with this exit code.
+struct Halt(i32);
+
+/// A start-up failure: exit code, one-line reason, and the errno behind it
+/// when there is one (for systemd's `ERRNO=`).
+struct StartError {
+    code: i32,
+    message: String,
+    errno: Option<i32>,
+}
+
+impl From<(i32, String)> for StartError {
+    fn from((code, message): (i32, String)) -> Self {
+        Self {
+            code,
+            message,
+            errno: None,
+        }
+    }
+}
+
+/// Run the master until it stops; returns the process exit code.
+pub fn run(
+    settings: Settings,
+    argv: Vec<OsString>,
+    start_dir: PathBuf,
+    title: Option<ProcTitle>,
+) -> i32 {
+    let master = match Master::start(settings, argv, start_dir, title) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!("{}", e.message);
+            let mut msgs = vec![Notify::Status(&e.message)];
+            msgs.extend(e.errno.map(Notify::Errno));
+            systemd::notify(&msgs);
+            return e.code;
+        }
+    };
+    master.run()
+}
+
+impl Master {
+    fn start(
+        settings: Settings,
+        argv: Vec<OsString>,
+        start_dir: PathBuf,
+        title: Option<ProcTitle>,
+    ) -> Result<Self, StartError> {
+        let upgrade = reexec::take_upgrade_env();
+        tracing::info!("Starting corral {}", env!("CARGO_PKG_VERSION"));
+        let signals = MasterSignals::install().map_err(|e| StartError {
+            code: exit::FAILURE,
+            message: format!("cannot set up signal handling: {e}"),
+            errno: Some(e as i32),
+        })?;
+        let listeners = listeners::open(&settings).map_err(|e| StartError {
+            code: exit::FAILURE,
+            message: e.message,
+            errno: e.errno,
+        })?;
+        let pid = std::process::id();
+        for l in &listeners {
+            tracing::info!("Listening at: {} ({pid})", l.addr());
+        }
+        let class = match settings.worker_class {
+            crate::config::WorkerClass::Sync => "sync",
+            crate::config::WorkerClass::Gthread => "gthread",
+        };
+        tracing::info!("Using worker: {class}");
+        if let Some(p) = &settings.pidfile {
+            // A new master started by USR2 writes PIDFILE.2 until promoted.
+            let path = if upgrade.parent.is_some() {
+                suffixed(p)
+            } else {
+                p.clone()
+            };
+            std::fs::write(&path, format!("{pid}\n")).map_err(|e| StartError {
+                code: exit::FAILURE,
+                message: format!("cannot write pidfile {}: {e}", path.display()),
+                errno: e.raw_os_error(),
+            })?;
+        }
+        let app = if settings.preload_app {
+            // The import blocks this (single) thread for as long as the app
+            // takes: ask systemd for time up front.
+            if upgrade.parent.is_none() {
+                systemd::notify(&[Notify::ExtendTimeout(boot_allowance(&settings))]);
+            }
+            wsgi::init_interpreter(&crate::worker::interpreter_options(&settings))
+                .map_err(|e| (exit::FAILURE, e))?;
+            match wsgi::load_app(settings.app.as_deref().unwrap_or_default()) {
+                Ok(app) => Some(app),
+                Err(e) => {
+                    if let Some(tb) = &e.traceback {
+                        tracing::error!("{}", tb.trim_end());
+                    }
+                    return Err((
+                        exit::APP_LOAD_ERROR,
+                        format!("App failed to load: {}", e.summary),
+                    )
+                        .into());
+                }
+            }
+        } else {
+            None
+        };
+        let (boot_r, boot_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(|e| StartError {
+                    code: exit::FAILURE,
+                    message: format!("pipe: {e}"),
+                    errno: Some(e as i32),
+                })?;
+        let num_workers = settings.workers;
+        let now = Instant::now();
+        let master = Self {
+            settings,
+            argv,
+            phase: Phase::Booting,
+            listeners,
+            signals,
+            boot_r,
+            boot_w,
+            workers: BTreeMap::new(),
+            num_workers,
+            generation: 0,
+            next_age: 0,
+            app,
+            title,
+            quick_deaths: 0,
+            spawn_after: now,
+            last_status: String::new(),
+            last_status_at: now,
+            start_dir,
+            upgrade,
+            reexec_child: None,
+            reexec_ready: None,
+            watchdog: systemd::watchdog_interval(),
+            last_watchdog: now,
+            last_extend: None,
+        };
+        master.set_title();
+        Ok(master)
+    }
+
+    fn set_title(&self) {
+        if let Some(t) = &self.title {
+            let suffix = if self.upgrade.parent.is_some() {
+                ".2"
+            } else {
+                ""
+            };
+            t.set(&format!(
+                "corral: master [{}{suffix}]",
+                proc_name(&self.settings)
+            ));
+        }
+    }
+
+    /// sd_notify, except from a new master that is not promoted yet: it is
+    /// not the service's main process, and systemd would drop (and log)
+    /// its messages.
+    fn notify(&self, msgs: &[Notify<'_>]) {
+        if self.upgrade.parent.is_none() {
+            systemd::notify(msgs);
+        }
+    }
+
+    fn run(mut self) -> i32 {
+        let Halt(code) = self.main_loop();
+        self.cleanup();
+        code
+    }
+
+    fn main_loop(&mut self) -> Halt {
+        loop {
+            self.check_promotion();
+            if let Some(halt) = self.manage_workers() {
+                return halt;
+            }
+            self.update_phase();
+            self.keep_systemd_informed();
+            let mut wait = if Instant::now() < self.spawn_after {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_secs(1)
+            };
+            if let Some(interval) = self.watchdog {
+                wait = wait.min(interval / 4);
+            }
+            let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::NONE);
+            let new_master_ready = {
+                let mut fds = vec![
+                    PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
+                    PollFd::new(self.boot_r.as_fd(), PollFlags::POLLIN),
+                ];
+                if let Some(r) = &self.reexec_ready {
+                    fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
+                }
+                let _ = poll(&mut fds, timeout);
+                fds.get(2)
+                    .and_then(|f| f.revents())
+                    .is_some_and(|r| r.contains(PollFlags::POLLIN))
+            };
+            self.drain_boot_pipe();
+            if new_master_ready && self.new_master_reported() && self.on_new_master_ready() {
+                return self.stop(true);
+            }
+            for (intent, sig) in self.signals.drain() {
+                if intent != Intent::Reap {
+                    let name = signal_name(sig);
+                    tracing::info!(SIGNAL = %sig.as_str(), "Handling signal: {name}");
+                }
+                if let Some(halt) = self.on_intent(intent) {
+                    return halt;
+                }
+            }
+            if let Some(halt) = self.reap() {
+                return halt;
+            }
+            self.murder_timed_out();
+        }
+    }
+
+    fn on_intent(&mut self, intent: Intent) -> Option<Halt> {
+        match intent {
+            Intent::Reap => return self.reap(),
+            Intent::GracefulStop => return Some(self.stop(true)),
+            Intent::QuickStop => return Some(self.stop(false)),
+            Intent::Increment => {
+                let old = self.num_workers;
+                self.num_workers += 1;
+                tracing::info!("Workers: {old} -> {}", self.num_workers);
+            }
+            Intent::Decrement => {
+                if self.num_workers > 1 {
+                    let old = self.num_workers;
+                    self.num_workers -= 1;
+                    tracing::info!("Workers: {old} -> {}", self.num_workers);
+                }
+            }
+            Intent::ReopenLogs => {
+                if let Err(e) = crate::logging::reopen() {
+                    tracing::error!("reopening log files: {e}");
+                }
+                self.signal_all(Signal::SIGUSR1);
+            }
+            Intent::StopWorkers => {
+                self.num_workers = 0;
+                self.retire_all();
+            }
+            Intent::Reload => self.reload(),
+            Intent::Upgrade => self.reexec(),
+        }
+        None
+    }
+
+    /// HUP: re-read the settings, start a new generation of workers, retire
+    /// the old one once the new one serves (no gap in service).
+    fn reload(&mut self) {
+        tracing::info!("Hang up: {}", self.master_name());
+        match crate::config::parse(&self.argv[1..], &|k| std::env::var(k).ok()) {
+            Ok(crate::config::Command::Run(s)) => {
+                self.num_workers = s.workers;
+                self.settings = *s;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("Reload kept the old settings: {e}"),
+        }
+        if let Err(e) = crate::logging::reopen() {
+            tracing::error!("reopening log files: {e}");
+        }
+        self.notify(&[Notify::Reloading]);
+        if self.app.is_some() {
+            // Preloaded: the new workers fork from this process, so the
+            // master imports the new code itself. If it does not import,
+            // the old workers keep serving the old code.
+            match wsgi::reload_app(self.settings.app.as_deref().unwrap_or_default()) {
+                Ok(app) => self.app = Some(app),
+                Err(e) => {
+                    if let Some(tb) = &e.traceback {
+                        tracing::error!("{}", tb.trim_end());
+                    }
+                    let msg = format!("Reload failed, old workers keep serving: {}", e.summary);
+                    tracing::error!("{msg}");
+                    self.notify(&[Notify::Ready, Notify::Status(&msg)]);
+                    return;
+                }
+            }
+        }
+        self.generation += 1;
+        self.phase = Phase::Reloading;
+    }
+
+    fn retire_all(&mut self) {
+        for w in self.workers.values_mut() {
+            if !w.retiring {
+                w.retiring = true;
+                let _ = kill(w.pid, Signal::SIGTERM);
+            }
+        }
+    }
+
+    fn signal_all(&self, sig: Signal) {
+        for w in self.workers.values() {
+            let _ = kill(w.pid, sig);
+        }
+    }
+
+    fn master_name(&self) -> &'static str {
+        if self.upgrade.parent.is_some() {
+            "Master.2"
+        } else {
+            "Master"
+        }
+    }
+
+    /// Whether the readiness pipe holds the new master's byte (as opposed
+    /// to EOF from a new master that died).
+    fn new_master_reported(&mut self) -> bool {
+        let Some(r) = &self.reexec_ready else {
+            return false;
+        };
+        let mut b = [0u8; 1];
+        match nix::unistd::read(r, &mut b) {
+            Ok(1) => true,
+            Ok(_) => {
+                self.reexec_ready = None;
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Keep the current generation at `num_workers`; retire surplus and the
+    /// old generation once the new one has booted.
+    fn manage_workers(&mut self) -> Option<Halt> {
+        if self.phase == Phase::Draining {
+            return None;
+        }
+        let current: Vec<i32> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation == self.generation && !w.retiring)
+            .map(|(p, _)| *p)
+            .collect();
+        if current.len() > self.num_workers {
+            // Oldest first, as gunicorn does.
+            let mut by_age: Vec<(u64, i32)> =
+                current.iter().map(|p| (self.workers[p].age, *p)).collect();
+            by_age.sort();
+            for (_, pid) in by_age.into_iter().take(current.len() - self.num_workers) {
+                if let Some(w) = self.workers.get_mut(&pid) {
+                    w.retiring = true;
+                    let _ = kill(w.pid, Signal::SIGTERM);
+                }
+            }
+        }
+        let mut missing = self.num_workers.saturating_sub(current.len());
+        while missing > 0 && Instant::now() >= self.spawn_after {
+            if let Err(halt) = self.spawn_worker() {
+                return Some(halt);
+            }
+            missing -= 1;
+        }
+        // Retire the old generation once the new one is fully up.
+        let new_booted = self
+            .workers
+            .values()
+            .filter(|w| w.generation == self.generation && !w.retiring && w.booted)
+            .count();
+        if new_booted >= self.num_workers {
+            let gen = self.generation;
+            for w in self.workers.values_mut() {
+                if w.generation < gen && !w.retiring {
+                    w.retiring = true;
+                    let _ = kill(w.pid, Signal::SIGTERM);
+                }
+            }
+        }
+        None
+    }
+
+    fn update_phase(&mut self) {
+        let booted = self
+            .workers
+            .values()
+            .filter(|w| w.booted && !w.retiring)
+            .count();
+        let booting = self.workers.values().filter(|w| !w.booted).count();
+        let old = self
+            .workers
+            .values()
+            .filter(|w| w.generation < self.generation)
+            .count();
+        match self.phase {
+            Phase::Booting if booted >= self.num_workers => {
+                self.phase = Phase::Running;
+                tracing::info!("Ready: {booted} workers serving");
+                self.notify(&[Notify::Ready, Notify::Status(&self.status_text())]);
+                self.report_ready_to_parent();
+                self.last_status_at = Instant::now();
+            }
+            Phase::Reloading if booted >= self.num_workers && old == 0 => {
+                self.phase = Phase::Running;
+                tracing::info!("Reload complete: {booted} workers serving");
+                self.notify(&[Notify::Ready, Notify::Status(&self.status_text())]);
+            }
+            _ => {}
+        }
+        let _ = booting;
+        if self.last_status_at.elapsed() >= Duration::from_secs(1) {
+            let text = self.status_text();
+            if text != self.last_status {
+                self.notify(&[Notify::Status(&text)]);
+                self.last_status = text;
+            }
+            self.last_status_at = Instant::now();
+        }
+    }
+
+    /// Feed systemd's watchdog while the master is healthy, and keep the
+    /// start-up timeout from running out while workers are still importing
+    /// the app (they are killed if they exceed `--timeout`, so this cannot
+    /// extend forever).
+    fn keep_systemd_informed(&mut self) {
+        if let Some(interval) = self.watchdog {
+            if self.last_watchdog.elapsed() >= interval / 2 && self.healthy() {
+                self.notify(&[Notify::Watchdog]);
+                self.last_watchdog = Instant::now();
+            }
+        }
+        if self.phase == Phase::Booting
+            && self
+                .last_extend
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
+        {
+            self.notify(&[Notify::ExtendTimeout(boot_allowance(&self.settings))]);
+            self.last_extend = Some(Instant::now());
+        }
+    }
+
+    /// Healthy means the loop runs and, once serving, workers are not all
+    /// gone while respawns keep failing: a master stuck in a crash loop
+    /// stops feeding the watchdog, and systemd restarts the service.
+    fn healthy(&self) -> bool {
+        let serving = self.workers.values().any(|w| w.booted);
+        match self.phase {
+            Phase::Running | Phase::Reloading | Phase::Upgrading => {
+                serving || self.num_workers == 0 || self.quick_deaths < 5
+            }
+            Phase::Booting | Phase::Draining => true,
+        }
+    }
+
+    fn status_text(&self) -> String {
+        let serving = self
+            .workers
+            .values()
+            .filter(|w| w.booted && !w.retiring)
+            .count();
+        let booting = self.workers.values().filter(|w| !w.booted).count();
+        let served: u64 = self.workers.values().map(|w| w.heartbeat.requests()).sum();
+        format!("{serving} workers serving, {booting} booting; {served} requests served by current workers")
+    }
+
+    fn drain_boot_pipe(&mut self) {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = nix::unistd::read(&self.boot_r, &mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        for w in self.workers.values_mut() {
+            if !w.booted && w.heartbeat.booted() {
+                w.booted = true;
+            }
+        }
+    }
+
+    /// Collect exited children. Exit 3/4 from a worker halts the master
+    /// with the same code, as gunicorn does; anything else is respawned.
+    fn reap(&mut self) -> Option<Halt> {
+        loop {
+            let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return None,
+                Ok(s) => s,
+            };
+            let Some(pid) = status.pid() else { continue };
+            let Some(w) = self.workers.remove(&pid.as_raw()) else {
+                // A new master from USR2, or a child the app started before
+                // fork (not ours to manage).
+                self.on_reexec_child_exit(pid);
+                continue;
+            };
+            let lived = w.spawned.elapsed();
+            match status {
+                WaitStatus::Exited(_, code) => {
+                    if code != 0 || !w.retiring {
+                        tracing::error!(
+                            WORKER_PID = pid.as_raw(),
+                            EXIT_STATUS = code,
+                            "Worker (pid:{pid}) exited with code {code}"
+                        );
+                    } else {
+                        tracing::info!(
+                            WORKER_PID = pid.as_raw(),
+                            EXIT_STATUS = code,
+                            "Worker exiting (pid: {pid})"
+                        );
+                    }
+                    if code == exit::WORKER_BOOT_ERROR {
+                        let why = w.heartbeat.error().unwrap_or_default();
+                        return Some(self.halt(
+                            exit::WORKER_BOOT_ERROR,
+                            &join_reason("Worker failed to boot.", &why),
+                        ));
+                    }
+                    if code == exit::APP_LOAD_ERROR {
+                        let why = w.heartbeat.error().unwrap_or_default();
+                        return Some(self.halt(
+                            exit::APP_LOAD_ERROR,
+                            &join_reason("App failed to load.", &why),
+                        ));
+                    }
+                }
+                WaitStatus::Signaled(_, sig, _) => {
+                    let (wp, sn) = (pid.as_raw(), sig.as_str());
+                    if sig == Signal::SIGKILL && w.killed {
+                        tracing::error!(
+                            WORKER_PID = wp,
+                            SIGNAL = sn,
+                            "Worker (pid:{pid}) was killed after the timeout"
+                        );
+                    } else if sig == Signal::SIGKILL {
+                        tracing::error!(
+                            WORKER_PID = wp,
+                            SIGNAL = sn,
+                            "Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?"
+                        );
+                    } else if !(w.retiring && sig == Signal::SIGTERM) {
+                        tracing::error!(
+                            WORKER_PID = wp,
+                            SIGNAL = sn,
+                            "Worker (pid:{pid}) was sent {}!",
+                            signal_name(sig)
+                        );
+                    }
+                }
+                _ => {}
+            }
+            if !w.retiring {
+                self.note_death(lived);
+            }
+        }
+    }
+
+    /// Space out respawns when workers keep dying young, so a crash loop
+    /// cannot spin the CPU: 0.1 s doubling up to 10 s.
+    fn note_death(&mut self, lived: Duration) {
+        if lived < Duration::from_secs(5) {
+            self.quick_deaths = (self.quick_deaths + 1).min(7);
+            let delay =
+                Duration::from_millis(100 << (self.quick_deaths - 1)).min(Duration::from_secs(10));
+            self.spawn_after = Instant::now() + delay;
+        } else {
+            self.quick_deaths = 0;
+        }
+    }
+
+    /// Abort workers whose event loop stalled or whose request ran past
+    /// `--timeout`; SIGKILL those that do not go.
+    fn murder_timed_out(&mut self) {
+        let timeout = self.settings.timeout;
+        if timeout.is_zero() {
+            return;
+        }
+        let limit_ms = timeout.as_millis() as u64;
+        for w in self.workers.values_mut() {
+            if let Some(at) = w.aborted {
+                if at.elapsed() > Duration::from_secs(10) {
+                    tracing::error!(
+                        critical = true,
+                        "WORKER TIMEOUT (pid:{}) did not exit; killing",
+                        w.pid
+                    );
+                    let _ = kill(w.pid, Signal::SIGKILL);
+                    w.killed = true;
+                    w.aborted = Some(Instant::now());
+                }
+                continue;
+            }
+            let stuck = if w.booted {
+                w.heartbeat.silent_for_ms() > limit_ms
+                    || w.heartbeat
+                        .longest_request_ms()
+                        .is_some_and(|(_, ms)| ms > limit_ms)
+            } else {
+                w.spawned.elapsed() > timeout
+            };
+            if stuck {
+                tracing::error!(
+                    critical = true,
+                    WORKER_PID = w.pid.as_raw(),
+                    "WORKER TIMEOUT (pid:{})",
+                    w.pid
+                );
+                let sig = if w.booted {
+                    Signal::SIGABRT
+                } else {
+                    Signal::SIGKILL
+                };
+                let _ = kill(w.pid, sig);
+                w.killed = sig == Signal::SIGKILL;
+                w.aborted = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Stop every worker and leave: TERM (graceful) or QUIT (quick), wait up
+    /// to `--graceful-timeout`, then SIGKILL what remains.
+    fn stop(&mut self, graceful: bool) -> Halt {
+        self.phase = Phase::Draining;
+        self.notify(&[Notify::Stopping]);
+        tracing::info!("Shutting down: {}", self.master_name());
+        self.close_listeners();
+        let mut sig = if graceful {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGQUIT
+        };
+        self.signal_all(sig);
+        let deadline = Instant::now() + self.settings.graceful_timeout;
+        while !self.workers.is_empty() && Instant::now() < deadline {
+            let mut fds = [PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(100u16));
+            for (intent, s) in self.signals.drain() {
+                // INT/QUIT during a graceful stop escalates it.
+                if intent == Intent::QuickStop && sig == Signal::SIGTERM {
+                    tracing::info!("Handling signal: {}", signal_name(s));
+                    sig = Signal::SIGQUIT;
+                    self.signal_all(sig);
+                }
+            }
+            self.reap_quietly();
+        }
+        if !self.workers.is_empty() {
+            self.signal_all(Signal::SIGKILL);
+            while !self.workers.is_empty() {
+                match waitpid(None, None) {
+                    Ok(s) => {
+                        if let Some(p) = s.pid() {
+                            self.workers.remove(&p.as_raw());
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        Halt(exit::OK)
+    }
+
+    fn reap_quietly(&mut self) {
+        while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            match s.pid() {
+                Some(p) => {
+                    self.workers.remove(&p.as_raw());
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Halt with a reason, stopping the other workers first.
+    fn halt(&mut self, code: i32, reason: &str) -> Halt {
+        tracing::error!("{reason}");
+        self.notify(&[Notify::Status(reason)]);
+        self.stop(true);
+        Halt(code)
+    }
+
+    fn close_listeners(&mut self) {
+        for l in self.listeners.drain(..) {
+            l.unlink();
+        }
+    }
+
+    fn cleanup(&mut self) {
+        self.close_listeners();
+        if let Some(p) = &self.settings.pidfile {
+            // Only remove a pidfile that still names this process: after a
+            // promotion the new master has rewritten it.
+            let path = if self.upgrade.parent.is_some() {
+                suffixed(p)
+            } else {
+                p.clone()
+            };
+            let ours = std::fs::read_to_string(&path)
+                .is_ok_and(|c| c.trim() == std::process::id().to_string());
+            if ours {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// `PIDFILE.2`, the pidfile of a new master before promotion.
+fn suffixed(p: &std::path::Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".2");
+    PathBuf::from(s)
+}
+
+/// How long systemd should wait for the app to import: workers that take
+/// longer than `--timeout` to boot are killed anyway, so twice that (and at
+/// least 90 s, systemd's own default) covers a slow but healthy start.
+fn boot_allowance(s: &Settings) -> Duration {
+    (s.timeout * 2).max(Duration::from_secs(90))
+}
+
+fn join_reason(what: &str, why: &str) -> String {
+    if why.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what} {why}")
+    }
+}
+
+fn proc_name(s: &Settings) -> String {
+    s.proc_name
+        .clone()
+        .or_else(|| s.app.clone())
+        .unwrap_or_else(|| "corral".into())
+}
+
+fn signal_name(sig: Signal) -> String {
+    sig.as_str().trim_start_matches("SIG").to_ascii_lowercase()
+}

@@ -1,1 +1,13 @@
-//! placeholder
+//! The only home of `unsafe`, `fork`, `exec` and raw file descriptors.
+//!
+//! Everything here hands out owned, typed values (`OwnedFd`, listeners,
+//! streams, shared memory slots) so the rest of the crate stays safe code.
+//! Each `unsafe` block states the invariant it relies on.
+
+#![allow(unsafe_code)]
+
+pub mod net;
+pub mod process;
+pub mod shm;
+
+pub use net::{Listener, Stream};

@@ -1,1 +1,349 @@
-//! placeholder
+//! A worker process: one Rust event loop (epoll) that owns every socket —
+//! accept, read, parse, receive bodies, write — and a pool of Python threads
+//! (1 for `-k sync`, `--threads` for `-k gthread`) that only ever see complete
+//! requests. A slow or idle client costs a few bytes of state in the loop,
+//! never a Python thread.
+//!
+//! Lifecycle: boot (Python, app import) → serve → drain on SIGTERM or
+//! `--max-requests` → exit. Exit codes follow gunicorn: 0 normal, 1 aborted,
+//! 3 failed before boot, 4 app import error.
+
+mod body;
+mod conn;
+mod event_loop;
+mod pool;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
+
+use crate::config::{Settings, WorkerClass};
+use crate::exit;
+use crate::heartbeat::Heartbeat;
+use crate::http::Limits;
+use crate::sys::net::Addr;
+use crate::sys::Listener;
+use crate::wsgi::{self, App, ServeContext, SockAddr};
+
+use conn::Conn;
+use pool::{Completions, Job, JobQueue, Sink};
+
+/// Longest a client may take to send a complete request head once it has
+/// started one, or to send its first request after connecting.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a body may stall between two reads.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to drain a closing client's leftovers before giving up.
+const LINGER: Duration = Duration::from_secs(2);
+/// Open connections per worker (gunicorn's `worker_connections` default);
+/// past it the worker stops accepting until one closes.
+const MAX_CONNECTIONS: usize = 1000;
+
+const TOKEN_SIGNAL: u64 = u64::MAX;
+const TOKEN_WAKE: u64 = u64::MAX - 1;
+const TOKEN_LISTENER_BASE: u64 = u64::MAX - 1024;
+
+/// Everything a worker needs from the master.
+pub struct WorkerSpec<'a> {
+    pub settings: &'a Settings,
+    pub listeners: &'a [Listener],
+    pub heartbeat: &'a Heartbeat,
+    /// The app, when imported by the master (`--preload`).
+    pub app: Option<&'a App>,
+    /// Written once when the worker has booted, to wake the master.
+    pub boot_pipe: &'a OwnedFd,
+    /// Requests to serve before recycling (0 = unlimited), jitter applied.
+    pub max_requests: u64,
+    pub master: Pid,
+    pub title: &'a dyn Fn(&str),
+}
+
+/// Run a worker in a freshly forked child. Never returns.
+pub fn run(spec: WorkerSpec<'_>) -> ! {
+    let code = match boot(&spec) {
+        Ok((mut worker, app, ctx, threads)) => {
+            let jobs_q = Arc::clone(&worker.jobs);
+            let done = Arc::clone(&worker.completions);
+            std::thread::scope(|scope| {
+                for t in 0..threads {
+                    let (jobs, completions) = (&*jobs_q, &done);
+                    let (ctx, app, hb) = (&ctx, &app, spec.heartbeat);
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("python-{t}"))
+                        .spawn_scoped(scope, move || {
+                            python_thread(t, jobs, completions, ctx, app, hb)
+                        });
+                    if let Err(e) = spawned {
+                        tracing::error!(
+                            "Exception in worker process: starting Python threads: {e}"
+                        );
+                        crate::sys::process::exit_now(exit::WORKER_BOOT_ERROR);
+                    }
+                }
+                spec.heartbeat.set_booted();
+                let _ = nix::unistd::write(spec.boot_pipe, &[1]);
+                let code = worker.serve();
+                // Idle threads return once the queue closes; the scope joins them.
+                jobs_q.close();
+                code
+            })
+        }
+        Err(code) => code,
+    };
+    crate::sys::process::exit_now(code)
+}
+
+type Booted<'a> = (Worker<'a>, AppRef<'a>, ServeContext, usize);
+
+/// The app: the master's (imported before fork with `--preload`) or the
+/// worker's own.
+enum AppRef<'a> {
+    Preloaded(&'a App),
+    Own(App),
+}
+
+impl std::ops::Deref for AppRef<'_> {
+    type Target = App;
+    fn deref(&self) -> &App {
+        match self {
+            AppRef::Preloaded(a) => a,
+            AppRef::Own(a) => a,
+        }
+    }
+}
+
+fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
+    let s = spec.settings;
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        let msg = format!("{what}: {e}");
+        tracing::error!("Exception in worker process: {msg}");
+        spec.heartbeat.set_error(&msg);
+        exit::WORKER_BOOT_ERROR
+    };
+    // The master reads signals from a signalfd with them blocked; the
+    // worker starts from a clean slate and blocks its own set below.
+    crate::sys::process::unblock_all_signals().map_err(|e| fail("signal mask", &e))?;
+    let _ = crate::sys::process::set_parent_death_signal(Signal::SIGTERM);
+    (spec.title)(&format!(
+        "corral: worker [{}]",
+        s.proc_name
+            .as_deref()
+            .or(s.app.as_deref())
+            .unwrap_or("corral")
+    ));
+    wsgi::after_fork_child();
+    if crate::logging::journald_active() {
+        // What the app prints must be attributed to this worker, not to
+        // the stream the master inherited from systemd.
+        if let Err(e) = crate::systemd::attach_std_streams_to_journal("corral") {
+            tracing::warn!("Cannot open a journal stream for the worker's output: {e}");
+        }
+    }
+    let pid = std::process::id();
+    tracing::info!(WORKER_PID = pid, "Booting worker with pid: {pid}");
+    crate::sys::process::drop_privileges(s.user, s.group, s.umask)
+        .map_err(|e| fail("dropping privileges", &e))?;
+
+    let app = match spec.app {
+        Some(app) => AppRef::Preloaded(app),
+        None => {
+            let spec_str = s.app.as_deref().unwrap_or_default();
+            wsgi::init_interpreter(&interpreter_options(s)).map_err(|e| fail("Python", &e))?;
+            match wsgi::load_app(spec_str) {
+                Ok(app) => AppRef::Own(app),
+                Err(e) => {
+                    if let Some(tb) = &e.traceback {
+                        tracing::error!("Exception in worker process:\n{}", tb.trim_end());
+                    }
+                    spec.heartbeat.set_error(&e.summary);
+                    return Err(exit::APP_LOAD_ERROR);
+                }
+            }
+        }
+    };
+
+    let mut mask = SigSet::empty();
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGQUIT,
+        Signal::SIGINT,
+        Signal::SIGUSR1,
+        Signal::SIGABRT,
+        Signal::SIGWINCH,
+    ] {
+        mask.add(sig);
+    }
+    // Blocked before any thread starts, so every Python thread inherits the
+    // mask and signals reach only the signalfd.
+    mask.thread_block()
+        .map_err(|e| fail("blocking signals", &e))?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| fail("signalfd", &e))?;
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| fail("epoll", &e))?;
+    let completions = Arc::new(Completions::new().map_err(|e| fail("eventfd", &e))?);
+    epoll
+        .add(
+            signals.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_SIGNAL),
+        )
+        .map_err(|e| fail("epoll", &e))?;
+    epoll
+        .add(
+            completions.fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_WAKE),
+        )
+        .map_err(|e| fail("epoll", &e))?;
+    let mut locals = Vec::new();
+    for (i, l) in spec.listeners.iter().enumerate() {
+        l.set_nonblocking().map_err(|e| fail("listener", &e))?;
+        locals.push(sock_addr(l.addr()));
+        // EPOLLEXCLUSIVE: one worker is woken per new connection instead of
+        // all of them (no thundering herd).
+        epoll
+            .add(
+                l.as_fd(),
+                EpollEvent::new(
+                    EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
+                    TOKEN_LISTENER_BASE + i as u64,
+                ),
+            )
+            .map_err(|e| fail("epoll", &e))?;
+    }
+
+    let threads = match s.worker_class {
+        WorkerClass::Sync => 1,
+        WorkerClass::Gthread => s.threads.max(1),
+    };
+    let ctx = ServeContext {
+        multithread: threads > 1,
+        multiprocess: s.workers > 1,
+        forwarded_allow_ips: s.forwarded_allow_ips.clone(),
+    };
+    let tmp_dir = s.worker_tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    Ok((
+        Worker {
+            epoll,
+            signals,
+            completions,
+            jobs: Arc::new(JobQueue::default()),
+            listeners: spec.listeners,
+            locals,
+            conns: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            accepting: true,
+            draining: false,
+            served: 0,
+            max_requests: spec.max_requests,
+            limits: Limits {
+                request_line: s.limit_request_line,
+                fields: s.limit_request_fields,
+                field_size: s.limit_request_field_size,
+                ..Limits::default()
+            },
+            keepalive: s.keepalive,
+            timeout: s.timeout,
+            tmp_dir,
+            heartbeat: spec.heartbeat,
+            master: spec.master,
+        },
+        app,
+        ctx,
+        threads,
+    ))
+}
+
+pub fn interpreter_options(s: &Settings) -> wsgi::InterpreterOptions {
+    wsgi::InterpreterOptions {
+        pythonpath: s.pythonpath.clone(),
+        virtual_env: std::env::var_os("VIRTUAL_ENV").map(PathBuf::from),
+    }
+}
+
+fn sock_addr(a: Addr) -> SockAddr {
+    match a {
+        Addr::Tcp(s) => SockAddr::Tcp(s),
+        Addr::Unix(p) => SockAddr::Unix(p),
+    }
+}
+
+fn python_thread(
+    index: usize,
+    jobs: &JobQueue,
+    completions: &Arc<Completions>,
+    ctx: &ServeContext,
+    app: &App,
+    heartbeat: &Heartbeat,
+) {
+    wsgi::python_thread(|py| loop {
+        let Some(job) = py.idle(|| jobs.pop()) else {
+            return;
+        };
+        let Job {
+            token,
+            req,
+            info,
+            flight,
+            started,
+        } = job;
+        let logging = crate::logging::access_enabled();
+        let clock = Instant::now();
+        let head = logging.then(|| req.head.clone());
+        let peer = match &req.peer {
+            SockAddr::Tcp(a) => Some(*a),
+            SockAddr::Unix(_) => None,
+        };
+        heartbeat.set_busy(index, true);
+        let sink = Arc::new(Mutex::new(Sink::new(
+            token,
+            info,
+            flight,
+            Arc::clone(completions),
+            logging,
+        )));
+        let outcome = py.call(app, ctx, req, sink.clone());
+        heartbeat.set_busy(index, false);
+        let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(head) = head {
+            crate::logging::access(&crate::logging::AccessRecord {
+                peer,
+                head: &head,
+                status: &sink.status,
+                response_headers: &sink.headers,
+                body_bytes: sink.body_bytes,
+                started,
+                duration: clock.elapsed(),
+            });
+        }
+        sink.end(outcome);
+    })
+}
+
+struct Worker<'a> {
+    epoll: Epoll,
+    signals: SignalFd,
+    completions: Arc<Completions>,
+    jobs: Arc<JobQueue>,
+    listeners: &'a [Listener],
+    locals: Vec<SockAddr>,
+    /// Connection slots; a slot's generation makes stale tokens harmless.
+    conns: Vec<(u32, Option<Conn>)>,
+    free: Vec<usize>,
+    live: usize,
+    accepting: bool,
+    draining: bool,
+    served: u64,
+    max_requests: u64,
+    limits: Limits,
+    keepalive: Duration,
+    timeout: Duration,
+    tmp_dir: PathBuf,
+    heartbeat: &'a Heartbeat,
+    master: Pid,
+}

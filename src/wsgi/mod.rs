@@ -58,6 +58,10 @@ pub trait ResponseSink {
     fn file(&mut self, file: File, offset: u64, len: Option<u64>) -> Result<(), SinkError>;
 }
 
+/// The sink as the bridge holds it: shared, so the `write()` callable the
+/// app keeps can reach it during the application call.
+pub type SharedSink = std::sync::Arc<std::sync::Mutex<dyn ResponseSink + Send>>;
+
 /// What became of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -76,3 +80,35 @@ pub struct ServeContext {
     pub multiprocess: bool,
     pub forwarded_allow_ips: Vec<crate::config::AllowIp>,
 }
+
+// What the worker can rely on, and must honour, when it drives requests
+// through `PyThread::call`:
+// - Sink methods are called on the Python thread with the GIL held; a sink
+//   that must wait (back-pressure from a slow client) releases the GIL first
+//   with `allow_threads`, so the other Python threads keep running.
+// - Header values are `String`s whose chars are all <= U+00FF (checked in
+//   start_response): encode each char as one byte (latin-1), not as UTF-8.
+// - `body(.., last = true)` marks the final chunk of a list/tuple response,
+//   so it can be coalesced with the headers; a generator's end is only known
+//   when `call` returns (no trailing empty `body` call is made).
+// - Error responses corral makes itself (500 for app errors, 400 for spoofed
+//   scheme headers) carry `Connection: close` and a Content-Length: close the
+//   connection after them. `Outcome::Aborted` also means close.
+// - `write()` data goes to the sink at once; once `call` returns the bridge
+//   drops its handle on the sink, so a `write` the app kept cannot reach a
+//   later request on the same connection.
+
+mod environ;
+mod errors;
+mod filewrapper;
+mod input;
+mod interp;
+mod response;
+#[cfg(test)]
+mod tests;
+
+pub use interp::{
+    after_fork_child, after_fork_parent, before_fork, init_interpreter, load_app, reload_app,
+    thread_stacks, App, InterpreterOptions, LoadError,
+};
+pub use response::{allow_threads, python_thread, PyThread};

@@ -1,0 +1,603 @@
+//! The settings table: the single description of every setting corral
+//! accepts. The command-line parser, `--help`, `*_CMD_ARGS`, validation,
+//! the Python config-file mapping (by `name`) and `docs/configuration.md`
+//! are all driven from [`SETTINGS`], so none of them can drift apart.
+
+use std::path::Path;
+
+use super::{accounts, value as v, Settings};
+
+/// How a setting takes its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A switch: present on the command line means `true`; a config file
+    /// may give `true`/`false`.
+    Flag,
+    /// One value; when given several times the last one wins.
+    Value,
+    /// Repeatable; every occurrence adds to a list, and a list from a
+    /// higher-precedence source replaces the whole lower one.
+    Append,
+    /// The positional argument (the application).
+    Positional,
+}
+
+/// Where a setting appears in `--help` and in the reference, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    Application,
+    ServerSocket,
+    WorkerProcesses,
+    Security,
+    ServerMechanics,
+    Logging,
+    ProcessNaming,
+}
+
+impl Section {
+    pub const ALL: [Section; 7] = [
+        Section::Application,
+        Section::ServerSocket,
+        Section::WorkerProcesses,
+        Section::Security,
+        Section::ServerMechanics,
+        Section::Logging,
+        Section::ProcessNaming,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Section::Application => "Application",
+            Section::ServerSocket => "Server socket",
+            Section::WorkerProcesses => "Worker processes",
+            Section::Security => "Request limits",
+            Section::ServerMechanics => "Server mechanics",
+            Section::Logging => "Logging",
+            Section::ProcessNaming => "Process naming",
+        }
+    }
+}
+
+/// A setting's value when no source gives one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Default {
+    /// Unset (the field stays `None`, empty or `false`).
+    Unset,
+    /// This text, validated like any user-supplied value.
+    Text(&'static str),
+    /// `template` with `{}` replaced by the environment variable `var` when
+    /// it is set and non-empty, else `fallback` (the `$PORT`,
+    /// `$WEB_CONCURRENCY` and `$FORWARDED_ALLOW_IPS` conventions).
+    FromEnv {
+        var: &'static str,
+        template: &'static str,
+        fallback: &'static str,
+    },
+}
+
+/// Apply one validated raw value to the settings, or say what was expected.
+pub type Apply = fn(&mut Settings, &str) -> Result<(), String>;
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct Setting {
+    /// The name used in a Python config file (`workers = 4`), as gunicorn.
+    pub name: &'static str,
+    /// Command-line spellings, short first; the last is the canonical one
+    /// used in messages. Empty for the positional.
+    pub flags: &'static [&'static str],
+    pub kind: Kind,
+    /// Placeholder for the value in `--help` (`INT`, `ADDRESS`).
+    pub meta: &'static str,
+    pub default: Default,
+    pub section: Section,
+    /// One line for `--help`.
+    pub summary: &'static str,
+    /// Further paragraphs for the reference document (may be empty).
+    pub details: &'static str,
+    pub apply: Apply,
+}
+
+impl Setting {
+    /// The spelling used in error messages: the long flag, or the name for
+    /// settings that have none.
+    pub fn display_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Positional => "APP",
+            _ => self.flags.last().copied().unwrap_or(self.name),
+        }
+    }
+}
+
+/// The setting called `name` in a config file (`bind`, `workers`, ...).
+pub fn by_name(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// The setting spelled exactly `flag` on the command line.
+pub fn by_flag(flag: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.flags.contains(&flag))
+}
+
+fn count(raw: &str) -> Result<usize, String> {
+    v::bounded(v::non_negative(raw)?)
+}
+
+fn seconds(raw: &str) -> Result<std::time::Duration, String> {
+    Ok(std::time::Duration::from_secs(v::non_negative(raw)?))
+}
+
+pub static SETTINGS: &[Setting] = &[
+    Setting {
+        name: "wsgi_app",
+        flags: &[],
+        kind: Kind::Positional,
+        meta: "APP",
+        default: Default::Unset,
+        section: Section::Application,
+        summary: "The WSGI application: MODULE:VARIABLE, MODULE or MODULE:FACTORY(ARGS).",
+        details: "Given as the one positional argument. `MODULE` alone means the variable \
+                  `application` in it; `MODULE:FACTORY(ARGS)` calls the factory with literal \
+                  arguments and serves what it returns.",
+        apply: |s, raw| {
+            s.app = Some(v::app(raw)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "bind",
+        flags: &["-b", "--bind"],
+        kind: Kind::Append,
+        meta: "ADDRESS",
+        default: Default::FromEnv {
+            var: "PORT",
+            template: "0.0.0.0:{}",
+            fallback: "127.0.0.1:8000",
+        },
+        section: Section::ServerSocket,
+        summary: "The socket to bind; repeat to listen on several.",
+        details: "`HOST`, `HOST:PORT`, `[IPV6]:PORT`, `unix:PATH` or `fd://N` (an inherited, \
+                  already listening descriptor). A host without a port listens on 8000; a \
+                  hostname listens on every address it resolves to. Under systemd socket \
+                  activation the inherited sockets are used instead and only `fd://` entries \
+                  are kept.",
+        apply: |s, raw| {
+            s.bind.push(v::bind(raw)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "backlog",
+        flags: &["--backlog"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("2048"),
+        section: Section::ServerSocket,
+        summary: "The maximum number of pending connections.",
+        details: "Passed to `listen(2)`; the kernel caps it at `net.core.somaxconn`.",
+        apply: |s, raw| {
+            s.backlog = v::bounded(v::non_negative(raw)?)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "reuse_port",
+        flags: &["--reuse-port"],
+        kind: Kind::Flag,
+        meta: "",
+        default: Default::Unset,
+        section: Section::ServerSocket,
+        summary: "Set SO_REUSEPORT on listening sockets.",
+        details: "",
+        apply: |s, raw| {
+            s.reuse_port = v::boolean(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "workers",
+        flags: &["-w", "--workers"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::FromEnv {
+            var: "WEB_CONCURRENCY",
+            template: "{}",
+            fallback: "1",
+        },
+        section: Section::WorkerProcesses,
+        summary: "The number of worker processes.",
+        details: "A common starting point is two to four per CPU core. Changed at run time \
+                  with SIGTTIN and SIGTTOU.",
+        apply: |s, raw| {
+            s.workers = v::bounded(v::positive(raw)?)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "worker_class",
+        flags: &["-k", "--worker-class"],
+        kind: Kind::Value,
+        meta: "STRING",
+        default: Default::Text("sync"),
+        section: Section::WorkerProcesses,
+        summary: "The type of worker: sync or gthread.",
+        details: "gunicorn's spellings `egg:gunicorn#sync` and \
+                  `gunicorn.workers.sync.SyncWorker` (and the gthread equivalents) are \
+                  accepted. Asynchronous classes (gevent, eventlet, tornado, uvicorn) are not \
+                  supported. As in gunicorn, `sync` with more than one thread becomes `gthread`.",
+        apply: |s, raw| {
+            s.worker_class = v::worker_class(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "threads",
+        flags: &["--threads"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("1"),
+        section: Section::WorkerProcesses,
+        summary: "The number of threads per worker for handling requests.",
+        details: "More than one implies the gthread worker class.",
+        apply: |s, raw| {
+            s.threads = v::bounded(v::positive(raw)?)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "max_requests",
+        flags: &["--max-requests"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("0"),
+        section: Section::WorkerProcesses,
+        summary: "Restart a worker after this many requests (0 = never).",
+        details: "A simple guard against memory leaks in the application.",
+        apply: |s, raw| {
+            s.max_requests = v::non_negative(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "max_requests_jitter",
+        flags: &["--max-requests-jitter"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("0"),
+        section: Section::WorkerProcesses,
+        summary: "Add up to this many requests, at random, to each worker's max-requests.",
+        details: "Keeps workers from all restarting at the same moment.",
+        apply: |s, raw| {
+            s.max_requests_jitter = v::non_negative(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "timeout",
+        flags: &["-t", "--timeout"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("30"),
+        section: Section::WorkerProcesses,
+        summary: "Kill and restart a worker silent for this many seconds (0 = never).",
+        details: "",
+        apply: |s, raw| {
+            s.timeout = seconds(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "graceful_timeout",
+        flags: &["--graceful-timeout"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("30"),
+        section: Section::WorkerProcesses,
+        summary: "Seconds a worker gets to finish its requests when stopping or restarting.",
+        details: "After this the worker is killed. Keep systemd's `TimeoutStopSec` longer.",
+        apply: |s, raw| {
+            s.graceful_timeout = seconds(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "keepalive",
+        flags: &["--keep-alive"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("2"),
+        section: Section::WorkerProcesses,
+        summary: "Seconds to wait for the next request on a keep-alive connection.",
+        details: "Only the gthread worker keeps connections alive; sync closes after each \
+                  response.",
+        apply: |s, raw| {
+            s.keepalive = seconds(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "limit_request_line",
+        flags: &["--limit-request-line"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("4094"),
+        section: Section::Security,
+        summary: "The longest request line accepted, in bytes.",
+        details: "0 means the built-in maximum of 8190 bytes, as in gunicorn; so do larger \
+                  values. Longer lines are answered with 414.",
+        apply: |s, raw| {
+            s.limit_request_line = count(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "limit_request_fields",
+        flags: &["--limit-request-fields"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("100"),
+        section: Section::Security,
+        summary: "The most header fields accepted in a request.",
+        details: "More are answered with 431.",
+        apply: |s, raw| {
+            s.limit_request_fields = count(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "limit_request_field_size",
+        // gunicorn's flag really is spelled with an underscore; the dashed
+        // form is what people type when they guess.
+        flags: &["--limit-request-field-size", "--limit-request-field_size"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("8190"),
+        section: Section::Security,
+        summary: "The largest header field accepted, in bytes.",
+        details: "Larger fields are answered with 431.",
+        apply: |s, raw| {
+            s.limit_request_field_size = count(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "forwarded_allow_ips",
+        flags: &["--forwarded-allow-ips"],
+        kind: Kind::Value,
+        meta: "STRING",
+        default: Default::FromEnv {
+            var: "FORWARDED_ALLOW_IPS",
+            template: "{}",
+            fallback: "127.0.0.1,::1",
+        },
+        section: Section::Security,
+        summary: "Front-end addresses trusted to set the X-Forwarded-* headers.",
+        details: "A comma-separated list of addresses and CIDR networks (`10.0.0.0/8`), `unix` \
+                  for peers on a Unix socket, or `*` to trust everyone (only behind a proxy \
+                  that overwrites these headers).",
+        apply: |s, raw| {
+            s.forwarded_allow_ips = v::allow_ips(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "preload_app",
+        flags: &["--preload"],
+        kind: Kind::Flag,
+        meta: "",
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "Load the application in the master before forking workers.",
+        details: "Saves memory and start-up time; the code is then not reloaded on SIGHUP.",
+        apply: |s, raw| {
+            s.preload_app = v::boolean(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "chdir",
+        flags: &["--chdir"],
+        kind: Kind::Value,
+        meta: "DIR",
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "Change to this directory before loading the application.",
+        details: "",
+        apply: |s, raw| {
+            s.chdir = Some(v::path(raw)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "pythonpath",
+        flags: &["--pythonpath"],
+        kind: Kind::Value,
+        meta: "STRING",
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "Comma-separated directories to add to the Python path.",
+        details: "",
+        apply: |s, raw| {
+            s.pythonpath = v::comma_list(raw);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "raw_env",
+        flags: &["-e", "--env"],
+        kind: Kind::Append,
+        meta: "ENV",
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "Set an environment variable for the application (KEY=VALUE); repeatable.",
+        details: "",
+        apply: |s, raw| {
+            s.raw_env.push(v::env_pair(raw)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "pidfile",
+        flags: &["-p", "--pid"],
+        kind: Kind::Value,
+        meta: "FILE",
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "Write the master's PID to this file.",
+        details: "Rarely needed under systemd, which tracks the main PID itself.",
+        apply: |s, raw| {
+            s.pidfile = Some(v::path(raw)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "user",
+        flags: &["-u", "--user"],
+        kind: Kind::Value,
+        meta: "USER",
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "Run workers as this user (name or uid).",
+        details: "Names are looked up in `/etc/passwd`.",
+        apply: |s, raw| {
+            s.user = Some(accounts::resolve(raw, Path::new(accounts::PASSWD), "user")?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "group",
+        flags: &["-g", "--group"],
+        kind: Kind::Value,
+        meta: "GROUP",
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "Run workers as this group (name or gid).",
+        details: "Names are looked up in `/etc/group`.",
+        apply: |s, raw| {
+            s.group = Some(accounts::resolve(raw, Path::new(accounts::GROUP), "group")?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "umask",
+        flags: &["-m", "--umask"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("0"),
+        section: Section::ServerMechanics,
+        summary: "The umask for files the server writes.",
+        details: "Read like gunicorn: `0o22`, `022` (leading zero = octal), `0x12` or `18`.",
+        apply: |s, raw| {
+            s.umask = v::umask(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "worker_tmp_dir",
+        flags: &["--worker-tmp-dir"],
+        kind: Kind::Value,
+        meta: "DIR",
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "Directory for the workers' heartbeat files.",
+        details: "Defaults to the system temporary directory; `/dev/shm` avoids disk writes.",
+        apply: |s, raw| {
+            s.worker_tmp_dir = Some(v::path(raw)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "accesslog",
+        flags: &["--access-logfile"],
+        kind: Kind::Value,
+        meta: "FILE",
+        default: Default::Unset,
+        section: Section::Logging,
+        summary: "The access log file; '-' for stdout. Off unless given.",
+        details: "",
+        apply: |s, raw| {
+            s.accesslog = Some(v::non_empty(raw)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "access_log_format",
+        flags: &["--access-logformat"],
+        kind: Kind::Value,
+        meta: "STRING",
+        default: Default::Text(crate::logging::DEFAULT_ACCESS_FORMAT),
+        section: Section::Logging,
+        summary: "The access log format.",
+        details: "Python `%(ATOM)s` placeholders: `h` remote address, `l` `-`, `u` user name \
+                  (from Basic authentication), `t` date, `r` request line, `m` method, `U` \
+                  path, `q` query string, `H` protocol, `s` status, `b` response length or \
+                  `-`, `B` response length, `f` referer, `a` user agent, `T` seconds, `M` \
+                  milliseconds, `D` microseconds, `L` decimal seconds, `p` process id, \
+                  `{header}i` a request header, `{header}o` a response header, `{NAME}e` an \
+                  environment variable of the worker process; `%%` is a literal `%`. \
+                  Unknown atoms print `-`. Quotes, backslashes and control characters in \
+                  values are escaped (`\\\"`, `\\\\`, `\\xHH`) so that a client cannot forge \
+                  log lines.",
+        apply: |s, raw| {
+            crate::logging::validate_access_format(raw)?;
+            s.access_log_format = raw.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "errorlog",
+        flags: &["--error-logfile", "--log-file"],
+        kind: Kind::Value,
+        meta: "FILE",
+        default: Default::Text("-"),
+        section: Section::Logging,
+        summary: "The error log file; '-' for stderr.",
+        details: "Reopened on SIGUSR1, for log rotation.",
+        apply: |s, raw| {
+            s.errorlog = v::non_empty(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "loglevel",
+        flags: &["--log-level"],
+        kind: Kind::Value,
+        meta: "LEVEL",
+        default: Default::Text("info"),
+        section: Section::Logging,
+        summary: "The error log level: debug, info, warning, error or critical.",
+        details: "",
+        apply: |s, raw| {
+            s.loglevel = v::log_level(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "log_journald",
+        flags: &["--log-journald"],
+        kind: Kind::Flag,
+        meta: "",
+        default: Default::Unset,
+        section: Section::Logging,
+        summary: "Send the error log to the systemd journal with structured fields.",
+        details: "",
+        apply: |s, raw| {
+            s.log_journald = v::boolean(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "proc_name",
+        flags: &["-n", "--name"],
+        kind: Kind::Value,
+        meta: "STRING",
+        default: Default::Unset,
+        section: Section::ProcessNaming,
+        summary: "The process name shown by ps and top.",
+        details: "Defaults to the application's name.",
+        apply: |s, raw| {
+            s.proc_name = Some(v::non_empty(raw)?);
+            Ok(())
+        },
+    },
+];

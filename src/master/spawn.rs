@@ -1,0 +1,111 @@
+//! Forking a worker.
+
+use std::time::Instant;
+
+use super::{Halt, Master, WorkerProc};
+use crate::exit;
+use crate::heartbeat::Heartbeat;
+use crate::sys::process::{fork, Forked};
+use crate::wsgi;
+
+impl Master {
+    /// Fork one worker of the current generation.
+    pub(super) fn spawn_worker(&mut self) -> Result<(), Halt> {
+        let threads = match self.settings.worker_class {
+            crate::config::WorkerClass::Sync => 1,
+            crate::config::WorkerClass::Gthread => self.settings.threads.max(1),
+        };
+        let heartbeat = match Heartbeat::new(threads) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!("cannot create worker heartbeat: {e}");
+                return Err(Halt(exit::FAILURE));
+            }
+        };
+        let max_requests = jittered(
+            self.settings.max_requests,
+            self.settings.max_requests_jitter,
+        );
+        let age = self.next_age;
+        self.next_age += 1;
+        wsgi::before_fork();
+        let forked = fork();
+        match forked {
+            Ok(Forked::Child) => {
+                let title = |t: &str| {
+                    if let Some(pt) = &self.title {
+                        pt.set(t);
+                    }
+                };
+                crate::worker::run(crate::worker::WorkerSpec {
+                    settings: &self.settings,
+                    listeners: &self.listeners,
+                    heartbeat: &heartbeat,
+                    app: self.app.as_ref(),
+                    boot_pipe: &self.boot_w,
+                    max_requests,
+                    master: nix::unistd::getppid(),
+                    title: &title,
+                })
+            }
+            Ok(Forked::Parent(pid)) => {
+                wsgi::after_fork_parent();
+                self.workers.insert(
+                    pid.as_raw(),
+                    WorkerProc {
+                        pid,
+                        age,
+                        generation: self.generation,
+                        heartbeat,
+                        spawned: Instant::now(),
+                        booted: false,
+                        retiring: false,
+                        aborted: None,
+                        killed: false,
+                    },
+                );
+                Ok(())
+            }
+            Err(e) => {
+                wsgi::after_fork_parent();
+                tracing::error!("fork failed: {e}");
+                // Try again later rather than spin.
+                self.note_death(std::time::Duration::ZERO);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// gunicorn's per-worker request limit: `max_requests + randint(0, jitter)`,
+/// so workers started together do not all restart together.
+fn jittered(max: u64, jitter: u64) -> u64 {
+    if max == 0 {
+        return 0;
+    }
+    if jitter == 0 {
+        return max;
+    }
+    // Monotonic clock nanoseconds mixed with the pid: enough spread for
+    // de-synchronising restarts; this is not cryptography.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0)
+        ^ (std::process::id() as u64).rotate_left(17);
+    let mixed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    max + (mixed >> 32) % (jitter + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn jitter_stays_in_range() {
+        for _ in 0..100 {
+            let v = super::jittered(100, 10);
+            assert!((100..=110).contains(&v), "{v}");
+        }
+        assert_eq!(super::jittered(0, 10), 0);
+        assert_eq!(super::jittered(50, 0), 50);
+    }
+}

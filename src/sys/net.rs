@@ -1,0 +1,310 @@
+//! Listening sockets and accepted streams: binding with gunicorn's options,
+//! adopting inherited descriptors (systemd, `fd://N`, re-exec), and the
+//! non-blocking accept/read/write/sendfile calls the worker's event loop uses.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{
+    self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6, SockaddrLike,
+    SockaddrStorage, UnixAddr,
+};
+
+/// A listening socket.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    /// A unix socket. `owned_path` is set when corral created the socket
+    /// file itself and must unlink it on shutdown; it is `None` for sockets
+    /// inherited from systemd or a previous master.
+    Unix {
+        listener: UnixListener,
+        path: Option<PathBuf>,
+        owned_path: bool,
+    },
+}
+
+/// An accepted connection.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// Where a socket lives, as printed in logs and given to the environ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Addr {
+    Tcp(SocketAddr),
+    Unix(Option<PathBuf>),
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::Tcp(a) => write!(f, "http://{a}"),
+            Addr::Unix(Some(p)) => write!(f, "unix:{}", p.display()),
+            Addr::Unix(None) => f.write_str("unix:(unnamed)"),
+        }
+    }
+}
+
+impl Listener {
+    /// Bind and listen on a TCP address. SO_REUSEADDR always (restarts must
+    /// not wait for TIME_WAIT), SO_REUSEPORT when asked.
+    pub fn bind_tcp(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<Self> {
+        let family = if addr.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+        socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+        if reuse_port {
+            socket::setsockopt(&fd, sockopt::ReusePort, &true)?;
+        }
+        if addr.is_ipv6() {
+            // `[::]:8000` means IPv6 only, as gunicorn does; a separate
+            // `0.0.0.0:8000` bind covers IPv4.
+            socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+        }
+        match addr {
+            SocketAddr::V4(a) => socket::bind(fd.as_raw_fd(), &SockaddrIn::from(a))?,
+            SocketAddr::V6(a) => socket::bind(fd.as_raw_fd(), &SockaddrIn6::from(a))?,
+        }
+        listen(&fd, backlog)?;
+        Ok(Listener::Tcp(TcpListener::from(fd)))
+    }
+
+    /// Bind and listen on a unix socket path, replacing a stale socket file
+    /// left by a previous run (but never a non-socket file).
+    pub fn bind_unix(path: &Path, backlog: i32) -> io::Result<Self> {
+        use std::os::unix::fs::FileTypeExt;
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if meta.file_type().is_socket() {
+                std::fs::remove_file(path)?;
+            } else {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists and is not a socket", path.display()),
+                ));
+            }
+        }
+        let fd = socket::socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        socket::bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+        listen(&fd, backlog)?;
+        Ok(Listener::Unix {
+            listener: UnixListener::from(fd),
+            path: Some(path.to_path_buf()),
+            owned_path: true,
+        })
+    }
+
+    /// Adopt an inherited descriptor (systemd socket activation, `fd://N`, a
+    /// re-exec). It must be a stream socket; `listen()` is called only if it
+    /// is not listening yet (systemd already did).
+    pub fn from_fd(fd: OwnedFd, backlog: i32) -> io::Result<Self> {
+        let ty = socket::getsockopt(&fd, sockopt::SockType)
+            .map_err(|e| io::Error::other(format!("fd {} is not a socket ({e})", raw(&fd))))?;
+        if ty != SockType::Stream {
+            return Err(io::Error::other(format!(
+                "fd {} is not a stream socket ({ty:?})",
+                raw(&fd)
+            )));
+        }
+        if !socket::getsockopt(&fd, sockopt::AcceptConn)? {
+            listen(&fd, backlog)?;
+        }
+        let local: SockaddrStorage = socket::getsockname(fd.as_raw_fd())?;
+        match local.family() {
+            Some(AddressFamily::Inet) | Some(AddressFamily::Inet6) => {
+                Ok(Listener::Tcp(TcpListener::from(fd)))
+            }
+            Some(AddressFamily::Unix) => {
+                let path = local
+                    .as_unix_addr()
+                    .and_then(|u| u.path())
+                    .map(Path::to_path_buf);
+                Ok(Listener::Unix {
+                    listener: UnixListener::from(fd),
+                    path,
+                    owned_path: false,
+                })
+            }
+            other => Err(io::Error::other(format!(
+                "fd {} has unsupported address family {other:?}",
+                raw(&fd)
+            ))),
+        }
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> Addr {
+        match self {
+            Listener::Tcp(l) => match l.local_addr() {
+                Ok(a) => Addr::Tcp(a),
+                Err(_) => Addr::Unix(None),
+            },
+            Listener::Unix { path, .. } => Addr::Unix(path.clone()),
+        }
+    }
+
+    /// Accept one connection, non-blocking and close-on-exec.
+    /// `Ok(None)` when nothing is pending.
+    pub fn accept(&self) -> io::Result<Option<(Stream, Addr)>> {
+        let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+        let fd = match socket::accept4(self.as_fd().as_raw_fd(), flags) {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+            // The peer gave up between the wake-up and accept: nothing to do.
+            Err(nix::errno::Errno::ECONNABORTED) | Err(nix::errno::Errno::EINTR) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // SAFETY: accept4 just returned this descriptor; nothing else owns it.
+        let fd = unsafe { super::process::adopt_fd(fd) };
+        Ok(Some(match self {
+            Listener::Tcp(_) => {
+                let s = TcpStream::from(fd);
+                // Responses are written whole; Nagle would only add latency.
+                let _ = s.set_nodelay(true);
+                let peer = s.peer_addr().map(Addr::Tcp).unwrap_or(Addr::Unix(None));
+                (Stream::Tcp(s), peer)
+            }
+            Listener::Unix { .. } => (Stream::Unix(UnixStream::from(fd)), Addr::Unix(None)),
+        }))
+    }
+
+    /// Switch the listener to non-blocking mode (workers accept from epoll).
+    pub fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.set_nonblocking(true),
+            Listener::Unix { listener, .. } => listener.set_nonblocking(true),
+        }
+    }
+
+    /// Remove the socket file if corral created it.
+    pub fn unlink(&self) {
+        if let Listener::Unix {
+            path: Some(p),
+            owned_path: true,
+            ..
+        } = self
+        {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// The descriptor number, for placing it in a new master's fd table.
+    pub fn as_raw(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+
+    /// Prefix of the descriptor names corral gives its own sockets (fd
+    /// store, re-exec), telling them apart from systemd socket units'.
+    pub const NAME_PREFIX: &'static str = "corral-";
+
+    /// A name for `LISTEN_FDNAMES`/`FDNAME=`: the prefix and the address,
+    /// without characters the protocol reserves.
+    pub fn fd_name(&self) -> String {
+        let s = match self.addr() {
+            Addr::Tcp(a) => a.to_string(),
+            Addr::Unix(Some(p)) => format!("unix:{}", p.display()),
+            Addr::Unix(None) => "unix".into(),
+        };
+        let clean: String = s
+            .chars()
+            .map(|c| if c == ':' || c.is_control() { '_' } else { c })
+            .take(240)
+            .collect();
+        format!("{}{clean}", Self::NAME_PREFIX)
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix { listener, .. } => listener.as_fd(),
+        }
+    }
+}
+
+fn listen(fd: &OwnedFd, backlog: i32) -> io::Result<()> {
+    let backlog =
+        socket::Backlog::new(backlog.clamp(1, i32::MAX)).unwrap_or(socket::Backlog::MAXCONN);
+    socket::listen(fd, backlog).map_err(io::Error::from)
+}
+
+fn raw(fd: &OwnedFd) -> RawFd {
+    fd.as_raw_fd()
+}
+
+impl Stream {
+    /// Write several buffers with one syscall.
+    pub fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
+        }
+    }
+
+    /// Send `count` bytes of `file` from `offset` straight from the page
+    /// cache.
+    pub fn sendfile(
+        &mut self,
+        file: &std::fs::File,
+        offset: &mut i64,
+        count: usize,
+    ) -> io::Result<usize> {
+        nix::sys::sendfile::sendfile64(self.as_fd(), file.as_fd(), Some(offset), count)
+            .map_err(io::Error::from)
+    }
+
+    /// Half-close the write side, so the client sees EOF after the last
+    /// response while we can still drain what it sent.
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+}

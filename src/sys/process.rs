@@ -1,0 +1,221 @@
+//! Process control: fork, exec, the parent-death signal, process titles and
+//! signal-mask resets for children.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::unistd::{ForkResult, Pid};
+
+/// Which side of a fork we are on.
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// Fork the process.
+///
+/// Sound only because the caller (the master) is single-threaded: the child
+/// gets a copy of the one thread that exists, so no lock can be held by a
+/// thread that vanished. Python's own fork bookkeeping is done by the caller
+/// around this call (see `wsgi::before_fork`).
+pub fn fork() -> std::io::Result<Forked> {
+    // SAFETY: the master never starts threads (documented invariant of the
+    // master module), so the child is a faithful copy with consistent state.
+    match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Parent { child }) => Ok(Forked::Parent(child)),
+        Ok(ForkResult::Child) => Ok(Forked::Child),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Ask the kernel to send `sig` to this process when its parent dies, so a
+/// worker never outlives a master killed with SIGKILL.
+pub fn set_parent_death_signal(sig: Signal) -> nix::Result<()> {
+    nix::sys::prctl::set_pdeathsig(sig)
+}
+
+/// Unblock every signal. Children inherit the master's blocked mask (the
+/// master blocks signals to read them from a signalfd), and so would an
+/// exec'd program.
+pub fn unblock_all_signals() -> nix::Result<()> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+}
+
+/// Terminate the process immediately with `code`, without running atexit
+/// handlers or unwinding. Used in forked children when returning up the
+/// master's stack would be wrong.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` is async-signal-safe and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// Replace the current process with `program argv` and `env`, keeping the
+/// descriptors in `keep` open at the positions 3, 4, ... in that order (the
+/// `LISTEN_FDS` convention). Only returns on failure.
+pub fn exec_with_fds(
+    program: &std::path::Path,
+    argv: &[std::ffi::OsString],
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+    keep: &[RawFd],
+) -> std::io::Error {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |s: &std::ffi::OsStr| CString::new(s.as_bytes()).unwrap_or_default();
+    let prog = c(program.as_os_str());
+    let args: Vec<CString> = argv.iter().map(|a| c(a)).collect();
+    let envs: Vec<CString> = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).unwrap_or_default()
+        })
+        .collect();
+    // Move every kept descriptor out of the way first (above any target
+    // slot), then into place; a direct dup2 could clobber a descriptor that
+    // still has to be moved (gunicorn's re-exec gets this wrong).
+    // Above every kept descriptor and every target slot.
+    let base = keep
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(3 + keep.len() as RawFd)
+        + 1;
+    let mut moved = Vec::with_capacity(keep.len());
+    for (i, fd) in keep.iter().enumerate() {
+        let target = base + i as RawFd;
+        // SAFETY: plain descriptor duplication; `fd` is open (owned by the
+        // caller) and `target` is a free high slot we are about to fill.
+        if unsafe { libc::dup2(*fd, target) } < 0 {
+            return std::io::Error::last_os_error();
+        }
+        moved.push(target);
+    }
+    for (i, fd) in moved.iter().enumerate() {
+        let target = 3 + i as RawFd;
+        // SAFETY: as above; dup2 clears FD_CLOEXEC on the new descriptor,
+        // which is exactly what inheritance across exec needs.
+        if unsafe { libc::dup2(*fd, target) } < 0 {
+            return std::io::Error::last_os_error();
+        }
+        // SAFETY: the temporary high copy is ours and no longer needed.
+        unsafe { libc::close(*fd) };
+    }
+    match nix::unistd::execve(&prog, &args, &envs) {
+        Err(e) => e.into(),
+        Ok(never) => match never {},
+    }
+}
+
+/// Take ownership of an inherited descriptor number.
+///
+/// # Safety
+/// `fd` must be open and not owned by anything else in this process: true
+/// for descriptors handed over by systemd (`LISTEN_FDS`) or named by the
+/// user (`fd://N`) before anything else in the process touched them.
+pub unsafe fn adopt_fd(fd: RawFd) -> OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: guaranteed by the caller's contract above.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Whether `fd` refers to an open descriptor.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only queries flags of a descriptor number; it has no
+    // effect on ownership.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Clear FD_CLOEXEC on a descriptor that must survive an exec.
+pub fn clear_cloexec(fd: &OwnedFd) -> nix::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map(|_| ())
+}
+
+/// Overwrites the process's command line as shown by `ps`, in the memory
+/// where the kernel placed the original argv.
+pub struct ProcTitle {
+    start: usize,
+    len: usize,
+}
+
+impl ProcTitle {
+    /// Locate the argv area. Must be called before anything else writes the
+    /// title; the arguments themselves must have been read already (Rust's
+    /// `std::env::args` reads that same memory lazily).
+    pub fn locate() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the parenthesised command name; arg_start and
+        // arg_end are fields 48 and 49 of proc(5).
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let start: usize = fields.get(48 - 3)?.parse().ok()?;
+        let end: usize = fields.get(49 - 3)?.parse().ok()?;
+        (end > start).then_some(Self {
+            start,
+            len: end - start,
+        })
+    }
+
+    /// Write `title`, truncated to the original argv's size.
+    pub fn set(&self, title: &str) {
+        let bytes = title.as_bytes();
+        let n = bytes.len().min(self.len - 1);
+        // SAFETY: [start, start+len) is this process's own argv area as
+        // reported by the kernel; it is mapped and writable, and nothing
+        // else reads it after start-up (std::env::args was consumed before
+        // `locate`). We stay strictly inside it.
+        unsafe {
+            let dst = self.start as *mut u8;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, n);
+            std::ptr::write_bytes(dst.add(n), 0, self.len - n);
+        }
+        // Also set the thread name shown by `top` (first 15 bytes).
+        if let Ok(c) = CString::new(&bytes[..bytes.len().min(15)]) {
+            let _ = nix::sys::prctl::set_name(&c);
+        }
+    }
+}
+
+/// Drop to `user`/`group` and apply `umask`, in that order of safety:
+/// supplementary groups and gid first, while still privileged, uid last.
+pub fn drop_privileges(user: Option<u32>, group: Option<u32>, umask: u32) -> nix::Result<()> {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        umask as libc::mode_t,
+    ));
+    if let Some(g) = group {
+        if Gid::effective() != Gid::from_raw(g) {
+            if Uid::effective().is_root() {
+                setgroups(&[Gid::from_raw(g)])?;
+            }
+            setgid(Gid::from_raw(g))?;
+        }
+    }
+    if let Some(u) = user {
+        if Uid::effective() != Uid::from_raw(u) {
+            setuid(Uid::from_raw(u))?;
+        }
+    }
+    Ok(())
+}
+
+/// Make `fd` the process's stdout and stderr (fds 1 and 2).
+pub fn redirect_std_streams(fd: OwnedFd) -> std::io::Result<()> {
+    for target in [1, 2] {
+        // SAFETY: dup2 onto the standard descriptors; `fd` is open and
+        // owned, and 1/2 are never owned by Rust objects (std's handles
+        // write to the numbers).
+        if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Raw number of an owned descriptor, for handing to exec.
+pub fn raw(fd: &impl AsRawFd) -> RawFd {
+    fd.as_raw_fd()
+}

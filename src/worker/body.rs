@@ -1,0 +1,140 @@
+//! Receiving a request body in full before the request reaches Python, so a
+//! slow uploader never holds a Python thread. Bodies up to [`SPILL_AT`] stay
+//! in memory; larger ones go to an unlinked temporary file, so a 1 GiB upload
+//! costs disk, not RAM.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+use crate::http::{ChunkedDecoder, HttpError};
+use crate::wsgi::Body;
+
+/// Bodies larger than this are written to a temporary file.
+pub const SPILL_AT: usize = 1 << 20;
+
+enum Framing {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+/// An in-progress request body.
+pub struct BodyReader {
+    framing: Framing,
+    mem: Vec<u8>,
+    file: Option<File>,
+    len: u64,
+    scratch: Vec<u8>,
+}
+
+impl BodyReader {
+    pub fn length(n: u64) -> Self {
+        Self::new(Framing::Length(n), n.min(SPILL_AT as u64) as usize)
+    }
+
+    pub fn chunked() -> Self {
+        Self::new(Framing::Chunked(ChunkedDecoder::new()), 0)
+    }
+
+    fn new(framing: Framing, cap: usize) -> Self {
+        Self {
+            framing,
+            mem: Vec::with_capacity(cap),
+            file: None,
+            len: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Consume body bytes from `input`; returns bytes used and whether the
+    /// body is complete.
+    pub fn feed(&mut self, input: &[u8], tmp_dir: &Path) -> Result<(usize, bool), FeedError> {
+        match &mut self.framing {
+            Framing::Length(remaining) => {
+                let n = (*remaining).min(input.len() as u64) as usize;
+                *remaining -= n as u64;
+                let done = *remaining == 0;
+                self.store(&input[..n], tmp_dir)?;
+                Ok((n, done))
+            }
+            Framing::Chunked(dec) => {
+                let mut out = std::mem::take(&mut self.scratch);
+                out.clear();
+                let (used, done) = dec.feed(input, &mut out).map_err(FeedError::Http)?;
+                let r = self.store(&out, tmp_dir);
+                self.scratch = out;
+                r?;
+                Ok((used, done))
+            }
+        }
+    }
+
+    fn store(&mut self, data: &[u8], tmp_dir: &Path) -> Result<(), FeedError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.len += data.len() as u64;
+        if self.file.is_none() && self.mem.len() + data.len() > SPILL_AT {
+            let mut f = temp_file(tmp_dir).map_err(FeedError::Io)?;
+            f.write_all(&self.mem).map_err(FeedError::Io)?;
+            self.mem = Vec::new();
+            self.file = Some(f);
+        }
+        match &mut self.file {
+            Some(f) => f.write_all(data).map_err(FeedError::Io),
+            None => {
+                self.mem.extend_from_slice(data);
+                Ok(())
+            }
+        }
+    }
+
+    /// The finished body, rewound for reading.
+    pub fn finish(self) -> std::io::Result<Body> {
+        match self.file {
+            Some(mut f) => {
+                f.seek(SeekFrom::Start(0))?;
+                Ok(Body::File {
+                    file: f,
+                    len: self.len,
+                })
+            }
+            None => Ok(Body::Memory(self.mem)),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum FeedError {
+    Http(HttpError),
+    Io(std::io::Error),
+}
+
+/// An anonymous file in `dir` (O_TMPFILE: it never has a name, so nothing
+/// is left behind if the worker dies); falls back to create-and-unlink on
+/// filesystems without O_TMPFILE.
+pub fn temp_file(dir: &Path) -> std::io::Result<File> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    match open(
+        dir,
+        OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    ) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(_) => {
+            let path = dir.join(format!(
+                ".corral-body-{}-{}",
+                std::process::id(),
+                crate::sys::shm::monotonic_ms()
+            ));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            std::fs::remove_file(&path)?;
+            Ok(f)
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! One client connection inside the event loop: read, parse, receive the
+//! body, wait for Python, write, and decide whether to keep the connection.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, IoSlice, Read};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::http::RequestHead;
+use crate::sys::Stream;
+use crate::wsgi::SockAddr;
+
+use super::body::BodyReader;
+use super::pool::Flight;
+
+/// Where a connection is in its request cycle.
+pub enum State {
+    /// Waiting for (more of) a request head.
+    Head,
+    /// Receiving the body of `head`.
+    Body(Box<(RequestHead, BodyReader)>),
+    /// The request is with a Python thread.
+    Busy(Arc<Flight>),
+    /// Write what is queued, then close.
+    Closing,
+    /// Output done and write side shut: drain the client's leftovers until
+    /// EOF so the kernel does not answer them with a reset that could
+    /// destroy our last response in flight.
+    Lingering,
+}
+
+/// Output waiting for the socket.
+pub enum Out {
+    Bytes {
+        buf: Vec<u8>,
+        pos: usize,
+        owned: bool,
+    },
+    File {
+        file: File,
+        offset: u64,
+        left: u64,
+    },
+}
+
+pub struct Conn {
+    pub stream: Stream,
+    pub peer: SockAddr,
+    pub local: SockAddr,
+    pub rbuf: Vec<u8>,
+    /// Bytes of `rbuf` already consumed.
+    pub rpos: usize,
+    pub state: State,
+    pub out: VecDeque<Out>,
+    /// When the connection is closed if nothing happens.
+    pub deadline: Option<Instant>,
+    pub eof: bool,
+    /// Epoll interest currently registered.
+    pub interest: u32,
+    /// When the current request reached a Python thread.
+    pub dispatched_at: Option<Instant>,
+}
+
+pub enum Progress {
+    Open,
+    Closed,
+}
+
+impl Conn {
+    pub fn new(stream: Stream, peer: SockAddr, local: SockAddr) -> Self {
+        Self {
+            stream,
+            peer,
+            local,
+            rbuf: Vec::new(),
+            rpos: 0,
+            state: State::Head,
+            out: VecDeque::new(),
+            deadline: None,
+            eof: false,
+            interest: 0,
+            dispatched_at: None,
+        }
+    }
+
+    /// Unparsed bytes already received.
+    pub fn pending_input(&self) -> &[u8] {
+        &self.rbuf[self.rpos..]
+    }
+
+    /// Read whatever the socket has (up to a fairness cap). Sets `eof`.
+    pub fn fill(&mut self) -> io::Result<usize> {
+        if self.rpos > 0 && self.rpos == self.rbuf.len() {
+            self.rbuf.clear();
+            self.rpos = 0;
+        }
+        let mut total = 0;
+        loop {
+            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                // Move unparsed bytes to the front before growing.
+                if self.rpos > 0 {
+                    self.rbuf.drain(..self.rpos);
+                    self.rpos = 0;
+                }
+                self.rbuf.reserve(16 * 1024);
+            }
+            let len = self.rbuf.len();
+            let cap = self.rbuf.capacity();
+            self.rbuf.resize(cap, 0);
+            let r = self.stream.read(&mut self.rbuf[len..]);
+            match r {
+                Ok(0) => {
+                    self.rbuf.truncate(len);
+                    self.eof = true;
+                    return Ok(total);
+                }
+                Ok(n) => {
+                    self.rbuf.truncate(len + n);
+                    total += n;
+                    // Enough for this round; the loop comes back for more.
+                    if total >= 256 * 1024 || len + n < cap {
+                        return Ok(total);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.rbuf.truncate(len);
+                    return Ok(total);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    self.rbuf.truncate(len);
+                }
+                Err(e) => {
+                    self.rbuf.truncate(len);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    pub fn queue(&mut self, buf: Vec<u8>, owned: bool) {
+        if !buf.is_empty() {
+            self.out.push_back(Out::Bytes { buf, pos: 0, owned });
+        }
+    }
+
+    /// Write as much queued output as the socket takes. Returns the number
+    /// of response bytes (from Python) written, for back-pressure
+    /// accounting; `Err` means the connection is dead.
+    pub fn flush(&mut self) -> io::Result<usize> {
+        let mut flight_bytes = 0;
+        while let Some(front) = self.out.front_mut() {
+            match front {
+                Out::File { file, offset, left } => {
+                    let mut off = *offset as i64;
+                    let want = (*left).min(1 << 30) as usize;
+                    match self.stream.sendfile(file, &mut off, want) {
+                        Ok(0) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "file shorter than announced",
+                            ))
+                        }
+                        Ok(n) => {
+                            *offset += n as u64;
+                            *left -= n as u64;
+                            if *left == 0 {
+                                self.out.pop_front();
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(flight_bytes),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Out::Bytes { .. } => {
+                    let mut slices: [IoSlice<'_>; 32] = [IoSlice::new(&[]); 32];
+                    let mut n_slices = 0;
+                    for item in self.out.iter() {
+                        match item {
+                            Out::Bytes { buf, pos, .. } if n_slices < 32 => {
+                                slices[n_slices] = IoSlice::new(&buf[*pos..]);
+                                n_slices += 1;
+                            }
+                            _ => break,
+                        }
+                    }
+                    let written = match self.stream.write_vectored(&slices[..n_slices]) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(flight_bytes),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    let mut left = written;
+                    while left > 0 {
+                        let Some(Out::Bytes { buf, pos, owned }) = self.out.front_mut() else {
+                            break;
+                        };
+                        let avail = buf.len() - *pos;
+                        let take = avail.min(left);
+                        *pos += take;
+                        left -= take;
+                        if *owned {
+                            flight_bytes += take;
+                        }
+                        if *pos == buf.len() {
+                            self.out.pop_front();
+                        }
+                    }
+                }
+            }
+        }
+        Ok(flight_bytes)
+    }
+}

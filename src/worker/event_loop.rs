@@ -1,0 +1,667 @@
+//! The worker's event loop: accept, read, parse, dispatch to Python, write,
+//! keep-alive and timeouts, signals, and draining before exit.
+
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use nix::sys::epoll::{EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::signal::Signal;
+
+use super::body::{BodyReader, FeedError};
+use super::conn::{Conn, Out, Progress, State};
+use super::pool::{Flight, Job, Piece, Token};
+use super::{
+    sock_addr, Worker, BODY_IDLE_TIMEOUT, HEAD_TIMEOUT, LINGER, MAX_CONNECTIONS,
+    TOKEN_LISTENER_BASE, TOKEN_SIGNAL, TOKEN_WAKE,
+};
+use crate::exit;
+use crate::http::{self, BodyKind, Parsed, ResponseInfo};
+use crate::wsgi;
+
+const IN: u32 = libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32;
+const OUT: u32 = libc::EPOLLOUT as u32;
+
+fn token(index: usize, generation: u32) -> Token {
+    ((generation as u64) << 32) | index as u64
+}
+
+impl Worker<'_> {
+    /// Run until drained; returns the exit code.
+    pub(super) fn serve(&mut self) -> i32 {
+        let mut events = vec![EpollEvent::empty(); 256];
+        let mut pieces = Vec::new();
+        let mut next_sweep = Instant::now();
+        loop {
+            self.heartbeat.beat();
+            if self.draining && self.live == 0 {
+                return exit::OK;
+            }
+            let n = match self.epoll.wait(&mut events, EpollTimeout::from(1000u16)) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(e) => {
+                    tracing::error!("epoll_wait failed: {e}");
+                    return 1;
+                }
+            };
+            for ev in &events[..n] {
+                let data = ev.data();
+                let flags = ev.events();
+                match data {
+                    TOKEN_SIGNAL => {
+                        if let Some(code) = self.on_signals() {
+                            return code;
+                        }
+                    }
+                    TOKEN_WAKE => {
+                        self.completions.drain(&mut pieces);
+                        for (tok, piece) in pieces.drain(..) {
+                            self.on_piece(tok, piece);
+                        }
+                    }
+                    t if t >= TOKEN_LISTENER_BASE => {
+                        self.accept((t - TOKEN_LISTENER_BASE) as usize);
+                    }
+                    t => self.on_socket(t, flags),
+                }
+            }
+            let now = Instant::now();
+            if now >= next_sweep {
+                next_sweep = now + std::time::Duration::from_millis(500);
+                self.sweep(now);
+                if nix::unistd::getppid() != self.master {
+                    tracing::info!("Parent changed, shutting down: {}", std::process::id());
+                    return exit::OK;
+                }
+            }
+        }
+    }
+
+    fn on_signals(&mut self) -> Option<i32> {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
+            match sig {
+                Signal::SIGTERM => self.start_draining(),
+                Signal::SIGQUIT | Signal::SIGINT => return Some(exit::OK),
+                Signal::SIGUSR1 => {
+                    if let Err(e) = crate::logging::reopen() {
+                        tracing::error!("reopening log files: {e}");
+                    }
+                }
+                Signal::SIGABRT => self.on_abort(),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The master judged a request stuck past `--timeout`: log where every
+    /// Python thread is, answer the stuck requests with 504 instead of a
+    /// reset, and let the others finish while the worker drains.
+    fn on_abort(&mut self) -> ! {
+        let stacks = wsgi::thread_stacks();
+        tracing::error!(
+            "Worker aborted after a request exceeded the timeout; Python threads:\n{}",
+            stacks.trim_end()
+        );
+        let limit = self.timeout;
+        let now = Instant::now();
+        for i in 0..self.conns.len() {
+            let stuck = match &self.conns[i].1 {
+                Some(c) => {
+                    matches!(c.state, State::Busy(_))
+                        && c.dispatched_at
+                            .is_some_and(|t| now.duration_since(t) >= limit)
+                }
+                None => false,
+            };
+            if stuck {
+                let gen = self.conns[i].0;
+                if let Some(c) = self.conns[i].1.as_mut() {
+                    if let State::Busy(f) = &c.state {
+                        f.abandon();
+                    }
+                    // Whatever was partly written cannot be completed;
+                    // only a connection with nothing sent can get the 504.
+                    c.out.clear();
+                    c.queue(http::error_response(504), false);
+                    c.state = State::Closing;
+                }
+                self.after_io(token(i, gen));
+            }
+        }
+        self.start_draining();
+        // A stuck thread never returns, so the worker cannot drain fully:
+        // give the others a moment by serving until only stuck ones remain.
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let mut events = vec![EpollEvent::empty(); 64];
+        let mut pieces = Vec::new();
+        while Instant::now() < deadline && self.busy_count() > 0 {
+            let n = self
+                .epoll
+                .wait(&mut events, EpollTimeout::from(100u16))
+                .unwrap_or(0);
+            for ev in &events[..n] {
+                match ev.data() {
+                    TOKEN_WAKE => {
+                        self.completions.drain(&mut pieces);
+                        for (tok, piece) in pieces.drain(..) {
+                            self.on_piece(tok, piece);
+                        }
+                    }
+                    TOKEN_SIGNAL => while let Ok(Some(_)) = self.signals.read_signal() {},
+                    t if t >= TOKEN_LISTENER_BASE => {}
+                    t => self.on_socket(t, ev.events()),
+                }
+            }
+        }
+        // Not a normal return: the stuck thread will never finish, so the
+        // Python threads cannot be joined. Leave now, as gunicorn's
+        // aborted worker does, with exit code 1.
+        crate::sys::process::exit_now(1)
+    }
+
+    /// Connections still doing useful work after an abort: requests that
+    /// are not the stuck ones, and output not yet written.
+    fn busy_count(&self) -> usize {
+        let now = Instant::now();
+        self.conns
+            .iter()
+            .filter_map(|(_, c)| c.as_ref())
+            .filter(|c| match c.state {
+                State::Busy(_) => c
+                    .dispatched_at
+                    .is_some_and(|t| now.duration_since(t) < self.timeout),
+                State::Lingering => false,
+                _ => !c.out.is_empty(),
+            })
+            .count()
+    }
+
+    /// Stop accepting; idle connections close now, busy ones after their
+    /// current response.
+    fn start_draining(&mut self) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        self.stop_accepting();
+        for i in 0..self.conns.len() {
+            let idle = matches!(
+                &self.conns[i].1,
+                Some(c) if matches!(c.state, State::Head) && c.pending_input().is_empty() && c.out.is_empty()
+            );
+            if idle {
+                self.close(i);
+            }
+        }
+    }
+
+    fn stop_accepting(&mut self) {
+        if self.accepting {
+            self.accepting = false;
+            for l in self.listeners {
+                let _ = self.epoll.delete(l.as_fd());
+            }
+        }
+    }
+
+    fn resume_accepting(&mut self) {
+        if !self.accepting && !self.draining {
+            self.accepting = true;
+            for (i, l) in self.listeners.iter().enumerate() {
+                let _ = self.epoll.add(
+                    l.as_fd(),
+                    EpollEvent::new(
+                        EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE,
+                        TOKEN_LISTENER_BASE + i as u64,
+                    ),
+                );
+            }
+        }
+    }
+
+    fn accept(&mut self, index: usize) {
+        if !self.accepting {
+            return;
+        }
+        // Bounded batch per wake-up, so one busy listener cannot starve
+        // the connections already open.
+        for _ in 0..64 {
+            if self.live >= MAX_CONNECTIONS {
+                self.stop_accepting();
+                return;
+            }
+            let (stream, peer) = match self.listeners[index].accept() {
+                Ok(Some(x)) => x,
+                Ok(None) => return,
+                Err(e) => {
+                    // EMFILE and friends: log and retry on the next wake-up.
+                    tracing::error!("accept failed: {e}");
+                    return;
+                }
+            };
+            let mut conn = Conn::new(stream, sock_addr(peer), self.locals[index].clone());
+            conn.deadline = Some(Instant::now() + HEAD_TIMEOUT);
+            let slot = match self.free.pop() {
+                Some(i) => i,
+                None => {
+                    self.conns.push((0, None));
+                    self.conns.len() - 1
+                }
+            };
+            let gen = self.conns[slot].0;
+            let tok = token(slot, gen);
+            if let Err(e) = self.epoll.add(
+                conn.stream.as_fd(),
+                EpollEvent::new(EpollFlags::from_bits_truncate(IN as i32), tok),
+            ) {
+                tracing::error!("epoll add failed: {e}");
+                self.free.push(slot);
+                continue;
+            }
+            conn.interest = IN;
+            self.conns[slot].1 = Some(conn);
+            self.live += 1;
+            // Most clients send the request with the connection; try now
+            // instead of waiting for another epoll round.
+            self.on_socket(tok, EpollFlags::EPOLLIN);
+        }
+    }
+
+    /// The slot a token names, if that connection is still open.
+    fn slot(&self, tok: Token) -> Option<usize> {
+        let index = (tok & 0xffff_ffff) as usize;
+        let gen = (tok >> 32) as u32;
+        match self.conns.get(index) {
+            Some((g, Some(_))) if *g == gen => Some(index),
+            _ => None,
+        }
+    }
+
+    fn lookup(&mut self, tok: Token) -> Option<(usize, &mut Conn)> {
+        let index = self.slot(tok)?;
+        self.conns[index].1.as_mut().map(|c| (index, c))
+    }
+
+    fn on_socket(&mut self, tok: Token, flags: EpollFlags) {
+        let draining = self.draining;
+        let Some((index, conn)) = self.lookup(tok) else {
+            return;
+        };
+        if flags.intersects(EpollFlags::EPOLLERR) {
+            self.close(index);
+            return;
+        }
+        if (flags.contains(EpollFlags::EPOLLOUT) || !conn.out.is_empty())
+            && self.write_out(index).is_err()
+        {
+            self.close(index);
+            return;
+        }
+        let Some((_, conn)) = self.lookup(tok) else {
+            return;
+        };
+        if flags.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP) {
+            match conn.state {
+                State::Head | State::Body(_) => {
+                    let was_empty = conn.pending_input().is_empty();
+                    match conn.fill() {
+                        Ok(n) => {
+                            if n > 0 {
+                                let now = Instant::now();
+                                conn.deadline = Some(
+                                    now + if matches!(conn.state, State::Body(_)) {
+                                        BODY_IDLE_TIMEOUT
+                                    } else if was_empty {
+                                        HEAD_TIMEOUT
+                                    } else {
+                                        conn.deadline.map_or(HEAD_TIMEOUT, |d| {
+                                            d.saturating_duration_since(now)
+                                        })
+                                    },
+                                );
+                            }
+                        }
+                        Err(_) => {
+                            self.close(index);
+                            return;
+                        }
+                    }
+                    if let Progress::Closed = self.advance(index, draining) {
+                        return;
+                    }
+                }
+                State::Lingering => {
+                    let mut sink = [0u8; 4096];
+                    loop {
+                        match io::Read::read(&mut conn.stream, &mut sink) {
+                            Ok(0) => {
+                                self.close(index);
+                                return;
+                            }
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(_) => {
+                                self.close(index);
+                                return;
+                            }
+                        }
+                    }
+                }
+                State::Busy(_) | State::Closing => {
+                    // Not reading while a request is with Python (responses
+                    // stay in order); a hang-up is noticed when writing.
+                }
+            }
+        }
+        self.after_io(tok);
+    }
+
+    /// Parse and receive what has been read; dispatch complete requests.
+    fn advance(&mut self, index: usize, draining: bool) -> Progress {
+        let limits = self.limits.clone();
+        let tmp_dir = self.tmp_dir.clone();
+        loop {
+            let Some(conn) = self.conns[index].1.as_mut() else {
+                return Progress::Closed;
+            };
+            match &mut conn.state {
+                State::Head => {
+                    if conn.pending_input().is_empty() {
+                        if conn.eof {
+                            self.close(index);
+                            return Progress::Closed;
+                        }
+                        return Progress::Open;
+                    }
+                    match http::parse_head(conn.pending_input(), &limits) {
+                        Ok(Parsed::Partial) => {
+                            if conn.eof {
+                                // Truncated request: close without a response.
+                                self.close(index);
+                                return Progress::Closed;
+                            }
+                            return Progress::Open;
+                        }
+                        Ok(Parsed::Complete(head, used)) => {
+                            conn.rpos += used;
+                            let reader = match head.body {
+                                BodyKind::None => None,
+                                BodyKind::Length(0) => None,
+                                BodyKind::Length(n) => Some(BodyReader::length(n)),
+                                BodyKind::Chunked => Some(BodyReader::chunked()),
+                            };
+                            match reader {
+                                None => {
+                                    self.dispatch(
+                                        index,
+                                        head,
+                                        wsgi::Body::Memory(Vec::new()),
+                                        draining,
+                                    );
+                                    return Progress::Open;
+                                }
+                                Some(r) => {
+                                    if head.expect_continue && conn.pending_input().is_empty() {
+                                        conn.queue(http::CONTINUE_100.to_vec(), false);
+                                    }
+                                    conn.deadline = Some(Instant::now() + BODY_IDLE_TIMEOUT);
+                                    conn.state = State::Body(Box::new((head, r)));
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!("Invalid request from {:?}: {e}", conn.peer);
+                            match e.status() {
+                                Some(status) => {
+                                    conn.queue(http::error_response(status), false);
+                                    conn.state = State::Closing;
+                                    return Progress::Open;
+                                }
+                                None => {
+                                    self.close(index);
+                                    return Progress::Closed;
+                                }
+                            }
+                        }
+                    }
+                }
+                State::Body(b) => {
+                    let input = &conn.rbuf[conn.rpos..];
+                    match b.1.feed(input, &tmp_dir) {
+                        Ok((used, done)) => {
+                            conn.rpos += used;
+                            if done {
+                                let State::Body(b) =
+                                    std::mem::replace(&mut conn.state, State::Head)
+                                else {
+                                    unreachable!()
+                                };
+                                let (head, reader) = *b;
+                                match reader.finish() {
+                                    Ok(body) => self.dispatch(index, head, body, draining),
+                                    Err(e) => {
+                                        tracing::error!("request body: {e}");
+                                        conn.queue(http::error_response(500), false);
+                                        conn.state = State::Closing;
+                                    }
+                                }
+                                return Progress::Open;
+                            }
+                            if conn.eof {
+                                self.close(index);
+                                return Progress::Closed;
+                            }
+                            return Progress::Open;
+                        }
+                        Err(FeedError::Http(e)) => {
+                            tracing::debug!("Invalid request body from {:?}: {e}", conn.peer);
+                            match e.status() {
+                                Some(status) => {
+                                    conn.queue(http::error_response(status), false);
+                                    conn.state = State::Closing;
+                                    return Progress::Open;
+                                }
+                                None => {
+                                    self.close(index);
+                                    return Progress::Closed;
+                                }
+                            }
+                        }
+                        Err(FeedError::Io(e)) => {
+                            tracing::error!("Storing request body: {e}");
+                            conn.queue(http::error_response(500), false);
+                            conn.state = State::Closing;
+                            return Progress::Open;
+                        }
+                    }
+                }
+                _ => return Progress::Open,
+            }
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        index: usize,
+        head: http::RequestHead,
+        body: wsgi::Body,
+        draining: bool,
+    ) {
+        let gen = self.conns[index].0;
+        let keepalive_enabled = !self.keepalive.is_zero();
+        let last_allowed = self.max_requests > 0 && self.served + 1 >= self.max_requests;
+        let Some(conn) = self.conns[index].1.as_mut() else {
+            return;
+        };
+        let info = ResponseInfo {
+            version: head.version,
+            head_request: head.method == "HEAD",
+            keep_alive: head.keep_alive && keepalive_enabled && !draining && !last_allowed,
+        };
+        let flight = Arc::new(Flight::default());
+        conn.state = State::Busy(Arc::clone(&flight));
+        conn.deadline = None;
+        conn.dispatched_at = Some(Instant::now());
+        // The request is complete: drop consumed bytes now so the buffer
+        // does not grow across a long keep-alive connection.
+        if conn.rpos > 0 {
+            conn.rbuf.drain(..conn.rpos);
+            conn.rpos = 0;
+        }
+        let req = wsgi::Request {
+            head,
+            body,
+            peer: conn.peer.clone(),
+            local: conn.local.clone(),
+        };
+        self.jobs.push(Job {
+            token: token(index, gen),
+            req,
+            info,
+            flight,
+            started: SystemTime::now(),
+        });
+    }
+
+    fn on_piece(&mut self, tok: Token, piece: Piece) {
+        let Some(index) = self.slot(tok) else {
+            return;
+        };
+        let keepalive = self.keepalive;
+        let draining = self.draining;
+        let conn = self.conns[index].1.as_mut().expect("slot checked");
+        let State::Busy(_) = &conn.state else {
+            // A response for a request already answered (504 after abort).
+            return;
+        };
+        match piece {
+            Piece::Bytes(b) => conn.queue(b, true),
+            Piece::File { file, offset, len } => conn.out.push_back(Out::File {
+                file,
+                offset,
+                left: len,
+            }),
+            Piece::End { keep_alive } => {
+                conn.dispatched_at = None;
+                if keep_alive && !draining {
+                    conn.state = State::Head;
+                    conn.deadline = Some(Instant::now() + keepalive);
+                } else {
+                    conn.state = State::Closing;
+                }
+                self.served += 1;
+                self.heartbeat.count_request();
+                if self.max_requests > 0 && self.served >= self.max_requests && !self.draining {
+                    tracing::info!("Autorestarting worker after current request.");
+                    self.start_draining();
+                }
+            }
+        }
+        if self.write_out(index).is_err() {
+            self.close(index);
+            return;
+        }
+        // A pipelined request may already be buffered.
+        let draining = self.draining;
+        if let Some(conn) = self.conns[index].1.as_ref() {
+            if matches!(conn.state, State::Head) && !conn.pending_input().is_empty() {
+                if let Progress::Closed = self.advance(index, draining) {
+                    return;
+                }
+            }
+        }
+        self.after_io(tok);
+    }
+
+    /// Write queued output, crediting the request's back-pressure account.
+    fn write_out(&mut self, index: usize) -> io::Result<()> {
+        let Some(conn) = self.conns[index].1.as_mut() else {
+            return Ok(());
+        };
+        let written = conn.flush()?;
+        if written > 0 {
+            if let State::Busy(f) = &conn.state {
+                f.written(written);
+            }
+        }
+        Ok(())
+    }
+
+    /// Settle a connection after I/O: finish closing, or update interest.
+    fn after_io(&mut self, tok: Token) {
+        let draining = self.draining;
+        let Some(index) = self.slot(tok) else {
+            return;
+        };
+        let conn = self.conns[index].1.as_mut().expect("slot checked");
+        if conn.out.is_empty() {
+            match conn.state {
+                State::Closing => {
+                    conn.stream.shutdown_write();
+                    if conn.eof {
+                        self.close(index);
+                        return;
+                    }
+                    conn.state = State::Lingering;
+                    conn.deadline = Some(Instant::now() + LINGER);
+                }
+                State::Head if draining && conn.pending_input().is_empty() => {
+                    self.close(index);
+                    return;
+                }
+                State::Head if conn.eof && conn.pending_input().is_empty() => {
+                    self.close(index);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let want = if !conn.out.is_empty() {
+            OUT
+        } else {
+            match conn.state {
+                State::Head | State::Body(_) | State::Lingering => IN,
+                State::Busy(_) | State::Closing => 0,
+            }
+        };
+        if want != conn.interest {
+            conn.interest = want;
+            let mut ev = EpollEvent::new(EpollFlags::from_bits_truncate(want as i32), tok);
+            if self.epoll.modify(conn.stream.as_fd(), &mut ev).is_err() {
+                self.close(index);
+            }
+        }
+    }
+
+    fn close(&mut self, index: usize) {
+        if let Some(conn) = self.conns[index].1.take() {
+            let _ = self.epoll.delete(conn.stream.as_fd());
+            if let State::Busy(f) = &conn.state {
+                f.abandon();
+            }
+            self.conns[index].0 = self.conns[index].0.wrapping_add(1);
+            self.free.push(index);
+            self.live -= 1;
+            if self.live < MAX_CONNECTIONS {
+                self.resume_accepting();
+            }
+        }
+    }
+
+    /// Close connections whose deadline passed.
+    fn sweep(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            let expired =
+                matches!(&self.conns[i].1, Some(c) if c.deadline.is_some_and(|d| now >= d));
+            if expired {
+                self.close(i);
+            }
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! Building the PEP 3333 environ dict for one request: CGI variables from the
+//! request head and socket addresses, `HTTP_*` headers, the trusted-proxy
+//! scheme decision, and the per-app template of constant entries that each
+//! request's dict is copied from (so constants are created once, and the
+//! copy starts out sized for them).
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::{intern, Py};
+
+use super::errors::ErrorStream;
+use super::filewrapper::FileWrapper;
+use super::{ServeContext, SockAddr};
+use crate::config::AllowIp;
+use crate::http::{RequestHead, Version};
+
+/// The `SERVER_SOFTWARE` value.
+pub(crate) const SERVER_SOFTWARE: &str = concat!("corral/", env!("CARGO_PKG_VERSION"));
+
+/// Environ entries identical for every request of one app; copied with
+/// `dict.copy()`, which is a single C-level copy.
+pub(crate) struct Template {
+    dict: Py<PyDict>,
+    script_name: String,
+}
+
+impl Template {
+    pub(crate) fn new(py: Python<'_>, script_name: &str) -> PyResult<Self> {
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "wsgi.version"), PyTuple::new(py, [1, 0])?)?;
+        d.set_item(intern!(py, "wsgi.errors"), ErrorStream::shared(py)?)?;
+        d.set_item(
+            intern!(py, "wsgi.file_wrapper"),
+            py.get_type::<FileWrapper>(),
+        )?;
+        d.set_item(intern!(py, "wsgi.run_once"), false)?;
+        d.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+        d.set_item(intern!(py, "SERVER_SOFTWARE"), intern!(py, SERVER_SOFTWARE))?;
+        d.set_item(intern!(py, "SCRIPT_NAME"), PyString::new(py, script_name))?;
+        Ok(Template {
+            dict: d.unbind(),
+            script_name: script_name.to_owned(),
+        })
+    }
+}
+
+/// The request must be refused before reaching the app.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Trusted proxy headers disagree about the scheme.
+    SchemeSpoof,
+}
+
+/// Decode `%XX` escapes; malformed escapes are kept literally.
+pub(crate) fn percent_decode(s: &str) -> Cow<'_, [u8]> {
+    let b = s.as_bytes();
+    if !b.contains(&b'%') {
+        return Cow::Borrowed(b);
+    }
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+/// PEP 3333 "native strings": bytes mapped one-to-one onto code points
+/// U+0000..U+00FF. ASCII (the common case) skips the re-encoding.
+pub(crate) fn latin1<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
+    if b.is_ascii() {
+        // ASCII is valid UTF-8 and decodes to the same code points.
+        PyString::new(py, std::str::from_utf8(b).unwrap_or_default())
+    } else {
+        let s: String = b.iter().map(|&c| c as char).collect();
+        PyString::new(py, &s)
+    }
+}
+
+/// Whether `peer` may set the scheme through proxy headers.
+pub(crate) fn is_trusted(peer: &SockAddr, allow: &[AllowIp]) -> bool {
+    allow.iter().any(|a| match (a, peer) {
+        (AllowIp::Any, _) => true,
+        (AllowIp::Unix, SockAddr::Unix(_)) => true,
+        (AllowIp::Net(net, prefix), SockAddr::Tcp(addr)) => ip_in_net(addr.ip(), *net, *prefix),
+        _ => false,
+    })
+}
+
+fn ip_in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let p = u32::from(prefix.min(32));
+            let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let p = u32::from(prefix.min(128));
+            let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The scheme from trusted proxy headers (gunicorn's default
+/// `secure_scheme_headers`). `Ok(None)` when none is present.
+pub(crate) fn forwarded_scheme(headers: &[crate::http::Header]) -> Result<Option<bool>, Refusal> {
+    const SECURE: [(&str, &str); 3] = [
+        ("x-forwarded-protocol", "ssl"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-ssl", "on"),
+    ];
+    let mut seen: Option<bool> = None;
+    for h in headers {
+        let Some((_, secure_value)) = SECURE.iter().find(|(n, _)| h.name.eq_ignore_ascii_case(n))
+        else {
+            continue;
+        };
+        let secure = h
+            .value
+            .trim_ascii()
+            .eq_ignore_ascii_case(secure_value.as_bytes());
+        match seen {
+            Some(prev) if prev != secure => return Err(Refusal::SchemeSpoof),
+            _ => seen = Some(secure),
+        }
+    }
+    Ok(seen)
+}
+
+/// Split a Host header into (name, port); `[v6]:port` keeps its brackets in
+/// the name as RFC 3875 writes IPv6 SERVER_NAMEs.
+pub(crate) fn split_host<'a>(host: &'a str, default_port: &'a str) -> (&'a str, &'a str) {
+    if host.starts_with('[') {
+        if let Some(end) = host.find(']') {
+            let name = &host[..=end];
+            let port = host[end + 1..].strip_prefix(':').filter(|p| !p.is_empty());
+            return (name, port.unwrap_or(default_port));
+        }
+        return (host, default_port);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() => (name, port),
+        Some((name, _)) => (name, default_port),
+        None => (host, default_port),
+    }
+}
+
+/// Build the environ for `req`. `input` becomes `wsgi.input`.
+pub(crate) fn build<'py>(
+    py: Python<'py>,
+    template: &Template,
+    ctx: &ServeContext,
+    head: &RequestHead,
+    peer: &SockAddr,
+    local: &SockAddr,
+    input: Bound<'py, PyAny>,
+) -> PyResult<Result<Bound<'py, PyDict>, Refusal>> {
+    let secure = if is_trusted(peer, &ctx.forwarded_allow_ips) {
+        match forwarded_scheme(&head.headers) {
+            Ok(s) => s.unwrap_or(false),
+            Err(r) => return Ok(Err(r)),
+        }
+    } else {
+        false
+    };
+
+    let env = template.dict.bind(py).copy()?;
+    env.set_item(intern!(py, "wsgi.input"), input)?;
+    env.set_item(intern!(py, "wsgi.multithread"), ctx.multithread)?;
+    env.set_item(intern!(py, "wsgi.multiprocess"), ctx.multiprocess)?;
+    env.set_item(
+        intern!(py, "wsgi.url_scheme"),
+        if secure {
+            intern!(py, "https")
+        } else {
+            intern!(py, "http")
+        },
+    )?;
+    let method = match head.method.as_str() {
+        "GET" => intern!(py, "GET").clone(),
+        "POST" => intern!(py, "POST").clone(),
+        "HEAD" => intern!(py, "HEAD").clone(),
+        m => PyString::new(py, m),
+    };
+    env.set_item(intern!(py, "REQUEST_METHOD"), method)?;
+
+    let decoded = percent_decode(&head.path);
+    let sn = template.script_name.as_bytes();
+    let path: &[u8] = if !sn.is_empty() && decoded.starts_with(sn) {
+        &decoded[sn.len()..]
+    } else {
+        &decoded
+    };
+    env.set_item(intern!(py, "PATH_INFO"), latin1(py, path))?;
+    env.set_item(intern!(py, "QUERY_STRING"), PyString::new(py, &head.query))?;
+    env.set_item(intern!(py, "RAW_URI"), PyString::new(py, &head.target))?;
+    env.set_item(
+        intern!(py, "SERVER_PROTOCOL"),
+        match head.version {
+            Version::Http10 => intern!(py, "HTTP/1.0"),
+            Version::Http11 => intern!(py, "HTTP/1.1"),
+        },
+    )?;
+
+    match peer {
+        SockAddr::Tcp(a) => {
+            env.set_item(intern!(py, "REMOTE_ADDR"), a.ip().to_string())?;
+            env.set_item(intern!(py, "REMOTE_PORT"), a.port().to_string())?;
+        }
+        // A unix-socket peer has no address: gunicorn reports the empty
+        // string and no REMOTE_PORT; so do we.
+        SockAddr::Unix(_) => {
+            env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?;
+        }
+    }
+
+    let mut host: Option<&[u8]> = None;
+    for h in &head.headers {
+        let key = if h.name.eq_ignore_ascii_case("content-type") {
+            intern!(py, "CONTENT_TYPE").clone()
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            intern!(py, "CONTENT_LENGTH").clone()
+        } else {
+            if host.is_none() && h.name.eq_ignore_ascii_case("host") {
+                host = Some(&h.value);
+            }
+            header_key(py, &h.name)
+        };
+        let value = latin1(py, &h.value);
+        // Repeated fields are folded into one, comma-separated (RFC 9110).
+        match env.get_item(&key)? {
+            Some(prev) => {
+                let prev = prev.cast_into::<PyString>()?;
+                let joined = format!("{},{}", prev.to_str()?, value.to_str()?);
+                env.set_item(key, joined)?;
+            }
+            None => env.set_item(key, value)?,
+        }
+    }
+
+    let default_port = if secure { "443" } else { "80" };
+    match (host, local) {
+        (Some(h), _) => {
+            let h = String::from_utf8_lossy(h);
+            let (name, port) = split_host(h.trim(), default_port);
+            env.set_item(intern!(py, "SERVER_NAME"), name)?;
+            env.set_item(intern!(py, "SERVER_PORT"), port)?;
+        }
+        (None, SockAddr::Tcp(a)) => {
+            let name = match a.ip() {
+                IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            };
+            env.set_item(intern!(py, "SERVER_NAME"), name)?;
+            env.set_item(intern!(py, "SERVER_PORT"), a.port().to_string())?;
+        }
+        (None, SockAddr::Unix(path)) => {
+            let name = path
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            env.set_item(intern!(py, "SERVER_NAME"), name)?;
+            env.set_item(intern!(py, "SERVER_PORT"), intern!(py, ""))?;
+        }
+    }
+    Ok(Ok(env))
+}
+
+/// `HTTP_` + name upper-cased with `-` → `_`; common names are interned.
+fn header_key<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+    macro_rules! known {
+        ($($lit:literal => $key:literal),* $(,)?) => {
+            $(if name.eq_ignore_ascii_case($lit) { return intern!(py, $key).clone(); })*
+        };
+    }
+    known! {
+        "host" => "HTTP_HOST",
+        "user-agent" => "HTTP_USER_AGENT",
+        "accept" => "HTTP_ACCEPT",
+        "accept-encoding" => "HTTP_ACCEPT_ENCODING",
+        "accept-language" => "HTTP_ACCEPT_LANGUAGE",
+        "connection" => "HTTP_CONNECTION",
+        "cookie" => "HTTP_COOKIE",
+        "referer" => "HTTP_REFERER",
+        "authorization" => "HTTP_AUTHORIZATION",
+        "cache-control" => "HTTP_CACHE_CONTROL",
+        "x-forwarded-for" => "HTTP_X_FORWARDED_FOR",
+        "x-forwarded-proto" => "HTTP_X_FORWARDED_PROTO",
+        "x-request-id" => "HTTP_X_REQUEST_ID",
+    }
+    let mut key = String::with_capacity(5 + name.len());
+    key.push_str("HTTP_");
+    key.extend(name.chars().map(|c| {
+        if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_uppercase()
+        }
+    }));
+    PyString::new(py, &key)
+}

@@ -1,0 +1,536 @@
+//! The embedded interpreter's life: one-time initialisation (`sys.path`,
+//! virtualenv, `sys.argv`), loading the application object from a
+//! `module:variable` / `module:factory(args)` spec, the fork hooks the
+//! master must call around `fork()`, and dumping every thread's Python stack.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+
+use super::environ::Template;
+
+/// How to prepare the interpreter before the app is imported.
+#[derive(Debug, Clone, Default)]
+pub struct InterpreterOptions {
+    /// `--pythonpath` entries, in the order given; they go right after the
+    /// current directory on `sys.path`.
+    pub pythonpath: Vec<String>,
+    /// A virtualenv whose site-packages the app's dependencies live in.
+    pub virtual_env: Option<PathBuf>,
+}
+
+/// Set once `init_interpreter` succeeded; the fork hooks look at it so the
+/// master can call them unconditionally.
+static INITIALIZED: AtomicBool = AtomicBool::new(false);
+static INIT_RESULT: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Initialise CPython once per process. Later calls return the first
+/// call's result without touching anything (the first call's options win).
+pub fn init_interpreter(opts: &InterpreterOptions) -> Result<(), String> {
+    INIT_RESULT.get_or_init(|| init_once(opts)).clone()
+}
+
+pub(crate) fn is_initialized() -> bool {
+    INITIALIZED.load(Ordering::Acquire)
+}
+
+fn init_once(opts: &InterpreterOptions) -> Result<(), String> {
+    // Read the venv before starting Python: a bad path is a config error
+    // the user should see whatever state the interpreter is in.
+    let venv = match &opts.virtual_env {
+        Some(dir) => Some((dir.clone(), venv_version(dir)?)),
+        None => None,
+    };
+    Python::initialize();
+    let result = Python::attach(|py| -> Result<(), String> {
+        let v = py.version_info();
+        if let Some((dir, found)) = &venv {
+            check_venv_version(dir, *found, (v.major, v.minor))?;
+        }
+        setup_sys(
+            py,
+            opts,
+            venv.as_ref().map(|(d, _)| d.as_path()),
+            (v.major, v.minor),
+        )
+        .map_err(|e| {
+            format!(
+                "cannot set up the Python interpreter: {}",
+                summarize(py, &e)
+            )
+        })
+    });
+    if result.is_ok() {
+        INITIALIZED.store(true, Ordering::Release);
+    }
+    result
+}
+
+/// A virtualenv's packages (compiled extensions especially) only work with
+/// the Python they were installed for, which must be the one linked in.
+pub(crate) fn check_venv_version(
+    dir: &Path,
+    found: (u8, u8),
+    built: (u8, u8),
+) -> Result<(), String> {
+    if found == built {
+        return Ok(());
+    }
+    let ((fa, fi), (ba, bi)) = (found, built);
+    Err(format!(
+        "virtualenv {} uses Python {fa}.{fi}, but corral was built against Python {ba}.{bi}; \
+         recreate the virtualenv with Python {ba}.{bi} or rebuild corral against Python {fa}.{fi}",
+        dir.display()
+    ))
+}
+
+/// The `major.minor` recorded in a virtualenv's `pyvenv.cfg` (`version` from
+/// the stdlib venv module, `version_info` from uv/virtualenv).
+pub(crate) fn venv_version(dir: &Path) -> Result<(u8, u8), String> {
+    let cfg = dir.join("pyvenv.cfg");
+    let text = std::fs::read_to_string(&cfg).map_err(|e| {
+        format!(
+            "cannot read {}: {e} (is {} a virtualenv?)",
+            cfg.display(),
+            dir.display()
+        )
+    })?;
+    parse_pyvenv_version(&text).ok_or_else(|| {
+        format!(
+            "{} does not say which Python version it uses",
+            cfg.display()
+        )
+    })
+}
+
+pub(crate) fn parse_pyvenv_version(text: &str) -> Option<(u8, u8)> {
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if key != "version" && key != "version_info" {
+            continue;
+        }
+        let mut parts = value.trim().split('.');
+        let major = parts.next()?.trim().parse().ok()?;
+        let minor = parts.next()?.trim().parse().ok()?;
+        return Some((major, minor));
+    }
+    None
+}
+
+fn setup_sys(
+    py: Python<'_>,
+    opts: &InterpreterOptions,
+    venv: Option<&Path>,
+    (major, minor): (u8, u8),
+) -> PyResult<()> {
+    let sys = py.import("sys")?;
+    let path = sys.getattr("path")?.cast_into::<PyList>()?;
+    // The directory corral runs from comes first, so `corral app:app` finds
+    // `app.py` next to where it was started, as with gunicorn.
+    let cwd = std::env::current_dir()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.insert(0, &cwd)?;
+    for (i, entry) in opts.pythonpath.iter().enumerate() {
+        path.insert(i + 1, entry)?;
+    }
+    if let Some(dir) = venv {
+        let site_packages = dir
+            .join("lib")
+            .join(format!("python{major}.{minor}"))
+            .join("site-packages");
+        // addsitedir processes .pth files (editable installs, namespace
+        // packages), which a plain sys.path entry would not.
+        py.import("site")?
+            .call_method1("addsitedir", (site_packages.to_string_lossy().as_ref(),))?;
+    }
+    // Apps and libraries that inspect sys.argv (argparse at import time,
+    // error reports) see corral's own command line, like under gunicorn.
+    let argv: Vec<String> = std::env::args().collect();
+    let argv = if argv.is_empty() {
+        vec!["corral".to_owned()]
+    } else {
+        argv
+    };
+    sys.setattr("argv", PyList::new(py, argv)?)?;
+    Ok(())
+}
+
+/// Why the application could not be loaded.
+#[derive(Debug, Clone)]
+pub struct LoadError {
+    /// One line, fit for a log message.
+    pub summary: String,
+    /// The Python traceback, when Python raised.
+    pub traceback: Option<String>,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.summary)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl LoadError {
+    fn plain(summary: impl Into<String>) -> Self {
+        LoadError {
+            summary: summary.into(),
+            traceback: None,
+        }
+    }
+
+    fn from_py(py: Python<'_>, err: &PyErr) -> Self {
+        LoadError {
+            summary: summarize(py, err),
+            traceback: Some(format_traceback(py, err)),
+        }
+    }
+}
+
+/// A loaded WSGI application, plus what was fixed at load time.
+pub struct App {
+    pub(crate) callable: Py<PyAny>,
+    /// `SCRIPT_NAME` from the process environment when the app was loaded.
+    pub(crate) script_name: String,
+    /// The environ entries that never change between requests.
+    pub(crate) template: Template,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("script_name", &self.script_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Import the application named by `spec`: `module`, `module:name`, or
+/// `module:factory(literal args)`. The interpreter must be initialised.
+/// Import the app again for a reload of a preloaded app (HUP with
+/// `--preload`, which gunicorn cannot do): every module loaded from outside
+/// the standard library and site-packages (the application's own code) is
+/// dropped from `sys.modules`, then the spec is loaded afresh. Compiled
+/// extension modules stay (CPython cannot unload them) and so does
+/// installed third-party code; the app's own Python files are re-read.
+/// On failure the caller keeps the old app.
+pub fn reload_app(spec: &str) -> Result<App, LoadError> {
+    Python::attach(|py| -> Result<(), LoadError> {
+        let code = CString::new(PURGE).expect("no NUL in constant");
+        let globals = PyDict::new(py);
+        py.run(&code, Some(&globals), None)
+            .and_then(|()| {
+                globals
+                    .get_item("purge")?
+                    .expect("purge defined")
+                    .call0()
+                    .map(drop)
+            })
+            .map_err(|e| LoadError::from_py(py, &e))
+    })?;
+    load_app(spec)
+}
+
+const PURGE: &str = r#"
+import importlib, os, sys, sysconfig
+
+def purge():
+    paths = sysconfig.get_paths()
+    keep = {os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    for entry in sys.path:
+        if entry and ("site-packages" in entry or "dist-packages" in entry):
+            keep.add(os.path.realpath(entry))
+    keep.add(os.path.realpath(sys.base_prefix))
+    for name, mod in list(sys.modules.items()):
+        f = getattr(mod, "__file__", None)
+        if not f or not f.endswith((".py", ".pyc")):
+            continue
+        real = os.path.realpath(f)
+        if any(real.startswith(k + os.sep) for k in keep):
+            continue
+        del sys.modules[name]
+    importlib.invalidate_caches()
+"#;
+
+pub fn load_app(spec: &str) -> Result<App, LoadError> {
+    let (module, expr) = match spec.split_once(':') {
+        Some((m, e)) => (m.trim(), e.trim()),
+        None => (spec.trim(), "application"),
+    };
+    if module.is_empty() || expr.is_empty() {
+        return Err(LoadError::plain(format!(
+            "Invalid application spec {spec:?}: expected 'module', 'module:variable' or 'module:factory(args)'."
+        )));
+    }
+    let script_name = std::env::var("SCRIPT_NAME").unwrap_or_default();
+    Python::attach(|py| {
+        let (name, call) = parse_expr(py, expr)?;
+        let module_obj = py.import(module).map_err(|e| LoadError::from_py(py, &e))?;
+        let target = match module_obj.getattr(name.as_str()) {
+            Ok(t) => t,
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => {
+                return Err(LoadError::plain(format!(
+                    "Failed to find attribute '{name}' in '{module}'."
+                )));
+            }
+            Err(e) => return Err(LoadError::from_py(py, &e)),
+        };
+        let app = match call {
+            None => target,
+            Some((args, kwargs)) => {
+                if !target.is_callable() {
+                    return Err(LoadError::plain(format!(
+                        "Application factory '{name}' in '{module}' is not callable."
+                    )));
+                }
+                match target.call(
+                    args.bind(py)
+                        .cast::<pyo3::types::PyTuple>()
+                        .map_err(|e| LoadError::plain(e.to_string()))?,
+                    Some(
+                        kwargs
+                            .bind(py)
+                            .cast::<PyDict>()
+                            .map_err(|e| LoadError::plain(e.to_string()))?,
+                    ),
+                ) {
+                    Ok(app) => app,
+                    Err(e) if e.is_instance_of::<PyTypeError>(py) && raised_here(py, &e) => {
+                        return Err(LoadError {
+                            summary: format!(
+                                "Error while calling factory '{name}' in '{module}': {}",
+                                summarize(py, &e)
+                            ),
+                            traceback: Some(format_traceback(py, &e)),
+                        });
+                    }
+                    Err(e) => return Err(LoadError::from_py(py, &e)),
+                }
+            }
+        };
+        if !app.is_callable() {
+            return Err(LoadError::plain("Application object must be callable."));
+        }
+        let template = Template::new(py, &script_name).map_err(|e| LoadError::from_py(py, &e))?;
+        Ok(App {
+            callable: app.unbind(),
+            script_name,
+            template,
+        })
+    })
+}
+
+/// Whether a TypeError from calling a factory came from the call itself
+/// (arguments that do not fit its signature) rather than from inside it:
+/// argument binding fails before any Python frame runs, so no traceback.
+fn raised_here(py: Python<'_>, err: &PyErr) -> bool {
+    err.traceback(py).is_none()
+}
+
+type FactoryCall = (Py<PyAny>, Py<PyAny>);
+
+/// Parse the part after `:` with Python's own parser. Only a bare name, or
+/// a call of a bare name whose arguments are literals, is accepted: the
+/// spec comes from a command line and must not run arbitrary code.
+fn parse_expr(py: Python<'_>, expr: &str) -> Result<(String, Option<FactoryCall>), LoadError> {
+    let code = CString::new(PARSE_SPEC).expect("no NUL in constant");
+    let globals = PyDict::new(py);
+    let run = || -> PyResult<Bound<'_, PyAny>> {
+        py.run(&code, Some(&globals), None)?;
+        globals
+            .get_item("parse")?
+            .expect("parse defined")
+            .call1((expr,))
+    };
+    let parsed = run().map_err(|e| {
+        if e.is_instance_of::<pyo3::exceptions::PyValueError>(py) {
+            LoadError::plain(e.value(py).to_string())
+        } else {
+            LoadError::from_py(py, &e)
+        }
+    })?;
+    let (name, args, kwargs): (String, Bound<'_, PyAny>, Bound<'_, PyAny>) = parsed
+        .extract()
+        .map_err(|e: PyErr| LoadError::from_py(py, &e))?;
+    if args.is_none() {
+        Ok((name, None))
+    } else {
+        Ok((name, Some((args.unbind(), kwargs.unbind()))))
+    }
+}
+
+/// Returns (name, None, None) for a name, (name, args tuple, kwargs dict)
+/// for a call; raises ValueError with a one-line message otherwise.
+const PARSE_SPEC: &str = r#"
+import ast
+
+def parse(expr):
+    try:
+        node = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        raise ValueError("Failed to parse %r as an attribute name or function call." % expr) from None
+    if isinstance(node, ast.Name):
+        return node.id, None, None
+    if not isinstance(node, ast.Call):
+        raise ValueError("Failed to parse %r as an attribute name or function call." % expr)
+    if not isinstance(node.func, ast.Name):
+        raise ValueError("Function reference must be a simple name: %r." % expr)
+    try:
+        args = tuple(ast.literal_eval(a) for a in node.args)
+        kwargs = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                raise ValueError
+            kwargs[kw.arg] = ast.literal_eval(kw.value)
+    except ValueError:
+        raise ValueError("Failed to parse arguments as literal values: %r." % expr) from None
+    return node.func.id, args, kwargs
+"#;
+
+/// The last line of a traceback: `ExcType: message`.
+pub(crate) fn summarize(py: Python<'_>, err: &PyErr) -> String {
+    let ty = err
+        .get_type(py)
+        .qualname()
+        .map(|q| q.to_string())
+        .unwrap_or_else(|_| "Exception".to_owned());
+    let msg = err
+        .value(py)
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    if msg.is_empty() {
+        ty
+    } else {
+        format!("{ty}: {msg}")
+    }
+}
+
+/// The full traceback as Python's `traceback` module prints it.
+pub(crate) fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = py.import("traceback").and_then(|tb| {
+        let lines = tb.call_method1("format_exception", (err.value(py),))?;
+        PyString::new(py, "")
+            .call_method1("join", (lines,))?
+            .extract::<String>()
+    });
+    formatted.unwrap_or_else(|_| summarize(py, err))
+}
+
+/// What `PyGILState_Ensure` returned in `before_fork`, so the matching
+/// `after_fork_*` restores the same state.
+static FORK_GIL_WAS_HELD: AtomicBool = AtomicBool::new(false);
+
+/// Call right before `fork()` in the master. Takes the GIL and keeps it
+/// across the fork (as `os.fork` does) so no other Python thread can hold it
+/// at the moment of the fork; `after_fork_parent` / `after_fork_child`
+/// release it again. No-op when Python was never initialised.
+pub fn before_fork() {
+    if is_initialized() {
+        fork_prepare();
+    }
+}
+
+/// Call in the parent right after `fork()`.
+pub fn after_fork_parent() {
+    if is_initialized() {
+        fork_finish(false);
+    }
+}
+
+/// Call in the child right after `fork()`, before anything touches Python.
+/// The child continues with the GIL released.
+pub fn after_fork_child() {
+    if is_initialized() {
+        fork_finish(true);
+    }
+}
+
+/// The one place the module calls the C API directly: pyo3 has no safe
+/// binding for `PyOS_BeforeFork`, and the GIL must stay held until the
+/// matching `fork_finish`, which a scoped `Python::attach` cannot express.
+#[allow(unsafe_code)]
+fn fork_prepare() {
+    // SAFETY: the interpreter is initialised (checked by the caller).
+    // PyGILState_Ensure attaches this thread; PyOS_BeforeFork requires the
+    // GIL, which we then hold until fork_finish.
+    unsafe {
+        let state = pyo3::ffi::PyGILState_Ensure();
+        FORK_GIL_WAS_HELD.store(
+            matches!(state, pyo3::ffi::PyGILState_STATE::PyGILState_LOCKED),
+            Ordering::Relaxed,
+        );
+        pyo3::ffi::PyOS_BeforeFork();
+    }
+}
+
+/// Counterpart of `fork_prepare`, see there for why it is unsafe.
+#[allow(unsafe_code)]
+fn fork_finish(child: bool) {
+    let state = if FORK_GIL_WAS_HELD.load(Ordering::Relaxed) {
+        pyo3::ffi::PyGILState_STATE::PyGILState_LOCKED
+    } else {
+        pyo3::ffi::PyGILState_STATE::PyGILState_UNLOCKED
+    };
+    // SAFETY: only called after fork_prepare, on the thread that called it
+    // (the master is single-threaded; in the child it is the only thread),
+    // with the GIL still held from PyGILState_Ensure. The AfterFork
+    // functions require the GIL; PyGILState_Release then gives it back.
+    unsafe {
+        if child {
+            pyo3::ffi::PyOS_AfterFork_Child();
+        } else {
+            pyo3::ffi::PyOS_AfterFork_Parent();
+        }
+        pyo3::ffi::PyGILState_Release(state);
+    }
+}
+
+/// Every Python thread's current stack, for the log line of a worker that
+/// is being killed for a timeout. Attaches only for the dump. It needs the
+/// GIL: if a C extension holds it without ever yielding, this blocks, so
+/// call it from a thread whose wait can be bounded.
+pub fn thread_stacks() -> String {
+    if !is_initialized() {
+        return String::from("(Python not initialised)\n");
+    }
+    Python::attach(|py| {
+        let code = CString::new(STACKS).expect("no NUL in constant");
+        let globals = PyDict::new(py);
+        let dump = || -> PyResult<String> {
+            py.run(&code, Some(&globals), None)?;
+            globals
+                .get_item("dump")?
+                .expect("dump defined")
+                .call0()?
+                .extract()
+        };
+        dump().unwrap_or_else(|e| format!("(cannot dump Python stacks: {})\n", summarize(py, &e)))
+    })
+}
+
+const STACKS: &str = r#"
+import sys, threading, traceback
+
+def dump():
+    names = {t.ident: t.name for t in threading.enumerate()}
+    me = threading.get_ident()
+    out = []
+    for ident, frame in sys._current_frames().items():
+        if ident == me:
+            # The thread asking for the dump: its stack is this function.
+            continue
+        name = names.get(ident, "request thread")
+        out.append("Thread %s (%d), most recent call last:\n" % (name, ident))
+        out.extend(traceback.format_stack(frame))
+    return "".join(out)
+"#;
