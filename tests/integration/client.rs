@@ -331,9 +331,13 @@ impl Conn {
     }
 }
 
-/// An HTTP/1.1 request with `Host` and, for a body, `Content-Length`.
+/// An HTTP/1.1 request with `Host` (unless given) and, for a body,
+/// `Content-Length`.
 pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    let mut out = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        out.push_str("Host: 127.0.0.1\r\n");
+    }
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }

@@ -35,7 +35,9 @@ fn check_common_headers(resp: &crate::client::Response) {
 #[test]
 fn get_and_post() {
     let server = Corral::app("echo:app").start();
-    let resp = get(server.port, "/hello/world?x=1&y=two");
+    let mut conn = Conn::tcp(server.port);
+    let host = format!("127.0.0.1:{}", server.port);
+    let resp = conn.request("GET", "/hello/world?x=1&y=two", &[("Host", &host)], b"");
     assert_eq!(resp.status, 200, "{resp:?}");
     assert_eq!(resp.version, "HTTP/1.1");
     check_common_headers(&resp);
@@ -46,6 +48,7 @@ fn get_and_post() {
     assert_eq!(field(&env, "RAW_URI"), "/hello/world?x=1&y=two");
     assert_eq!(field(&env, "SERVER_PROTOCOL"), "HTTP/1.1");
     assert_eq!(field(&env, "REMOTE_ADDR"), "127.0.0.1");
+    assert_eq!(field(&env, "SERVER_NAME"), "127.0.0.1");
     assert_eq!(field(&env, "SERVER_PORT"), server.port.to_string());
     assert_eq!(field(&env, "wsgi.url_scheme"), "http");
 
@@ -294,8 +297,11 @@ fn exception_is_500_without_leak() {
         !everything.contains(marker) && !everything.contains("Traceback"),
         "the traceback leaked to the client: {everything}"
     );
-    server.expect_log("Traceback");
     server.expect_log(marker);
+    // The whole traceback, as gunicorn logs it: the operator needs the
+    // frames, not only the last line.
+    server.expect_log("Traceback (most recent call last)");
+    server.expect_log("raises.py");
     // The worker survives and serves again.
     let again = get(server.port, "/");
     assert_eq!(again.status, 500);
