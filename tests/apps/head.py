@@ -9,3 +9,7 @@ def app(environ, start_response):
         [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))],
     )
     return [BODY]
+
+
+# `corral head` (a module without `:VAR`) serves this name.
+application = app

@@ -122,3 +122,39 @@ fn max_requests_recycles_and_keeps_serving() {
         server.stderr.text()
     );
 }
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish() {
+    let mut server = Corral::app("slow:app")
+        .args(["--graceful-timeout", "20"])
+        .start();
+    let port = server.port;
+    let pending = std::thread::spawn(move || get(port, "/inflight?s=2"));
+    // The app logs when it has the request; only then stop the server.
+    server.expect_log("slow: started /inflight");
+    server.signal(libc::SIGTERM);
+    let resp = pending.join().expect("the in-flight request");
+    assert_eq!(
+        resp.status, 200,
+        "the in-flight request completes: {resp:?}"
+    );
+    let code = server.wait_code(EVENT_TIMEOUT);
+    assert_eq!(
+        code,
+        0,
+        "graceful stop exits 0; stderr:\n{}",
+        server.stderr.text()
+    );
+}
+
+#[test]
+fn preload_import_failure_exits_4() {
+    let mut server = Corral::app("broken:app").args(["--preload"]).spawn();
+    let code = server.wait_code(START_TIMEOUT);
+    let log = server.stderr.text();
+    assert_eq!(
+        code, 4,
+        "--preload with an app that fails to import exits 4:\n{log}"
+    );
+    assert!(log.contains("No module named 'nope'"), "{log}");
+}

@@ -478,3 +478,76 @@ fn h11_strict_client() {
     );
     assert!(out.stdout.contains("h11 client: all ok"), "{}", out.stdout);
 }
+
+#[test]
+fn module_without_variable_serves_application() {
+    let server = Corral::app("head").start();
+    let resp = get(server.port, "/");
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(resp.text(), "hello from head.py\n");
+}
+
+#[test]
+fn env_flag_reaches_the_app() {
+    let server = Corral::app("envvar:app")
+        .args([
+            "-e",
+            "CORRAL_TEST_GREETING=hi there",
+            "--env",
+            "CORRAL_TEST_OTHER=x=y",
+        ])
+        .start();
+    assert_eq!(get(server.port, "/CORRAL_TEST_GREETING").text(), "hi there");
+    assert_eq!(get(server.port, "/CORRAL_TEST_OTHER").text(), "x=y");
+    assert_eq!(get(server.port, "/CORRAL_TEST_NEVER_SET").text(), "<unset>");
+}
+
+#[test]
+fn access_log_to_stdout() {
+    let server = Corral::app("echo:app")
+        .args(["--access-logfile", "-"])
+        .start();
+    let resp = get(server.port, "/logged?x=1");
+    assert_eq!(resp.status, 200);
+    let line = server
+        .stdout
+        .wait_for(EVENT_TIMEOUT, |out| {
+            out.lines()
+                .find(|l| l.contains("\"GET /logged?x=1 HTTP/1.1\""))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no access log line on stdout; stdout:\n{}\nstderr:\n{}",
+                server.stdout.text(),
+                server.stderr.text()
+            )
+        });
+    // gunicorn's default format: h l u [t] "r" s b "f" "a".
+    let want_tail = format!(
+        "\"GET /logged?x=1 HTTP/1.1\" 200 {} \"-\" \"-\"",
+        resp.body.len()
+    );
+    assert!(
+        line.starts_with("127.0.0.1 - - [") && line.ends_with(&want_tail),
+        "access log line {line:?} should look like `127.0.0.1 - - [DATE] {want_tail}`"
+    );
+}
+
+#[test]
+fn idle_keep_alive_connection_is_closed() {
+    let server = Corral::app("echo:app")
+        .args(["-k", "gthread", "--threads", "2", "--keep-alive", "1"])
+        .start();
+    let mut conn = Conn::tcp(server.port);
+    let resp = conn.request("GET", "/idle", &[], b"");
+    assert_eq!(resp.status, 200);
+    let idle = Instant::now();
+    conn.expect_eof()
+        .expect("an idle connection is closed after --keep-alive seconds");
+    let waited = idle.elapsed();
+    assert!(
+        waited >= Duration::from_millis(500) && waited < Duration::from_secs(10),
+        "--keep-alive 1 closed the idle connection after {waited:?}"
+    );
+}
