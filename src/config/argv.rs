@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn help_and_version_win_over_errors() {
-        let p = parse_words(&w(&["--nope", "--he"]));
+        let p = parse_words(&w(&["--nope", "--hel"]));
         assert!(p.help);
         let p = parse_words(&w(&["-v"]));
         assert!(p.version);

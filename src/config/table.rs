@@ -273,14 +273,33 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "max_worker_memory",
+        flags: &["--max-worker-memory"],
+        kind: Kind::Value,
+        meta: "MIB",
+        default: Default::Text("0"),
+        section: Section::WorkerProcesses,
+        summary: "Recycle a worker whose resident memory exceeds this many MiB (0 = no limit).",
+        details: "The master checks each worker's RSS every second; a worker over the limit is \
+                  retired gracefully (it finishes its requests) and replaced, so a leaking app \
+                  cannot grow without bound. Not a gunicorn setting (uWSGI's reload-on-rss, \
+                  granian's --workers-max-rss).",
+        apply: |s, raw| {
+            s.max_worker_memory = v::non_negative(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
         name: "timeout",
         flags: &["-t", "--timeout"],
         kind: Kind::Value,
         meta: "INT",
         default: Default::Text("30"),
         section: Section::WorkerProcesses,
-        summary: "Kill and restart a worker silent for this many seconds (0 = never).",
-        details: "",
+        summary: "Abort a worker whose event loop, or any of whose requests, is stuck this many seconds (0 = never).",
+        details: "The stuck request's client gets 504 Gateway Timeout, the worker logs every \
+                  Python thread's stack, its other requests finish, and it is replaced. Applies \
+                  to every thread of a gthread worker, unlike gunicorn.",
         apply: |s, raw| {
             s.timeout = seconds(raw)?;
             Ok(())
@@ -307,11 +326,78 @@ pub static SETTINGS: &[Setting] = &[
         meta: "INT",
         default: Default::Text("2"),
         section: Section::WorkerProcesses,
-        summary: "Seconds to wait for the next request on a keep-alive connection.",
-        details: "Only the gthread worker keeps connections alive; sync closes after each \
-                  response.",
+        summary: "Seconds to wait for the next request on a keep-alive connection (0 = no keep-alive).",
+        details: "Both worker classes keep connections alive (gunicorn's sync worker does \
+                  not): an idle connection costs the event loop a few hundred bytes, never a \
+                  Python thread.",
         apply: |s, raw| {
             s.keepalive = seconds(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "worker_connections",
+        flags: &["--worker-connections"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("1000"),
+        section: Section::WorkerProcesses,
+        summary: "Most open client connections per worker.",
+        details: "At the limit the worker makes room for a new client by closing an idle \
+                  keep-alive connection, or else the connection that has spent longest \
+                  sending an incomplete request head, so trickling clients cannot lock \
+                  others out.",
+        apply: |s, raw| {
+            s.worker_connections = v::positive(raw)? as usize;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "header_timeout",
+        flags: &["--header-timeout"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("10"),
+        section: Section::WorkerProcesses,
+        summary: "Seconds a client has to send a complete request head.",
+        details: "Counted from the connection's first byte, or from the first byte of the \
+                  next request on a keep-alive connection; a client that takes longer is \
+                  disconnected (slowloris).",
+        apply: |s, raw| {
+            s.header_timeout = seconds(raw)?.max(std::time::Duration::from_secs(1));
+            Ok(())
+        },
+    },
+    Setting {
+        name: "body_timeout",
+        flags: &["--body-timeout"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("30"),
+        section: Section::WorkerProcesses,
+        summary: "Seconds a request body may stall between two reads.",
+        details: "Bodies are received in full before the app runs; a client that stops \
+                  sending for this long is disconnected.",
+        apply: |s, raw| {
+            s.body_timeout = seconds(raw)?.max(std::time::Duration::from_secs(1));
+            Ok(())
+        },
+    },
+    Setting {
+        name: "queue_timeout",
+        flags: &["--queue-timeout"],
+        kind: Kind::Value,
+        meta: "INT",
+        default: Default::Text("0"),
+        section: Section::WorkerProcesses,
+        summary: "Answer 503 to a request that waited this many seconds for a Python thread (0 = never).",
+        details: "Sheds load instead of queueing without bound: the request gets \
+                  `503 Service Unavailable` with `Retry-After`, and the app never sees it. \
+                  Off by default because gunicorn queues indefinitely and an app behind a \
+                  load balancer that retries elsewhere is the case where shedding helps; \
+                  set it to a few seconds there.",
+        apply: |s, raw| {
+            s.queue_timeout = seconds(raw)?;
             Ok(())
         },
     },

@@ -321,6 +321,7 @@ impl Master {
                 return halt;
             }
             self.murder_timed_out();
+            self.recycle_oversized();
         }
     }
 
@@ -715,6 +716,34 @@ impl Master {
                 let _ = kill(w.pid, sig);
                 w.killed = sig == Signal::SIGKILL;
                 w.aborted = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Retire (gracefully) workers whose resident memory passed
+    /// `--max-worker-memory`; the manage step starts their replacements.
+    fn recycle_oversized(&mut self) {
+        let limit = self.settings.max_worker_memory;
+        if limit == 0 {
+            return;
+        }
+        let limit_bytes = limit.saturating_mul(1 << 20);
+        for w in self.workers.values_mut() {
+            if w.retiring || !w.booted {
+                continue;
+            }
+            let Some(rss) = crate::sys::process::rss_bytes(w.pid) else {
+                continue;
+            };
+            if rss > limit_bytes {
+                tracing::warn!(
+                    WORKER_PID = w.pid.as_raw(),
+                    "Worker (pid:{}) uses {} MiB, over --max-worker-memory {limit}; recycling it",
+                    w.pid,
+                    rss >> 20
+                );
+                w.retiring = true;
+                let _ = kill(w.pid, Signal::SIGTERM);
             }
         }
     }

@@ -202,6 +202,17 @@ pub fn drop_privileges(user: Option<u32>, group: Option<u32>, umask: u32) -> nix
     Ok(())
 }
 
+/// Resident memory of a process in bytes, from `/proc/PID/statm`.
+pub fn rss_bytes(pid: nix::unistd::Pid) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    Some(pages * page)
+}
+
 /// Make `fd` the process's stdout and stderr (fds 1 and 2).
 pub fn redirect_std_streams(fd: OwnedFd) -> std::io::Result<()> {
     for target in [1, 2] {

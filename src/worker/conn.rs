@@ -60,6 +60,8 @@ pub struct Conn {
     pub interest: u32,
     /// When the current request reached a Python thread.
     pub dispatched_at: Option<Instant>,
+    /// Responses completed on this connection.
+    pub served: u64,
 }
 
 pub enum Progress {
@@ -81,6 +83,7 @@ impl Conn {
             eof: false,
             interest: 0,
             dispatched_at: None,
+            served: 0,
         }
     }
 

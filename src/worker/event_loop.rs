@@ -12,10 +12,7 @@ use nix::sys::signal::Signal;
 use super::body::{BodyReader, FeedError};
 use super::conn::{Conn, Out, Progress, State};
 use super::pool::{Flight, Job, Piece, Token};
-use super::{
-    sock_addr, Worker, BODY_IDLE_TIMEOUT, HEAD_TIMEOUT, LINGER, MAX_CONNECTIONS,
-    TOKEN_LISTENER_BASE, TOKEN_SIGNAL, TOKEN_WAKE,
-};
+use super::{sock_addr, Worker, LINGER, TOKEN_LISTENER_BASE, TOKEN_SIGNAL, TOKEN_WAKE};
 use crate::exit;
 use crate::http::{self, BodyKind, Parsed, ResponseInfo};
 use crate::wsgi;
@@ -232,7 +229,7 @@ impl Worker<'_> {
         // Bounded batch per wake-up, so one busy listener cannot starve
         // the connections already open.
         for _ in 0..64 {
-            if self.live >= MAX_CONNECTIONS {
+            if self.live >= self.max_conns && !self.evict_one() {
                 self.stop_accepting();
                 return;
             }
@@ -246,7 +243,7 @@ impl Worker<'_> {
                 }
             };
             let mut conn = Conn::new(stream, sock_addr(peer), self.locals[index].clone());
-            conn.deadline = Some(Instant::now() + HEAD_TIMEOUT);
+            conn.deadline = Some(Instant::now() + self.header_timeout);
             let slot = match self.free.pop() {
                 Some(i) => i,
                 None => {
@@ -283,6 +280,38 @@ impl Worker<'_> {
         }
     }
 
+    /// Make room for a new client at the connection limit: close an idle
+    /// connection (keep-alive, or connected without sending), or else the
+    /// one whose incomplete request head has the nearest deadline (the
+    /// slowest sender). Busy connections are never evicted. Returns whether
+    /// a slot was freed.
+    fn evict_one(&mut self) -> bool {
+        let mut idle = None;
+        let mut slowest: Option<(Instant, usize)> = None;
+        for (i, (_, c)) in self.conns.iter().enumerate() {
+            let Some(c) = c else { continue };
+            if !matches!(c.state, State::Head) || !c.out.is_empty() {
+                continue;
+            }
+            if c.pending_input().is_empty() {
+                idle = Some(i);
+                break;
+            }
+            if let Some(d) = c.deadline {
+                if slowest.is_none_or(|(best, _)| d < best) {
+                    slowest = Some((d, i));
+                }
+            }
+        }
+        match idle.or(slowest.map(|(_, i)| i)) {
+            Some(i) => {
+                self.close(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn lookup(&mut self, tok: Token) -> Option<(usize, &mut Conn)> {
         let index = self.slot(tok)?;
         self.conns[index].1.as_mut().map(|c| (index, c))
@@ -290,6 +319,7 @@ impl Worker<'_> {
 
     fn on_socket(&mut self, tok: Token, flags: EpollFlags) {
         let draining = self.draining;
+        let (header_timeout, body_timeout) = (self.header_timeout, self.body_timeout);
         let Some((index, conn)) = self.lookup(tok) else {
             return;
         };
@@ -314,17 +344,15 @@ impl Worker<'_> {
                         Ok(n) => {
                             if n > 0 {
                                 let now = Instant::now();
-                                conn.deadline = Some(
-                                    now + if matches!(conn.state, State::Body(_)) {
-                                        BODY_IDLE_TIMEOUT
-                                    } else if was_empty {
-                                        HEAD_TIMEOUT
-                                    } else {
-                                        conn.deadline.map_or(HEAD_TIMEOUT, |d| {
-                                            d.saturating_duration_since(now)
-                                        })
-                                    },
-                                );
+                                if matches!(conn.state, State::Body(_)) {
+                                    conn.deadline = Some(now + body_timeout);
+                                } else if was_empty && conn.served > 0 {
+                                    // A keep-alive connection starts its
+                                    // next head: it gets a full header
+                                    // timeout. A new connection's clock
+                                    // started at accept and is not reset.
+                                    conn.deadline = Some(now + header_timeout);
+                                }
                             }
                         }
                         Err(_) => {
@@ -410,7 +438,7 @@ impl Worker<'_> {
                                     if head.expect_continue && conn.pending_input().is_empty() {
                                         conn.queue(http::CONTINUE_100.to_vec(), false);
                                     }
-                                    conn.deadline = Some(Instant::now() + BODY_IDLE_TIMEOUT);
+                                    conn.deadline = Some(Instant::now() + self.body_timeout);
                                     conn.state = State::Body(Box::new((head, r)));
                                 }
                             }
@@ -526,6 +554,7 @@ impl Worker<'_> {
             info,
             flight,
             started: SystemTime::now(),
+            queued: Instant::now(),
         });
     }
 
@@ -549,6 +578,7 @@ impl Worker<'_> {
             }),
             Piece::End { keep_alive } => {
                 conn.dispatched_at = None;
+                conn.served += 1;
                 if keep_alive && !draining {
                     conn.state = State::Head;
                     conn.deadline = Some(Instant::now() + keepalive);
@@ -648,7 +678,7 @@ impl Worker<'_> {
             self.conns[index].0 = self.conns[index].0.wrapping_add(1);
             self.free.push(index);
             self.live -= 1;
-            if self.live < MAX_CONNECTIONS {
+            if self.live < self.max_conns {
                 self.resume_accepting();
             }
         }

@@ -34,16 +34,8 @@ use crate::wsgi::{self, App, ServeContext, SockAddr};
 use conn::Conn;
 use pool::{Completions, Job, JobQueue, Sink};
 
-/// Longest a client may take to send a complete request head once it has
-/// started one, or to send its first request after connecting.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest a body may stall between two reads.
-const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to drain a closing client's leftovers before giving up.
 const LINGER: Duration = Duration::from_secs(2);
-/// Open connections per worker (gunicorn's `worker_connections` default);
-/// past it the worker stops accepting until one closes.
-const MAX_CONNECTIONS: usize = 1000;
 
 const TOKEN_SIGNAL: u64 = u64::MAX;
 const TOKEN_WAKE: u64 = u64::MAX - 1;
@@ -69,6 +61,7 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
     let code = match boot(&spec) {
         Ok((mut worker, app, ctx, threads)) => {
             let jobs_q = Arc::clone(&worker.jobs);
+            let queue_timeout = spec.settings.queue_timeout;
             let done = Arc::clone(&worker.completions);
             std::thread::scope(|scope| {
                 for t in 0..threads {
@@ -77,7 +70,7 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
                     let spawned = std::thread::Builder::new()
                         .name(format!("python-{t}"))
                         .spawn_scoped(scope, move || {
-                            python_thread(t, jobs, completions, ctx, app, hb)
+                            python_thread(t, jobs, completions, ctx, app, hb, queue_timeout)
                         });
                     if let Err(e) = spawned {
                         tracing::error!(
@@ -96,6 +89,9 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
         }
         Err(code) => code,
     };
+    if code == exit::OK {
+        wsgi::finish_python();
+    }
     crate::sys::process::exit_now(code)
 }
 
@@ -249,6 +245,9 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             },
             keepalive: s.keepalive,
             timeout: s.timeout,
+            header_timeout: s.header_timeout,
+            body_timeout: s.body_timeout,
+            max_conns: s.worker_connections,
             tmp_dir,
             heartbeat: spec.heartbeat,
             master: spec.master,
@@ -273,6 +272,38 @@ fn sock_addr(a: Addr) -> SockAddr {
     }
 }
 
+/// Answer a request that waited too long for a Python thread with 503
+/// and `Retry-After`, without running the app: under overload, a fast
+/// refusal the client (or its load balancer) can retry beats a response
+/// that arrives after everyone gave up.
+fn shed(
+    token: pool::Token,
+    info: crate::http::ResponseInfo,
+    flight: Arc<pool::Flight>,
+    completions: &Arc<Completions>,
+    waited: Duration,
+) {
+    tracing::warn!(
+        "Shedding load: a request waited {} ms for a Python thread; answered 503",
+        waited.as_millis()
+    );
+    let body = b"Service Unavailable: the server is overloaded, retry shortly.\n";
+    let headers = [
+        ("Retry-After".to_owned(), "1".to_owned()),
+        ("Connection".to_owned(), "close".to_owned()),
+        ("Content-Type".to_owned(), "text/plain".to_owned()),
+        ("Content-Length".to_owned(), body.len().to_string()),
+    ];
+    let mut sink = Sink::new(token, info, flight, Arc::clone(completions), false);
+    let sent = wsgi::ResponseSink::start(&mut sink, "503 Service Unavailable", &headers)
+        .and_then(|()| wsgi::ResponseSink::body(&mut sink, body, true));
+    sink.end(if sent.is_ok() {
+        wsgi::Outcome::Complete
+    } else {
+        wsgi::Outcome::Aborted
+    });
+}
+
 fn python_thread(
     index: usize,
     jobs: &JobQueue,
@@ -280,6 +311,7 @@ fn python_thread(
     ctx: &ServeContext,
     app: &App,
     heartbeat: &Heartbeat,
+    queue_timeout: Duration,
 ) {
     wsgi::python_thread(|py| loop {
         let Some(job) = py.idle(|| jobs.pop()) else {
@@ -291,7 +323,12 @@ fn python_thread(
             info,
             flight,
             started,
+            queued,
         } = job;
+        if !queue_timeout.is_zero() && queued.elapsed() > queue_timeout {
+            shed(token, info, flight, completions, queued.elapsed());
+            continue;
+        }
         let logging = crate::logging::access_enabled();
         let clock = Instant::now();
         let head = logging.then(|| req.head.clone());
@@ -343,6 +380,9 @@ struct Worker<'a> {
     limits: Limits,
     keepalive: Duration,
     timeout: Duration,
+    header_timeout: Duration,
+    body_timeout: Duration,
+    max_conns: usize,
     tmp_dir: PathBuf,
     heartbeat: &'a Heartbeat,
     master: Pid,

@@ -33,6 +33,8 @@ pub struct Job {
     pub info: ResponseInfo,
     pub flight: Arc<Flight>,
     pub started: std::time::SystemTime,
+    /// When the job entered the queue, for `--queue-timeout`.
+    pub queued: std::time::Instant,
 }
 
 /// State shared between the event loop and the thread serving one request.

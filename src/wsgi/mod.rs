@@ -108,7 +108,7 @@ mod response;
 mod tests;
 
 pub use interp::{
-    after_fork_child, after_fork_parent, before_fork, init_interpreter, load_app, reload_app,
-    thread_stacks, App, InterpreterOptions, LoadError,
+    after_fork_child, after_fork_parent, before_fork, finish_python, init_interpreter, load_app,
+    reload_app, thread_stacks, App, InterpreterOptions, LoadError,
 };
 pub use response::{allow_threads, python_thread, PyThread};
