@@ -8,6 +8,7 @@
 //! Dropping a [`Server`] kills the master's whole process group.
 
 use std::io::Read;
+use std::os::fd::RawFd;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -133,6 +134,8 @@ pub struct Corral {
     args: Vec<String>,
     bind: Option<String>,
     chdir: Option<PathBuf>,
+    /// Descriptors handed to corral: (ours, the number corral sees).
+    fds: Vec<(RawFd, RawFd)>,
     dir: tempfile::TempDir,
 }
 
@@ -146,6 +149,7 @@ impl Corral {
             args: vec![app.to_string()],
             bind: Some("127.0.0.1:0".to_string()),
             chdir: Some(apps_dir()),
+            fds: Vec::new(),
             dir,
         }
     }
@@ -169,6 +173,13 @@ impl Corral {
 
     pub fn chdir(mut self, dir: impl Into<PathBuf>) -> Corral {
         self.chdir = Some(dir.into());
+        self
+    }
+
+    /// Hands our descriptor `fd` to corral as descriptor `target` (for
+    /// `fd://N` binds). The caller keeps `fd` open until the spawn.
+    pub fn pass_fd(mut self, fd: RawFd, target: RawFd) -> Corral {
+        self.fds.push((fd, target));
         self
     }
 
@@ -200,6 +211,21 @@ impl Corral {
             .stderr(Stdio::piped())
             // Own process group, so drop can take the workers down too.
             .process_group(0);
+        let fds = self.fds.clone();
+        if !fds.is_empty() {
+            // SAFETY: only dup2(2), which is async-signal-safe, runs between
+            // fork and exec; dup2 leaves the new descriptor without CLOEXEC.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for &(fd, target) in &fds {
+                        if libc::dup2(fd, target) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
         if let Some(venv) = std::env::var_os("CORRAL_TEST_VENV") {
             cmd.env("VIRTUAL_ENV", venv);
         }

@@ -551,3 +551,21 @@ fn idle_keep_alive_connection_is_closed() {
         "--keep-alive 1 closed the idle connection after {waited:?}"
     );
 }
+
+#[test]
+fn fd_bind_serves_an_inherited_socket() {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a listener");
+    let port = listener.local_addr().unwrap().port();
+    let mut server = Corral::app("echo:app")
+        .bind("fd://7")
+        .pass_fd(listener.as_raw_fd(), 7)
+        .start();
+    // corral owns the socket now; ours can go.
+    drop(listener);
+    server.port = port;
+    server.expect_log(&format!("Listening at: http://127.0.0.1:{port}"));
+    let resp = get(port, "/from-fd");
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert_eq!(field(&resp.json(), "PATH_INFO"), "/from-fd");
+}
