@@ -35,7 +35,7 @@ pub fn init_interpreter(opts: &InterpreterOptions) -> Result<(), String> {
     INIT_RESULT.get_or_init(|| init_once(opts)).clone()
 }
 
-pub(crate) fn is_initialized() -> bool {
+pub fn is_initialized() -> bool {
     INITIALIZED.load(Ordering::Acquire)
 }
 
