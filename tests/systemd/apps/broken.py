@@ -1,0 +1,3 @@
+"""An application whose import fails, for the start-up failure tests."""
+
+raise RuntimeError("corral-test: import exploded")
