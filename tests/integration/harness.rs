@@ -1,0 +1,559 @@
+//! Starts the real `corral` binary and watches it.
+//!
+//! Readiness is never guessed: each server gets its own `NOTIFY_SOCKET`, a
+//! unix datagram socket in a private temp dir, and [`Corral::start`] waits
+//! (with a deadline) for the master's `READY=1`. The port comes from the
+//! master's `Listening at: http://HOST:PORT (PID)` line on stderr, which a
+//! reader thread copies into a shared buffer that tests can search too.
+//! Dropping a [`Server`] kills the master's whole process group.
+
+use std::io::Read;
+use std::os::fd::RawFd;
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The binary under test, built by cargo for this test target.
+pub const BIN: &str = env!("CARGO_BIN_EXE_corral");
+
+/// Start-up on a loaded two-core machine with a debug build and Django to
+/// import: generous, but finite.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Graceful stop, worker replacement, log lines to appear.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn apps_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
+}
+
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The virtualenv made by `tests/run`, with flask, django, requests and h11.
+/// Tests that need it fail (never skip) when it is missing.
+pub fn venv() -> PathBuf {
+    match std::env::var_os("CORRAL_TEST_VENV") {
+        Some(v) if !v.is_empty() => {
+            let p = PathBuf::from(v);
+            assert!(
+                p.join("bin/python").exists(),
+                "CORRAL_TEST_VENV={} has no bin/python: run tests/run to create it",
+                p.display()
+            );
+            p
+        }
+        _ => panic!(
+            "CORRAL_TEST_VENV is not set: run the suite with tests/run, which creates \
+             the test virtualenv (flask, django, requests, h11) and exports it"
+        ),
+    }
+}
+
+pub fn venv_python() -> PathBuf {
+    venv().join("bin/python")
+}
+
+/// What was read so far, and whether the pipe is closed.
+type Shared = (Mutex<(Vec<u8>, bool)>, Condvar);
+
+/// Bytes a child wrote to a pipe, collected by a thread, searchable while the
+/// child runs.
+#[derive(Clone, Default)]
+pub struct Captured {
+    inner: Arc<Shared>,
+}
+
+impl Captured {
+    pub fn collect(mut pipe: impl Read + Send + 'static) -> Captured {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                let n = pipe.read(&mut buf).unwrap_or(0);
+                let (lock, cvar) = &*sink.inner;
+                let mut guard = lock.lock().unwrap();
+                if n == 0 {
+                    guard.1 = true;
+                    cvar.notify_all();
+                    return;
+                }
+                guard.0.extend_from_slice(&buf[..n]);
+                cvar.notify_all();
+            }
+        });
+        captured
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.inner.0.lock().unwrap().0).into_owned()
+    }
+
+    /// Waits until `find` returns something for the text so far; `None` when
+    /// the deadline passes or the pipe closes without it.
+    pub fn wait_for<T>(&self, timeout: Duration, find: impl Fn(&str) -> Option<T>) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cvar) = &*self.inner;
+        let mut guard = lock.lock().unwrap();
+        loop {
+            if let Some(found) = find(&String::from_utf8_lossy(&guard.0)) {
+                return Some(found);
+            }
+            let now = Instant::now();
+            if guard.1 || now >= deadline {
+                return None;
+            }
+            guard = cvar.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits until the pipe is closed (every writer exited), bounded.
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (lock, cvar) = &*self.inner;
+        let mut guard = lock.lock().unwrap();
+        while !guard.1 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            guard = cvar.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+        true
+    }
+}
+
+/// How to start corral. Defaults: `--chdir tests/apps -b 127.0.0.1:0`, the
+/// test virtualenv (if any) as `VIRTUAL_ENV`.
+pub struct Corral {
+    args: Vec<String>,
+    bind: Option<String>,
+    chdir: Option<PathBuf>,
+    /// Descriptors handed to corral: (ours, the number corral sees).
+    fds: Vec<(RawFd, RawFd)>,
+    dir: tempfile::TempDir,
+}
+
+impl Corral {
+    pub fn app(app: &str) -> Corral {
+        let dir = tempfile::Builder::new()
+            .prefix("corral-test-")
+            .tempdir()
+            .expect("create a temp dir");
+        Corral {
+            args: vec![app.to_string()],
+            bind: Some("127.0.0.1:0".to_string()),
+            chdir: Some(apps_dir()),
+            fds: Vec::new(),
+            dir,
+        }
+    }
+
+    /// Extra arguments, placed before the app.
+    pub fn args<I, S>(mut self, args: I) -> Corral
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let app = self.args.pop().expect("app argument");
+        self.args.extend(args.into_iter().map(Into::into));
+        self.args.push(app);
+        self
+    }
+
+    pub fn bind(mut self, bind: impl Into<String>) -> Corral {
+        self.bind = Some(bind.into());
+        self
+    }
+
+    pub fn chdir(mut self, dir: impl Into<PathBuf>) -> Corral {
+        self.chdir = Some(dir.into());
+        self
+    }
+
+    /// Hands our descriptor `fd` to corral as descriptor `target` (for
+    /// `fd://N` binds). The caller keeps `fd` open until the spawn.
+    pub fn pass_fd(mut self, fd: RawFd, target: RawFd) -> Corral {
+        self.fds.push((fd, target));
+        self
+    }
+
+    /// The private temp dir of this server (sockets, files).
+    pub fn tmp(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Spawns corral without waiting for readiness.
+    pub fn spawn(self) -> Server {
+        let notify_path = self.dir.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&notify_path).expect("bind the notify socket");
+        let mut cmd = Command::new(BIN);
+        if let Some(dir) = &self.chdir {
+            cmd.arg("--chdir").arg(dir);
+        }
+        if let Some(bind) = &self.bind {
+            cmd.arg("-b").arg(bind);
+        }
+        cmd.args(&self.args)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env_remove("LISTEN_FDS")
+            .env_remove("LISTEN_PID")
+            .env_remove("LISTEN_FDNAMES")
+            .env_remove("VIRTUAL_ENV")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Own process group, so drop can take the workers down too.
+            .process_group(0);
+        let fds = self.fds.clone();
+        if !fds.is_empty() {
+            // SAFETY: only dup2(2), which is async-signal-safe, runs between
+            // fork and exec; dup2 leaves the new descriptor without CLOEXEC.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for &(fd, target) in &fds {
+                        if libc::dup2(fd, target) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
+        if let Some(venv) = std::env::var_os("CORRAL_TEST_VENV") {
+            cmd.env("VIRTUAL_ENV", venv);
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+        let stdout = Captured::collect(child.stdout.take().unwrap());
+        let stderr = Captured::collect(child.stderr.take().unwrap());
+        Server {
+            pid: child.id() as i32,
+            child,
+            stdout,
+            stderr,
+            notify,
+            port: 0,
+            args: self.args,
+            exited: None,
+            _dir: self.dir,
+        }
+    }
+
+    /// Spawns corral, waits for `READY=1` on the notify socket and, for a
+    /// TCP bind, for the port in the `Listening at:` line.
+    pub fn start(self) -> Server {
+        let tcp = self
+            .bind
+            .as_deref()
+            .is_some_and(|b| !b.starts_with("unix:"));
+        let mut server = self.spawn();
+        server.wait_ready();
+        if tcp {
+            server.port = server.listening_port();
+        }
+        server
+    }
+}
+
+/// A running (or exited) corral master.
+pub struct Server {
+    pub pid: i32,
+    child: Child,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    notify: UnixDatagram,
+    pub port: u16,
+    args: Vec<String>,
+    exited: Option<ExitStatus>,
+    /// Holds the notify socket (and any socket files) until the drop.
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn describe(&self) -> String {
+        format!(
+            "corral {:?} (pid {})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.args,
+            self.pid,
+            self.stdout.text(),
+            self.stderr.text()
+        )
+    }
+
+    /// Waits for a datagram with a `READY=1` line.
+    pub fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut buf = [0u8; 4096];
+        let mut seen = Vec::new();
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                panic!(
+                    "no READY=1 within {START_TIMEOUT:?} (datagrams seen: {seen:?}); {}",
+                    self.describe()
+                );
+            }
+            // A short receive timeout, so an early exit is noticed quickly.
+            let slice = (deadline - now).min(Duration::from_millis(200));
+            self.notify.set_read_timeout(Some(slice)).unwrap();
+            match self.notify.recv(&mut buf) {
+                Ok(n) => {
+                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    if msg.lines().any(|l| l.trim() == "READY=1") {
+                        return;
+                    }
+                    seen.push(msg);
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => panic!("notify socket: {e}"),
+            }
+            if let Some(status) = self.try_exit() {
+                // Let the stderr reader catch the last words.
+                self.stderr.wait_closed(Duration::from_secs(5));
+                panic!(
+                    "corral exited ({status}) before READY=1; {}",
+                    self.describe()
+                );
+            }
+        }
+    }
+
+    /// The first `Listening at: http://HOST:PORT` port on stderr.
+    pub fn listening_port(&self) -> u16 {
+        let found = self.stderr.wait_for(EVENT_TIMEOUT, |text| {
+            text.lines().find_map(|line| {
+                let rest = line.split("Listening at: http://").nth(1)?;
+                let addr = rest.split_whitespace().next()?;
+                addr.rsplit(':').next()?.parse::<u16>().ok()
+            })
+        });
+        match found {
+            Some(port) if port != 0 => port,
+            _ => panic!(
+                "no `Listening at: http://HOST:PORT` line with a real port; {}",
+                self.describe()
+            ),
+        }
+    }
+
+    fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait().expect("try_wait");
+        }
+        self.exited
+    }
+
+    /// Waits for the master to exit, bounded; panics with stderr on timeout.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_exit() {
+                self.stderr.wait_closed(Duration::from_secs(5));
+                return status;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "corral did not exit within {timeout:?}; {}",
+                    self.describe()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Exit code, panicking if killed by a signal.
+    pub fn wait_code(&mut self, timeout: Duration) -> i32 {
+        let status = self.wait_exit(timeout);
+        status.code().unwrap_or_else(|| {
+            panic!(
+                "corral was killed by signal {:?}; {}",
+                status.signal(),
+                self.describe()
+            )
+        })
+    }
+
+    pub fn signal(&self, sig: i32) {
+        signal(self.pid, sig);
+    }
+
+    /// Live (non-zombie) children of the master, from /proc.
+    pub fn workers(&self) -> Vec<i32> {
+        children_of(self.pid)
+    }
+
+    /// Worker pids announced with `Booting worker with pid: N`, in order.
+    pub fn booted_workers(&self) -> Vec<i32> {
+        booted_pids(&self.stderr.text())
+    }
+
+    /// Waits until `n` workers have logged their boot and are alive
+    /// children of the master (the log may trail READY=1 in our pipe).
+    pub fn wait_workers(&self, n: usize) -> Vec<i32> {
+        let booted = self
+            .stderr
+            .wait_for(EVENT_TIMEOUT, |t| {
+                let pids = booted_pids(t);
+                (pids.len() >= n).then_some(pids)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "{n} `Booting worker with pid` lines never appeared; {}",
+                    self.describe()
+                )
+            });
+        wait_until(EVENT_TIMEOUT, &format!("{n} live workers"), || {
+            self.workers().len() == n
+        });
+        let live = self.workers();
+        for pid in &live {
+            assert!(
+                booted.contains(pid),
+                "live child {pid} never logged its boot (booted: {booted:?}); {}",
+                self.describe()
+            );
+        }
+        live
+    }
+
+    /// Waits until the stderr contains `needle`, panicking otherwise.
+    pub fn expect_log(&self, needle: &str) {
+        if self
+            .stderr
+            .wait_for(EVENT_TIMEOUT, |t| t.contains(needle).then_some(()))
+            .is_none()
+        {
+            panic!("{needle:?} never appeared in the log; {}", self.describe());
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.try_exit().is_some() {
+            return;
+        }
+        let workers = self.workers();
+        // SAFETY: plain kill(2) calls on our own child's process group and
+        // its children.
+        unsafe {
+            libc::kill(-self.pid, libc::SIGKILL);
+            libc::kill(self.pid, libc::SIGKILL);
+        }
+        for w in workers {
+            signal(w, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+pub fn signal(pid: i32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+pub fn booted_pids(log: &str) -> Vec<i32> {
+    log.lines()
+        .filter_map(|l| l.split("Booting worker with pid: ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// Children of `pid` that are alive (not zombies), by scanning /proc.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parens.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let mut fields = after.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(pid) && state != "Z" && state != "X" {
+            out.push(child);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Waits until `cond` holds, re-checking every 20 ms, panicking with `what`
+/// at the deadline. For state that has no event to wait on (/proc).
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What a finished command printed.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a command to completion with a deadline (killing it past that).
+pub fn run(mut cmd: Command, timeout: Duration) -> Finished {
+    let shown = format!("{cmd:?}");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {shown}: {e}"));
+    let pid = child.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(out)) => Finished {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        },
+        Ok(Err(e)) => panic!("{shown}: {e}"),
+        Err(_) => {
+            // SAFETY: kill(2) on the child we spawned.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("{shown} did not finish within {timeout:?}");
+        }
+    }
+}
+
+/// Runs corral itself with `args` (no app server expected to stay up).
+pub fn run_corral(args: &[&str]) -> Finished {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("NOTIFY_SOCKET");
+    run(cmd, Duration::from_secs(30))
+}
