@@ -29,9 +29,10 @@ fn main() {
     if let Some(code) = corral::hooks::early_exit(&settings) {
         std::process::exit(code);
     }
-    if settings.app.is_none() {
-        eprintln!("error: no application given (usage: corral [OPTIONS] MODULE:VARIABLE)");
-        std::process::exit(corral::exit::FAILURE);
+    if let Some(pid) = settings.reload {
+        // A client, not a server: reload a running master and wait.
+        let limit = std::time::Duration::from_secs(600);
+        std::process::exit(corral::signals::request_reload(pid, limit));
     }
     let start_dir = std::env::current_dir().unwrap_or_else(|_| "/".into());
     if let Some(dir) = &settings.chdir {

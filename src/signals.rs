@@ -48,6 +48,79 @@ impl Intent {
     }
 }
 
+/// One signal as the master received it.
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    pub intent: Intent,
+    pub signal: Signal,
+    /// A process waiting for [`ACK_DONE`] / [`ACK_FAILED`] once the intent
+    /// has been carried out (`corral --reload`).
+    pub reply_to: Option<nix::unistd::Pid>,
+}
+
+/// The acknowledgement for a completed reload.
+pub const ACK_DONE: Signal = Signal::SIGUSR1;
+/// The acknowledgement for a reload that failed (the old workers serve on).
+pub const ACK_FAILED: Signal = Signal::SIGUSR2;
+
+/// `corral --reload PID`: send HUP to the master PID, asking to be told when
+/// the reload is complete, and wait for the answer (at most `limit`).
+/// Returns the exit code for the command line.
+pub fn request_reload(pid: i32, limit: std::time::Duration) -> i32 {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let target = nix::unistd::Pid::from_raw(pid);
+    let mut set = SigSet::empty();
+    set.add(ACK_DONE);
+    set.add(ACK_FAILED);
+    // Blocked before sending, so an answer arriving at once is queued for
+    // the signalfd instead of killing us.
+    let fd = match set
+        .thread_block()
+        .and_then(|()| SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK))
+    {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("error: --reload: cannot wait for the answer: {e}");
+            return crate::exit::FAILURE;
+        }
+    };
+    if let Err(e) = crate::sys::process::sigqueue(target, Signal::SIGHUP, std::process::id() as i32)
+    {
+        eprintln!("error: --reload: cannot signal master {pid}: {e}");
+        return crate::exit::FAILURE;
+    }
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            eprintln!(
+                "error: --reload: master {pid} did not finish reloading within {}s",
+                limit.as_secs()
+            );
+            return crate::exit::FAILURE;
+        }
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let wait = PollTimeout::try_from(left.min(std::time::Duration::from_secs(1)))
+            .unwrap_or(PollTimeout::NONE);
+        let _ = poll(&mut fds, wait);
+        while let Ok(Some(info)) = fd.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(ACK_DONE) => return crate::exit::OK,
+                Ok(ACK_FAILED) => {
+                    eprintln!("error: --reload: master {pid} could not reload; its old workers keep serving (see its log)");
+                    return crate::exit::FAILURE;
+                }
+                _ => {}
+            }
+        }
+        // The master may have died meanwhile: no answer will come.
+        if nix::sys::signal::kill(target, None).is_err() {
+            eprintln!("error: --reload: master {pid} is gone");
+            return crate::exit::FAILURE;
+        }
+    }
+}
+
 /// The master's signals, read from a signalfd.
 pub struct MasterSignals {
     fd: SignalFd,
@@ -80,13 +153,21 @@ impl MasterSignals {
     }
 
     /// Every pending signal, in arrival order, as intents (with the signal
-    /// name for logging).
-    pub fn drain(&self) -> Vec<(Intent, Signal)> {
+    /// for logging, and who asked to be told when it has been acted on).
+    pub fn drain(&self) -> Vec<Received> {
         let mut out = Vec::new();
         while let Ok(Some(info)) = self.fd.read_signal() {
             if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
-                if let Some(i) = Intent::from_signal(sig) {
-                    out.push((i, sig));
+                if let Some(intent) = Intent::from_signal(sig) {
+                    // `corral --reload` queues its HUP with its own pid as
+                    // the payload; a plain kill carries none.
+                    let reply_to = (info.ssi_code == libc::SI_QUEUE && info.ssi_int > 0)
+                        .then(|| nix::unistd::Pid::from_raw(info.ssi_int));
+                    out.push(Received {
+                        intent,
+                        signal: sig,
+                        reply_to,
+                    });
                 }
             }
         }

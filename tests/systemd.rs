@@ -482,7 +482,9 @@ fn units(e: &E2e) {
              NotifyAccess=main\nEnvironment=CORRAL_TEST_MARKERS={marks}\n\
              ExecStart={CORRAL} -w 2 -k gthread --threads 4 -t 30 --graceful-timeout 10 \
              --access-logfile - --chdir {apps} app:app\n\
-             ExecReload=/bin/kill -HUP $MAINPID\nKillMode=mixed\nTimeoutStopSec=20\n",
+             ExecReload={CORRAL} --reload $MAINPID\n\
+             ExecStop=/bin/sh -c 'kill -TERM $$MAINPID && while kill -0 $$MAINPID 2>/dev/null; do sleep 0.1; done'\n\
+             KillMode=mixed\nTimeoutStopSec=20\n",
             marks = marks.display(),
             apps = apps.display(),
         ),
@@ -491,7 +493,7 @@ fn units(e: &E2e) {
         &format!("/run/systemd/system/{WD_UNIT}"),
         &format!(
             "[Service]\nType=notify\nNotifyAccess=main\nWatchdogSec=2\n\
-             FileDescriptorStoreMax=4\n\
+             FileDescriptorStoreMax=4\nEnvironment=CORRAL_FDSTORE=1\n\
              ExecStart={CORRAL} -w 1 -b {addr} --chdir {apps} app:app\n\
              KillMode=mixed\nTimeoutStopSec=20\n",
             addr = e.wd_addr,

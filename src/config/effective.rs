@@ -55,6 +55,7 @@ impl Settings {
         Some(match name {
             "config" => opt_str(&s.config),
             "check_config" => Shown::Bool(s.check_config),
+            "reload" => s.reload.map_or(Shown::None, |p| Shown::Int(p as i64)),
             "print_config" => Shown::Bool(s.print_config),
             "wsgi_app" => opt_str(&s.app),
             "bind" => Shown::List(

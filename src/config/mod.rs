@@ -112,6 +112,8 @@ pub struct Settings {
     /// The config file named by `-c` (as given), if any.
     pub config: Option<String>,
     pub check_config: bool,
+    /// `--reload PID`: act as a client that reloads a running master.
+    pub reload: Option<i32>,
     pub print_config: bool,
     /// `(HEADER, value)` pairs, header names upper-case.
     pub secure_scheme_headers: Vec<(String, String)>,
@@ -302,6 +304,7 @@ impl Settings {
             log_journald: false,
             config: None,
             check_config: false,
+            reload: None,
             print_config: false,
             secure_scheme_headers: Vec::new(),
             proxy_allow_ips: Vec::new(),
@@ -479,13 +482,14 @@ pub fn config_file_named(layers: &[Layer]) -> Option<String> {
 }
 
 /// Resolve all layers and check that an application was given (not needed
-/// for `--print-config`).
+/// for `--print-config`, nor for `--reload`, which talks to a running
+/// master).
 pub fn finish(
     layers: &[Layer],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Settings, ConfigError> {
     let settings = resolve(layers, env)?;
-    if settings.app.is_none() && !settings.print_config {
+    if settings.app.is_none() && !settings.print_config && settings.reload.is_none() {
         return Err(ConfigError(
             "no application given; usage: corral [OPTIONS] APP (see --help)".to_string(),
         ));

@@ -166,6 +166,23 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "reload",
+        flags: &["--reload"],
+        kind: Kind::Value,
+        meta: "PID",
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "Reload the running master PID (HUP) and wait until the reload is done; exit 0 \
+                  when the new workers serve, 1 if the reload failed.",
+        details: "For `ExecReload=corral --reload $MAINPID`: with a plain `kill -HUP`, systemd \
+                  252 may consider the reload finished before corral has even started it. The \
+                  master acknowledges a HUP sent this way once its new workers serve.",
+        apply: |s, raw| {
+            s.reload = Some(v::positive(raw)? as i32);
+            Ok(())
+        },
+    },
+    Setting {
         name: "print_config",
         flags: &["--print-config"],
         kind: Kind::Flag,

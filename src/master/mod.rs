@@ -100,6 +100,8 @@ pub struct Master {
     last_watchdog: Instant,
     /// When the start-up timeout was last extended while booting.
     last_extend: Option<Instant>,
+    /// `corral --reload` processes waiting to hear that the reload is done.
+    reload_waiters: Vec<Pid>,
 }
 
 /// The master stops with this exit code.
@@ -246,6 +248,7 @@ impl Master {
             watchdog: systemd::watchdog_interval(),
             last_watchdog: now,
             last_extend: None,
+            reload_waiters: Vec::new(),
         };
         master.set_title();
         crate::hooks::when_ready(&master.settings, num_workers).map_err(|e| (exit::FAILURE, e))?;
@@ -320,12 +323,15 @@ impl Master {
             if new_master_ready && self.new_master_reported() && self.on_new_master_ready() {
                 return self.stop(true);
             }
-            for (intent, sig) in self.signals.drain() {
-                if intent != Intent::Reap {
-                    let name = signal_name(sig);
-                    tracing::info!(SIGNAL = %sig.as_str(), "Handling signal: {name}");
+            for r in self.signals.drain() {
+                if r.intent != Intent::Reap {
+                    let name = signal_name(r.signal);
+                    tracing::info!(SIGNAL = %r.signal.as_str(), "Handling signal: {name}");
                 }
-                if let Some(halt) = self.on_intent(intent) {
+                if r.intent == Intent::Reload {
+                    self.reload_waiters.extend(r.reply_to);
+                }
+                if let Some(halt) = self.on_intent(r.intent) {
                     return halt;
                 }
             }
@@ -405,12 +411,20 @@ impl Master {
                     let msg = format!("Reload failed, old workers keep serving: {}", e.summary);
                     tracing::error!("{msg}");
                     self.notify(&[Notify::Ready, Notify::Status(&msg)]);
+                    self.answer_reload_waiters(crate::signals::ACK_FAILED);
                     return;
                 }
             }
         }
         self.generation += 1;
         self.phase = Phase::Reloading;
+    }
+
+    /// Tell every `corral --reload` waiting on this reload how it went.
+    fn answer_reload_waiters(&mut self, ack: Signal) {
+        for pid in self.reload_waiters.drain(..) {
+            let _ = kill(pid, ack);
+        }
     }
 
     fn retire_all(&mut self) {
@@ -532,6 +546,7 @@ impl Master {
                 self.phase = Phase::Running;
                 tracing::info!("Reload complete: {booted} workers serving");
                 self.notify(&[Notify::Ready, Notify::Status(&self.status_text())]);
+                self.answer_reload_waiters(crate::signals::ACK_DONE);
             }
             _ => {}
         }
@@ -790,10 +805,10 @@ impl Master {
         while !self.workers.is_empty() && Instant::now() < deadline {
             let mut fds = [PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
             let _ = poll(&mut fds, PollTimeout::from(100u16));
-            for (intent, s) in self.signals.drain() {
+            for r in self.signals.drain() {
                 // INT/QUIT during a graceful stop escalates it.
-                if intent == Intent::QuickStop && sig == Signal::SIGTERM {
-                    tracing::info!("Handling signal: {}", signal_name(s));
+                if r.intent == Intent::QuickStop && sig == Signal::SIGTERM {
+                    tracing::info!("Handling signal: {}", signal_name(r.signal));
                     sig = Signal::SIGQUIT;
                     self.signal_all(sig);
                 }

@@ -202,6 +202,24 @@ pub fn drop_privileges(user: Option<u32>, group: Option<u32>, umask: u32) -> nix
     Ok(())
 }
 
+/// Send `sig` to `pid` with an integer payload (`sigqueue(3)`); the
+/// receiver sees it as `ssi_int` with `ssi_code == SI_QUEUE`.
+pub fn sigqueue(
+    pid: nix::unistd::Pid,
+    sig: nix::sys::signal::Signal,
+    value: i32,
+) -> std::io::Result<()> {
+    let val = libc::sigval {
+        sival_ptr: value as usize as *mut libc::c_void,
+    };
+    // SAFETY: plain system call with a valid signal number and a value
+    // passed by copy; no memory is shared with the receiver.
+    if unsafe { libc::sigqueue(pid.as_raw(), sig as libc::c_int, val) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Resident memory of a process in bytes, from `/proc/PID/statm`.
 pub fn rss_bytes(pid: nix::unistd::Pid) -> Option<u64> {
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;

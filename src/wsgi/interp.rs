@@ -419,10 +419,15 @@ pub(crate) fn summarize(py: Python<'_>, err: &PyErr) -> String {
 pub(crate) fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
     let formatted = py.import("traceback").and_then(|tb| {
         // Type, value and traceback explicitly: before Python 3.12 the
-        // traceback lives beside the value, not on its __traceback__.
+        // traceback may live beside the value rather than on its
+        // __traceback__ (and for some errors only on it).
+        let frames = match err.traceback(py) {
+            Some(t) => t.into_any(),
+            None => err.value(py).getattr("__traceback__")?,
+        };
         let lines = tb.call_method1(
             "format_exception",
-            (err.get_type(py), err.value(py), err.traceback(py)),
+            (err.get_type(py), err.value(py), frames),
         )?;
         PyString::new(py, "")
             .call_method1("join", (lines,))?
