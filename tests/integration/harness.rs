@@ -443,13 +443,15 @@ impl Drop for Server {
         }
         let workers = self.workers();
         // SAFETY: plain kill(2) calls on our own child's process group and
-        // its children.
+        // its children. Errors are ignored on purpose: a worker may already
+        // have exited (recycled, or gone with the group), and a drop must
+        // never panic.
         unsafe {
             libc::kill(-self.pid, libc::SIGKILL);
             libc::kill(self.pid, libc::SIGKILL);
-        }
-        for w in workers {
-            signal(w, libc::SIGKILL);
+            for w in workers {
+                libc::kill(w, libc::SIGKILL);
+            }
         }
         let _ = self.child.wait();
     }
