@@ -412,8 +412,8 @@ pub static SETTINGS: &[Setting] = &[
         section: Section::WorkerProcesses,
         summary: "Most open client connections per worker.",
         details: "At the limit the worker makes room for a new client by closing an idle \
-                  keep-alive connection, or else the connection that has spent longest \
-                  sending an incomplete request head, so trickling clients cannot lock \
+                  keep-alive connection, or else the connection that has waited longest for \
+                  its request head (silent or trickling), so such clients cannot lock \
                   others out.",
         apply: |s, raw| {
             s.worker_connections = v::positive(raw)? as usize;

@@ -285,10 +285,11 @@ impl Worker<'_> {
     }
 
     /// Make room for a new client at the connection limit: close an idle
-    /// connection (keep-alive, or connected without sending), or else the
-    /// one whose incomplete request head has the nearest deadline (the
-    /// slowest sender). Busy connections are never evicted. Returns whether
-    /// a slot was freed.
+    /// keep-alive connection (it has had its answers), or else the
+    /// connection still waiting for a request head whose deadline is
+    /// nearest — the oldest, so a trickling or silent client goes before a
+    /// client accepted a moment ago whose request has not been read yet.
+    /// Busy connections are never evicted. Returns whether a slot was freed.
     fn evict_one(&mut self) -> bool {
         let mut idle = None;
         let mut slowest: Option<(Instant, usize)> = None;
@@ -297,7 +298,7 @@ impl Worker<'_> {
             if !matches!(c.state, State::Head) || !c.out.is_empty() {
                 continue;
             }
-            if c.pending_input().is_empty() {
+            if c.served > 0 && c.pending_input().is_empty() {
                 idle = Some(i);
                 break;
             }
@@ -449,17 +450,7 @@ impl Worker<'_> {
                         }
                         Err(e) => {
                             tracing::debug!("Invalid request from {:?}: {e}", conn.peer);
-                            match e.status() {
-                                Some(status) => {
-                                    conn.queue(http::error_response(status), false);
-                                    conn.state = State::Closing;
-                                    return Progress::Open;
-                                }
-                                None => {
-                                    self.close(index);
-                                    return Progress::Closed;
-                                }
-                            }
+                            return self.refuse(index, &e);
                         }
                     }
                 }
@@ -493,17 +484,7 @@ impl Worker<'_> {
                         }
                         Err(FeedError::Http(e)) => {
                             tracing::debug!("Invalid request body from {:?}: {e}", conn.peer);
-                            match e.status() {
-                                Some(status) => {
-                                    conn.queue(http::error_response(status), false);
-                                    conn.state = State::Closing;
-                                    return Progress::Open;
-                                }
-                                None => {
-                                    self.close(index);
-                                    return Progress::Closed;
-                                }
-                            }
+                            return self.refuse(index, &e);
                         }
                         Err(FeedError::Io(e)) => {
                             tracing::error!("Storing request body: {e}");
@@ -514,6 +495,22 @@ impl Worker<'_> {
                     }
                 }
                 _ => return Progress::Open,
+            }
+        }
+    }
+
+    /// Answer a request the parser refused (with `Connection: close`), or
+    /// close silently when there is nothing to answer (truncated input).
+    fn refuse(&mut self, index: usize, e: &http::HttpError) -> Progress {
+        match (e.status(), self.conns[index].1.as_mut()) {
+            (Some(status), Some(conn)) => {
+                conn.queue(http::error_response(status), false);
+                conn.state = State::Closing;
+                Progress::Open
+            }
+            _ => {
+                self.close(index);
+                Progress::Closed
             }
         }
     }
