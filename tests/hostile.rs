@@ -26,3 +26,5 @@ mod vectors;
 mod differential;
 #[path = "hostile/fuzz_replay.rs"]
 mod fuzz_replay;
+#[path = "hostile/slow.rs"]
+mod slow;
