@@ -28,3 +28,5 @@ mod differential;
 mod fuzz_replay;
 #[path = "hostile/slow.rs"]
 mod slow;
+#[path = "hostile/memory.rs"]
+mod memory;
