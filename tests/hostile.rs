@@ -22,11 +22,13 @@ mod smuggling;
 #[allow(dead_code)]
 mod vectors;
 
+#[path = "hostile/chaos.rs"]
+mod chaos;
 #[path = "hostile/differential.rs"]
 mod differential;
 #[path = "hostile/fuzz_replay.rs"]
 mod fuzz_replay;
-#[path = "hostile/slow.rs"]
-mod slow;
 #[path = "hostile/memory.rs"]
 mod memory;
+#[path = "hostile/slow.rs"]
+mod slow;

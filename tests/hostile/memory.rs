@@ -33,7 +33,12 @@ fn header_floods_do_not_grow_the_worker() {
     let worker = srv.wait_workers(1, Duration::from_secs(10))[0];
     // Warm up: a few requests so the baseline includes steady-state buffers.
     for i in 0..5 {
-        assert_eq!(get(srv.port, &format!("/echo?id=w{i}"), Duration::from_secs(5)).unwrap().status, 200);
+        assert_eq!(
+            get(srv.port, &format!("/echo?id=w{i}"), Duration::from_secs(5))
+                .unwrap()
+                .status,
+            200
+        );
     }
     let base = rss_kib(worker).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -54,7 +59,12 @@ fn header_floods_do_not_grow_the_worker() {
             let sent = Arc::clone(&sent);
             std::thread::spawn(move || {
                 let mut s = connect(port, Duration::from_secs(5)).unwrap();
-                let block: Vec<u8> = unit.iter().copied().cycle().take(64 * 1024 / unit.len() * unit.len()).collect();
+                let block: Vec<u8> = unit
+                    .iter()
+                    .copied()
+                    .cycle()
+                    .take(64 * 1024 / unit.len() * unit.len())
+                    .collect();
                 let mut n = 0u64;
                 let deadline = Instant::now() + Duration::from_secs(20);
                 let mut ok = s.write_all(prefix).is_ok();
@@ -85,11 +95,23 @@ fn header_floods_do_not_grow_the_worker() {
     for s in statuses.iter().flatten() {
         assert!(matches!(s, 400 | 414 | 431), "flood answered {s}");
     }
-    assert!(statuses.iter().any(|s| s.is_some()), "no flood got a refusal");
+    assert!(
+        statuses.iter().any(|s| s.is_some()),
+        "no flood got a refusal"
+    );
     // 8 connections x (head cap ~0.8 MiB + one 256 KiB read) is ~9 MiB;
     // 24 MiB leaves room for allocator slack on any machine.
-    assert!(peak.saturating_sub(base) < 24 * 1024, "worker grew {} KiB", peak - base);
-    assert_eq!(get(srv.port, "/echo?id=after", Duration::from_secs(5)).unwrap().status, 200);
+    assert!(
+        peak.saturating_sub(base) < 24 * 1024,
+        "worker grew {} KiB",
+        peak - base
+    );
+    assert_eq!(
+        get(srv.port, "/echo?id=after", Duration::from_secs(5))
+            .unwrap()
+            .status,
+        200
+    );
 }
 
 #[test]
@@ -99,12 +121,21 @@ fn huge_chunked_upload_keeps_rss_flat() {
     let tmp_arg = tmp.0.to_str().unwrap().to_string();
     let srv = Server::start(&["-w", "1", "--worker-tmp-dir", &tmp_arg, "hostile_app:app"]);
     let worker = srv.wait_workers(1, Duration::from_secs(10))[0];
-    assert_eq!(get(srv.port, "/echo?id=warm", Duration::from_secs(5)).unwrap().status, 200);
+    assert_eq!(
+        get(srv.port, "/echo?id=warm", Duration::from_secs(5))
+            .unwrap()
+            .status,
+        200
+    );
     let base = rss_kib(worker).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = rss_sampler(worker, Arc::clone(&stop));
     // Stream up to 2 GiB for a few seconds (20 s with CORRAL_LONG=1).
-    let (limit, secs) = if long() { (2u64 << 30, 20) } else { (2u64 << 30, 4) };
+    let (limit, secs) = if long() {
+        (2u64 << 30, 20)
+    } else {
+        (2u64 << 30, 4)
+    };
     let mut s = connect(srv.port, Duration::from_secs(30)).unwrap();
     s.write_all(b"POST /body?id=huge HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
         .unwrap();
@@ -132,11 +163,26 @@ fn huge_chunked_upload_keeps_rss_flat() {
     );
     assert_eq!(r.status, 200);
     // Every byte arrived (nothing lost on the way to the temp file).
-    assert!(r.text().starts_with(&format!("id=huge len={sent} ")), "{}", r.text());
-    assert!(sent >= 64 << 20, "only {sent} bytes streamed: too slow to mean anything");
+    assert!(
+        r.text().starts_with(&format!("id=huge len={sent} ")),
+        "{}",
+        r.text()
+    );
+    assert!(
+        sent >= 64 << 20,
+        "only {sent} bytes streamed: too slow to mean anything"
+    );
     // In-memory part is 1 MiB at most, plus a read buffer and Python's
     // 64 KiB reads: 16 MiB is far below what keeping the body would cost.
-    assert!(peak.saturating_sub(base) < 16 * 1024, "worker grew {} KiB", peak - base);
+    assert!(
+        peak.saturating_sub(base) < 16 * 1024,
+        "worker grew {} KiB",
+        peak - base
+    );
     // The spill file is anonymous: nothing left in the tmp dir.
-    assert_eq!(std::fs::read_dir(&tmp.0).unwrap().count(), 0, "spill file left behind");
+    assert_eq!(
+        std::fs::read_dir(&tmp.0).unwrap().count(),
+        0,
+        "spill file left behind"
+    );
 }

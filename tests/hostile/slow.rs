@@ -21,7 +21,8 @@ enum Ended {
 /// Wait until the server closes `s` (EOF or reset), up to `limit`.
 fn wait_closed(s: &mut TcpStream, limit: Duration) -> (Ended, Duration) {
     let start = Instant::now();
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     while start.elapsed() < limit {
@@ -71,8 +72,14 @@ fn idle_connection_cut_after_header_timeout() {
     stop.store(true, Ordering::Relaxed);
     t.join().unwrap();
     eprintln!("idle closed after {idle_t:?} ({idle_end:?}), trickler after {trickle_t:?} ({trickle_end:?})");
-    assert!(matches!(idle_end, Ended::Closed(_)), "idle connection never closed");
-    assert!(matches!(trickle_end, Ended::Closed(_)), "trickling head never cut off");
+    assert!(
+        matches!(idle_end, Ended::Closed(_)),
+        "idle connection never closed"
+    );
+    assert!(
+        matches!(trickle_end, Ended::Closed(_)),
+        "trickling head never cut off"
+    );
     // Deadline 2 s, swept every 0.5 s: allow a loaded machine 3 s more.
     assert!(idle_t >= Duration::from_millis(1500) && idle_t < Duration::from_secs(5));
     assert!(trickle_t >= Duration::from_millis(1500) && trickle_t < Duration::from_secs(5));
@@ -88,7 +95,9 @@ fn slow_body_cut_after_body_timeout_but_steady_body_served() {
     // Stalls after 10 of 100 body bytes.
     let mut stall = connect(srv.port, Duration::from_secs(5)).unwrap();
     stall
-        .write_all(b"POST /body?id=stall HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
+        .write_all(
+            b"POST /body?id=stall HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789",
+        )
         .unwrap();
     // Sends 12 bytes, one every 400 ms: slower in total than the body
     // timeout, but never idle that long.
@@ -107,8 +116,14 @@ fn slow_body_cut_after_body_timeout_but_steady_body_served() {
     });
     let (end, t) = wait_closed(&mut stall, Duration::from_secs(10));
     eprintln!("stalled body closed after {t:?} ({end:?})");
-    assert!(matches!(end, Ended::Closed(_)), "stalled upload never cut off");
-    assert!(t >= Duration::from_millis(1500) && t < Duration::from_secs(5), "cut after {t:?}");
+    assert!(
+        matches!(end, Ended::Closed(_)),
+        "stalled upload never cut off"
+    );
+    assert!(
+        t >= Duration::from_millis(1500) && t < Duration::from_secs(5),
+        "cut after {t:?}"
+    );
     let r = steady.join().unwrap().expect("steady upload answered");
     assert_eq!(r.status, 200);
     assert!(r.text().starts_with("id=steady len=12 "), "{}", r.text());
@@ -132,7 +147,11 @@ fn burst_beyond_capacity_is_shed_with_503_never_hangs() {
         .map(|i| {
             let port = srv.port;
             std::thread::spawn(move || {
-                let r = get(port, &format!("/sleep?s=1.5&id=b{i}"), Duration::from_secs(20));
+                let r = get(
+                    port,
+                    &format!("/sleep?s=1.5&id=b{i}"),
+                    Duration::from_secs(20),
+                );
                 (i, r, start.elapsed())
             })
         })
@@ -144,7 +163,11 @@ fn burst_beyond_capacity_is_shed_with_503_never_hangs() {
         let r = r.unwrap_or_else(|e| panic!("request {i} failed after {t:?}: {e}"));
         match r.status {
             200 => {
-                assert!(r.text().starts_with(&format!("id=b{i} ")), "wrong body {}", r.text());
+                assert!(
+                    r.text().starts_with(&format!("id=b{i} ")),
+                    "wrong body {}",
+                    r.text()
+                );
                 ok += 1;
             }
             503 => {
@@ -156,7 +179,10 @@ fn burst_beyond_capacity_is_shed_with_503_never_hangs() {
         }
         assert!(t < Duration::from_secs(15), "request {i} took {t:?}");
     }
-    eprintln!("burst of {n}: {ok} served, {shed} shed in {:?}", start.elapsed());
+    eprintln!(
+        "burst of {n}: {ok} served, {shed} shed in {:?}",
+        start.elapsed()
+    );
     assert!(shed >= 1, "nothing shed");
     assert!(ok >= 2, "accepted requests did not complete");
 }
@@ -186,7 +212,11 @@ fn slowloris_does_not_starve_normal_clients_tolerant() {
 fn slowloris(strict: bool) {
     let _g = heavy();
     let nofile = common::raise_nofile(16384);
-    let sockets = if nofile >= 4000 { 3000 } else { (nofile as usize).saturating_sub(200) };
+    let sockets = if nofile >= 4000 {
+        3000
+    } else {
+        (nofile as usize).saturating_sub(200)
+    };
     let srv = Server::start(&[
         "-w",
         "2",
@@ -207,7 +237,11 @@ fn slowloris(strict: bool) {
         let reconnects = Arc::clone(&reconnects);
         std::thread::spawn(move || {
             let open = |port| -> Option<TcpStream> {
-                let s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)).ok()?;
+                let s = TcpStream::connect_timeout(
+                    &([127, 0, 0, 1], port).into(),
+                    Duration::from_millis(500),
+                )
+                .ok()?;
                 s.set_write_timeout(Some(Duration::from_millis(50))).ok()?;
                 let mut s = s;
                 s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ").ok()?;
@@ -215,9 +249,15 @@ fn slowloris(strict: bool) {
             };
             let start = Instant::now();
             let mut conns: Vec<Option<TcpStream>> = Vec::with_capacity(sockets);
-            while conns.len() < sockets && start.elapsed() < attack_for && !stop.load(Ordering::Relaxed) {
+            while conns.len() < sockets
+                && start.elapsed() < attack_for
+                && !stop.load(Ordering::Relaxed)
+            {
                 conns.push(open(port));
-                connected.store(conns.iter().filter(|c| c.is_some()).count(), Ordering::Relaxed);
+                connected.store(
+                    conns.iter().filter(|c| c.is_some()).count(),
+                    Ordering::Relaxed,
+                );
             }
             let mut tick = Instant::now();
             while start.elapsed() < attack_for && !stop.load(Ordering::Relaxed) {
@@ -233,7 +273,10 @@ fn slowloris(strict: bool) {
                             break;
                         }
                     }
-                    connected.store(conns.iter().filter(|c| c.is_some()).count(), Ordering::Relaxed);
+                    connected.store(
+                        conns.iter().filter(|c| c.is_some()).count(),
+                        Ordering::Relaxed,
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -242,7 +285,9 @@ fn slowloris(strict: bool) {
     };
     // Start measuring once the attack holds at least the server's capacity.
     let t0 = Instant::now();
-    while connected.load(Ordering::Relaxed) < 1000.min(sockets) && t0.elapsed() < Duration::from_secs(10) {
+    while connected.load(Ordering::Relaxed) < 1000.min(sockets)
+        && t0.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     let held = connected.load(Ordering::Relaxed);
@@ -270,13 +315,19 @@ fn slowloris(strict: bool) {
         reconnects.load(Ordering::Relaxed),
         lat.len()
     );
-    assert!(held >= 1000.min(sockets), "attack never reached the server's capacity ({held})");
+    assert!(
+        held >= 1000.min(sockets),
+        "attack never reached the server's capacity ({held})"
+    );
     if strict {
         assert!(failures.is_empty(), "normal client failed: {failures:#?}");
     } else {
         assert!(failures.len() <= 3, "normal client starved: {failures:#?}");
         for f in &failures {
-            assert!(f.contains("EOF in response head after 0 bytes"), "unexpected failure {f}");
+            assert!(
+                f.contains("EOF in response head after 0 bytes"),
+                "unexpected failure {f}"
+            );
         }
     }
     assert!(p99 < Duration::from_secs(1), "p99 {p99:?}");
