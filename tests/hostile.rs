@@ -30,5 +30,7 @@ mod differential;
 mod fuzz_replay;
 #[path = "hostile/memory.rs"]
 mod memory;
+#[path = "hostile/privdrop.rs"]
+mod privdrop;
 #[path = "hostile/slow.rs"]
 mod slow;

@@ -65,6 +65,11 @@ impl Server {
     }
 
     pub fn start_with(args: &[&str], tweak: impl FnOnce(&mut Command)) -> Server {
+        Self::start_at(&apps_dir(), args, tweak)
+    }
+
+    /// Like [`Server::start`] with the app loaded from `chdir`.
+    pub fn start_at(chdir: &Path, args: &[&str], tweak: impl FnOnce(&mut Command)) -> Server {
         let dir = TempDir::new("srv");
         let sock_path = dir.0.join("notify.sock");
         let notify = UnixDatagram::bind(&sock_path).expect("bind notify socket");
@@ -73,7 +78,7 @@ impl Server {
             .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
         cmd.arg("--chdir")
-            .arg(apps_dir())
+            .arg(chdir)
             .args(args)
             .env("NOTIFY_SOCKET", &sock_path)
             .env("PYTHONDONTWRITEBYTECODE", "1")
