@@ -59,8 +59,13 @@ fn corpus_connection() {
     );
 }
 
+/// Inputs for one target.
+type Inputs = Vec<Vec<u8>>;
+/// A target's name, property and seeds.
+type Target<'a> = (&'static str, fn(&[u8]), &'a Inputs);
+
 /// Seed inputs for each target, derived from the vectors.
-fn seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+fn seeds() -> (Inputs, Inputs, Inputs) {
     let raws: Vec<&[u8]> = VECTORS
         .iter()
         .map(|v| v.raw)
@@ -204,7 +209,7 @@ fn seeded_mutation_smoke() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
     let (head, chunked, conn) = seeds();
-    let targets: [(&str, fn(&[u8]), &Vec<Vec<u8>>); 3] = [
+    let targets: [Target<'_>; 3] = [
         ("head", fuzz_logic::head, &head),
         ("chunked", fuzz_logic::chunked, &chunked),
         ("connection", fuzz_logic::connection, &conn),
