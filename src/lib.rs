@@ -11,8 +11,10 @@
 //! - [`worker`]: the per-worker event loop that owns every socket, and the
 //!   pool of Python threads it hands complete requests to.
 //! - [`http`]: HTTP/1.x parsing and response framing. Knows nothing of Python.
-//! - [`wsgi`]: the only module that touches pyo3: app loading, environ,
-//!   `start_response`, `wsgi.input`, `wsgi.file_wrapper`.
+//! - [`wsgi`]: app loading, environ, `start_response`, `wsgi.input`,
+//!   `wsgi.file_wrapper`.
+//! - [`hooks`]: the Python config file and gunicorn's server hooks. With
+//!   `wsgi`, the only modules that touch pyo3.
 //! - [`systemd`]: socket activation and sd_notify.
 //! - [`signals`], [`heartbeat`], [`logging`]: one concern each.
 //! - [`sys`]: the only home of `unsafe`, fork, exec and raw file descriptors.
@@ -21,6 +23,7 @@
 
 pub mod config;
 pub mod heartbeat;
+pub mod hooks;
 pub mod http;
 pub mod logging;
 pub mod master;

@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 
-use corral::config::{self, Command};
+use corral::config::Command;
 
 fn main() {
     let argv: Vec<OsString> = std::env::args_os().collect();
@@ -11,7 +11,7 @@ fn main() {
     // title is written over that same memory.
     let title = corral::sys::process::ProcTitle::locate();
     let env = |k: &str| std::env::var(k).ok();
-    let settings = match config::parse(&argv[1..], &env) {
+    let settings = match corral::hooks::load(&argv[1..], &env) {
         Ok(Command::Run(s)) => s,
         Ok(Command::Help(text)) => {
             print!("{text}");
@@ -26,6 +26,9 @@ fn main() {
             std::process::exit(corral::exit::FAILURE);
         }
     };
+    if let Some(code) = corral::hooks::early_exit(&settings) {
+        std::process::exit(code);
+    }
     if settings.app.is_none() {
         eprintln!("error: no application given (usage: corral [OPTIONS] MODULE:VARIABLE)");
         std::process::exit(corral::exit::FAILURE);
@@ -37,12 +40,12 @@ fn main() {
             std::process::exit(corral::exit::FAILURE);
         }
     }
-    for (k, v) in &settings.raw_env {
-        // Still single-threaded: nothing reads the environment concurrently.
-        std::env::set_var(k, v);
-    }
     if let Err(e) = corral::logging::init(&corral::logging::LogConfig::from_settings(&settings)) {
         eprintln!("error: cannot open log file: {e}");
+        std::process::exit(corral::exit::FAILURE);
+    }
+    if let Err(e) = corral::hooks::on_starting(&settings, settings.workers) {
+        tracing::error!("{e}");
         std::process::exit(corral::exit::FAILURE);
     }
     let code = corral::master::run(*settings, argv, start_dir, title);

@@ -43,6 +43,9 @@ fn lookup(flag: &str) -> Result<Target, String> {
     if let Some(t) = exact(flag) {
         return Ok(t);
     }
+    if let Some(u) = super::gunicorn::unsupported_flag(flag) {
+        return Err(format!("{flag}: {}", u.refusal()));
+    }
     if !flag.starts_with("--") {
         return Err(format!("unknown option {flag}"));
     }

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::gunicorn::{HookSide, HOOKS, UNSUPPORTED};
 use super::table::{Default, Kind, Section, Setting, SETTINGS};
 use super::CMD_ARGS_VARS;
 
@@ -100,7 +101,11 @@ pub fn help_text() -> String {
         + 4;
     for section in Section::ALL {
         let _ = writeln!(out, "{}:", section.title());
-        for s in SETTINGS.iter().filter(|s| s.section == section) {
+        // Config-file-only settings have no option to show.
+        for s in SETTINGS
+            .iter()
+            .filter(|s| s.section == section && (s.kind == Kind::Positional || !s.flags.is_empty()))
+        {
             let mut text = s.summary.to_string();
             if let Some(d) = default_text(s, |t| t.to_string()) {
                 let _ = write!(text, " [{d}]");
@@ -164,7 +169,7 @@ pub fn reference_markdown() -> String {
          1. the command line;\n\
          2. `CORRAL_CMD_ARGS`, then `GUNICORN_CMD_ARGS`: extra command-line words, split \
          like a shell would (quotes and backslashes, no expansion);\n\
-         3. the config file;\n\
+         3. the config file (`-c FILE`, else `./corral.conf.py`, else `./gunicorn.conf.py`);\n\
          4. the defaults below, some of which read `PORT`, `WEB_CONCURRENCY` or \
          `FORWARDED_ALLOW_IPS`.\n\n\
          For a repeatable setting (`bind`, `raw_env`), the list from the highest source that \
@@ -182,6 +187,7 @@ pub fn reference_markdown() -> String {
             out.push_str("| | |\n|---|---|\n");
             let usage = match s.kind {
                 Kind::Positional => "`APP` (the positional argument)".to_string(),
+                _ if s.flags.is_empty() => "none (config file only)".to_string(),
                 Kind::Flag => s
                     .flags
                     .iter()
@@ -214,6 +220,48 @@ pub fn reference_markdown() -> String {
                 let _ = write!(out, "\n{}\n", s.details);
             }
         }
+    }
+    out.push_str(
+        "\n## Server hooks\n\n\
+         Functions of these names in the config file are called as gunicorn calls them. \
+         `server` has `cfg` (every setting above as an attribute), `pid`, `num_workers`, \
+         `proc_name` and `log`; `worker` has `pid`, `ppid`, `age`, `alive`, `booted`, `cfg` \
+         and `log`, and keeps attributes hook code sets on it; `req` has `method`, `uri`, \
+         `path`, `query`, `version` (a tuple) and `headers` (`[(NAME, value)]`); `resp` has \
+         `status` (`'200 OK'`), `status_code`, `headers` and `sent` (body bytes). `log` has \
+         `debug`, `info`, `warning`, `error`, `critical` and `exception`, writing to corral's \
+         error log. A hook that raises is logged with its traceback; only `on_starting` and \
+         `when_ready` failing stop corral (exit 1).\n\n\
+         | Hook | Runs in | When |\n|---|---|---|\n",
+    );
+    for h in HOOKS {
+        let side = match h.side {
+            HookSide::Master => "master",
+            HookSide::Worker => "worker",
+        };
+        let _ = writeln!(out, "| `{}{}` | {side} | {} |", h.name, h.signature, h.when);
+    }
+    out.push_str(
+        "\n## gunicorn settings corral does not implement\n\n\
+         Setting one of these in a config file, or passing its flag, stops corral with a \
+         message naming it, unless the value asks for what corral does anyway (listed as \
+         accepted values).\n\n\
+         | Setting | Flags | Accepted values | Why |\n|---|---|---|---|\n",
+    );
+    for u in UNSUPPORTED {
+        let flags = u
+            .flags
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let ok = u
+            .harmless
+            .iter()
+            .map(|v| format!("`{v}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(out, "| `{}` | {flags} | {ok} | {} |", u.name, u.why);
     }
     out
 }

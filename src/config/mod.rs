@@ -18,8 +18,12 @@
 mod accounts;
 mod argv;
 mod docs;
+mod effective;
+pub mod gunicorn;
 pub mod table;
 mod value;
+
+pub use effective::{python_literal, Shown};
 
 pub use docs::{help_text, reference_markdown};
 pub use table::{Kind, Section, Setting, SETTINGS};
@@ -105,6 +109,20 @@ pub struct Settings {
     pub worker_tmp_dir: Option<PathBuf>,
     /// `--log-journald`: send the error log to the journal.
     pub log_journald: bool,
+    /// The config file named by `-c` (as given), if any.
+    pub config: Option<String>,
+    pub check_config: bool,
+    pub print_config: bool,
+    /// `(HEADER, value)` pairs, header names upper-case.
+    pub secure_scheme_headers: Vec<(String, String)>,
+    pub proxy_allow_ips: Vec<AllowIp>,
+    pub header_map: crate::http::HeaderMap,
+    pub permit_obsolete_folding: bool,
+    pub strip_header_spaces: bool,
+    pub permit_unconventional_http_method: bool,
+    pub casefold_http_method: bool,
+    /// JSON text of a dict for Python's `logging.config.dictConfig`.
+    pub logconfig_dict: Option<String>,
 }
 
 /// What the command line asks for.
@@ -153,6 +171,8 @@ impl Origin {
 pub struct Layer {
     origin: Origin,
     values: Vec<(&'static Setting, String)>,
+    /// Config-file line of each setting's assignment, for messages.
+    lines: Vec<(&'static str, u32)>,
 }
 
 impl Layer {
@@ -160,7 +180,36 @@ impl Layer {
         Layer {
             origin,
             values: Vec::new(),
+            lines: Vec::new(),
         }
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The last value this layer gives the setting called `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(s, _)| s.name == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Like [`Layer::set`], remembering the config-file line the value was
+    /// assigned on so that an invalid value is reported as `FILE:LINE`.
+    pub fn set_at(
+        &mut self,
+        name: &str,
+        value: impl Into<String>,
+        line: u32,
+    ) -> Result<(), ConfigError> {
+        self.set(name, value)?;
+        if let Some(s) = table::by_name(name) {
+            self.lines.push((s.name, line));
+        }
+        Ok(())
     }
 
     /// Record `value` for the setting called `name` (its config-file name,
@@ -168,15 +217,24 @@ impl Layer {
     /// takes `true`/`false`. Validation happens in [`resolve`], where the
     /// error can name the source.
     pub fn set(&mut self, name: &str, value: impl Into<String>) -> Result<(), ConfigError> {
-        let setting = table::by_name(name)
-            .ok_or_else(|| ConfigError(format!("unknown setting '{name}'{}", self.where_())))?;
+        let setting = table::by_name(name).ok_or_else(|| match gunicorn::unsupported(name) {
+            Some(u) => ConfigError(format!("{}{}", u.refusal(), self.where_())),
+            None => ConfigError(format!("unknown setting '{name}'{}", self.where_())),
+        })?;
         self.values.push((setting, value.into()));
         Ok(())
     }
 
     fn where_(&self) -> String {
+        self.where_line(None)
+    }
+
+    fn where_line(&self, line: Option<u32>) -> String {
         match &self.origin {
-            Origin::ConfigFile(path) => format!(" (in {path})"),
+            Origin::ConfigFile(path) => match line {
+                Some(n) if n > 0 => format!(" (in {path}:{n})"),
+                _ => format!(" (in {path})"),
+            },
             Origin::EnvArgs(var) => format!(" (from {var})"),
             Origin::CommandLine => String::new(),
         }
@@ -187,9 +245,15 @@ impl Layer {
             Origin::ConfigFile(_) => setting.name,
             _ => setting.display_name(),
         };
+        let line = self
+            .lines
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == setting.name)
+            .map(|(_, l)| *l);
         ConfigError(format!(
             "invalid value '{value}' for {name}{}: {why}",
-            self.where_()
+            self.where_line(line)
         ))
     }
 }
@@ -236,6 +300,17 @@ impl Settings {
             umask: 0,
             worker_tmp_dir: None,
             log_journald: false,
+            config: None,
+            check_config: false,
+            print_config: false,
+            secure_scheme_headers: Vec::new(),
+            proxy_allow_ips: Vec::new(),
+            header_map: crate::http::HeaderMap::Drop,
+            permit_obsolete_folding: false,
+            strip_header_spaces: false,
+            permit_unconventional_http_method: false,
+            casefold_http_method: false,
+            logconfig_dict: None,
         }
     }
 
@@ -331,13 +406,20 @@ pub fn version_text() -> String {
     format!("corral (version {})", env!("CARGO_PKG_VERSION"))
 }
 
-/// Resolve the command line (`args` without the program name). `env` looks
-/// up environment variables (`PORT`, `WEB_CONCURRENCY`,
-/// `FORWARDED_ALLOW_IPS`, [`CMD_ARGS_VARS`]).
-pub fn parse(
+/// The command line and `*_CMD_ARGS` as layers, before any config file.
+#[derive(Debug)]
+pub enum Parsed {
+    Help(String),
+    Version(String),
+    Layers(Vec<Layer>),
+}
+
+/// Read the command line (`args` without the program name) and the
+/// [`CMD_ARGS_VARS`] into layers. `env` looks up environment variables.
+pub fn command_line(
     args: &[OsString],
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Command, ConfigError> {
+) -> Result<Parsed, ConfigError> {
     let words = args
         .iter()
         .map(|a| {
@@ -351,10 +433,10 @@ pub fn parse(
         .collect::<Result<Vec<String>, ConfigError>>()?;
     let cli = argv::parse_words(&words);
     if cli.help {
-        return Ok(Command::Help(help_text()));
+        return Ok(Parsed::Help(help_text()));
     }
     if cli.version {
-        return Ok(Command::Version(version_text()));
+        return Ok(Parsed::Version(version_text()));
     }
     if let Some(msg) = cli.error {
         return Err(ConfigError(msg));
@@ -362,6 +444,7 @@ pub fn parse(
     let mut layers = vec![Layer {
         origin: Origin::CommandLine,
         values: cli.values,
+        lines: Vec::new(),
     }];
     for var in CMD_ARGS_VARS {
         let Some(text) = env(var) else { continue };
@@ -378,15 +461,49 @@ pub fn parse(
         layers.push(Layer {
             origin: Origin::EnvArgs(var),
             values: parsed.values,
+            lines: Vec::new(),
         });
     }
-    let settings = resolve(&layers, env)?;
-    if settings.app.is_none() {
+    Ok(Parsed::Layers(layers))
+}
+
+/// The config file the layers name (`-c`), highest precedence first.
+pub fn config_file_named(layers: &[Layer]) -> Option<String> {
+    let mut ordered: Vec<&Layer> = layers.iter().collect();
+    ordered.sort_by_key(|l| std::cmp::Reverse(l.origin.rank()));
+    ordered
+        .iter()
+        .filter(|l| !matches!(l.origin, Origin::ConfigFile(_)))
+        .find_map(|l| l.get("config"))
+        .map(str::to_string)
+}
+
+/// Resolve all layers and check that an application was given (not needed
+/// for `--print-config`).
+pub fn finish(
+    layers: &[Layer],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Settings, ConfigError> {
+    let settings = resolve(layers, env)?;
+    if settings.app.is_none() && !settings.print_config {
         return Err(ConfigError(
             "no application given; usage: corral [OPTIONS] APP (see --help)".to_string(),
         ));
     }
-    Ok(Command::Run(Box::new(settings)))
+    Ok(settings)
+}
+
+/// Resolve the command line and environment alone, without reading any
+/// config file (the binary goes through `hooks::load`, which adds it).
+pub fn parse(
+    args: &[OsString],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Command, ConfigError> {
+    match command_line(args, env)? {
+        Parsed::Help(t) => Ok(Command::Help(t)),
+        Parsed::Version(t) => Ok(Command::Version(t)),
+        Parsed::Layers(layers) => Ok(Command::Run(Box::new(finish(&layers, env)?))),
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ pub enum Kind {
 /// Where a setting appears in `--help` and in the reference, in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Section {
+    ConfigFile,
     Application,
     ServerSocket,
     WorkerProcesses,
@@ -35,7 +36,8 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 7] = [
+    pub const ALL: [Section; 8] = [
+        Section::ConfigFile,
         Section::Application,
         Section::ServerSocket,
         Section::WorkerProcesses,
@@ -47,6 +49,7 @@ impl Section {
 
     pub fn title(self) -> &'static str {
         match self {
+            Section::ConfigFile => "Config file",
             Section::Application => "Application",
             Section::ServerSocket => "Server socket",
             Section::WorkerProcesses => "Worker processes",
@@ -128,6 +131,54 @@ fn seconds(raw: &str) -> Result<std::time::Duration, String> {
 }
 
 pub static SETTINGS: &[Setting] = &[
+    Setting {
+        name: "config",
+        flags: &["-c", "--config"],
+        kind: Kind::Value,
+        meta: "CONFIG",
+        default: Default::Unset,
+        section: Section::ConfigFile,
+        summary: "A gunicorn-style Python config file: PATH, file:PATH or python:MODULE.",
+        details: "The file is executed in corral's embedded Python; its module-level names are \
+                  setting names (`workers = 4`) and server hooks (`def post_fork(server, \
+                  worker): ...`). Without this option `./corral.conf.py` is read if it exists, \
+                  else `./gunicorn.conf.py`. Names starting with `_`, imported modules, classes \
+                  and helper functions are ignored; any other unknown name is an error, and so \
+                  is a gunicorn setting corral does not implement (see the end of this page). \
+                  Only meaningful on the command line or in `*_CMD_ARGS`. SIGHUP re-reads it.",
+        apply: |s, raw| {
+            s.config = Some(v::non_empty(raw)?);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "check_config",
+        flags: &["--check-config"],
+        kind: Kind::Flag,
+        meta: "",
+        default: Default::Unset,
+        section: Section::ConfigFile,
+        summary: "Check the configuration and the application import, then exit (0 or 1).",
+        details: "",
+        apply: |s, raw| {
+            s.check_config = v::boolean(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "print_config",
+        flags: &["--print-config"],
+        kind: Kind::Flag,
+        meta: "",
+        default: Default::Unset,
+        section: Section::ConfigFile,
+        summary: "Print the effective settings, one `name = value` per line, and exit.",
+        details: "",
+        apply: |s, raw| {
+            s.print_config = v::boolean(raw)?;
+            Ok(())
+        },
+    },
     Setting {
         name: "wsgi_app",
         flags: &[],
@@ -467,6 +518,112 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "secure_scheme_headers",
+        flags: &[],
+        kind: Kind::Value,
+        meta: "DICT",
+        default: Default::Text(
+            "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on",
+        ),
+        section: Section::Security,
+        summary: "Headers from a trusted front end that mark a request as HTTPS.",
+        details: "Config file only, as in gunicorn: a dict such as `{'X-FORWARDED-PROTO': \
+                  'https'}`. When a trusted peer (`forwarded_allow_ips`) sends one of these \
+                  headers with the given value, `wsgi.url_scheme` is `https`; headers that \
+                  contradict each other are answered with 400. An empty dict turns this off.",
+        apply: |s, raw| {
+            s.secure_scheme_headers = v::scheme_headers(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "proxy_allow_ips",
+        flags: &["--proxy-allow-from"],
+        kind: Kind::Value,
+        meta: "STRING",
+        default: Default::Text("127.0.0.1,::1"),
+        section: Section::Security,
+        summary: "Front-end addresses allowed to use the PROXY protocol.",
+        details: "Accepted and validated so that gunicorn configurations load, but it has no \
+                  effect: corral does not implement the PROXY protocol (`proxy_protocol` is \
+                  refused), so no peer ever uses it.",
+        apply: |s, raw| {
+            s.proxy_allow_ips = v::allow_ips(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "header_map",
+        flags: &["--header-map"],
+        kind: Kind::Value,
+        meta: "STRING",
+        default: Default::Text("drop"),
+        section: Section::Security,
+        summary: "What to do with request header names containing `_`: drop, refuse or dangerous.",
+        details: "`drop` leaves them out of the environ (they could otherwise impersonate a \
+                  header spelled with `-`), `refuse` answers 400, `dangerous` passes them on.",
+        apply: |s, raw| {
+            s.header_map = v::header_map(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "permit_obsolete_folding",
+        flags: &["--permit-obsolete-folding"],
+        kind: Kind::Flag,
+        meta: "",
+        default: Default::Unset,
+        section: Section::Security,
+        summary: "Accept obsolete folded header lines instead of answering 400.",
+        details: "",
+        apply: |s, raw| {
+            s.permit_obsolete_folding = v::boolean(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "strip_header_spaces",
+        flags: &["--strip-header-spaces"],
+        kind: Kind::Flag,
+        meta: "",
+        default: Default::Unset,
+        section: Section::Security,
+        summary: "Strip spaces between a header name and its colon instead of answering 400.",
+        details: "Dangerous behind a proxy that reads such headers differently.",
+        apply: |s, raw| {
+            s.strip_header_spaces = v::boolean(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "permit_unconventional_http_method",
+        flags: &["--permit-unconventional-http-method"],
+        kind: Kind::Flag,
+        meta: "",
+        default: Default::Unset,
+        section: Section::Security,
+        summary: "Accept any token as a method, not only 3 to 20 upper-case letters.",
+        details: "",
+        apply: |s, raw| {
+            s.permit_unconventional_http_method = v::boolean(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "casefold_http_method",
+        flags: &["--casefold-http-method"],
+        kind: Kind::Flag,
+        meta: "",
+        default: Default::Unset,
+        section: Section::Security,
+        summary: "Upper-case lower-case methods instead of answering 400.",
+        details: "",
+        apply: |s, raw| {
+            s.casefold_http_method = v::boolean(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
         name: "preload_app",
         flags: &["--preload"],
         kind: Kind::Flag,
@@ -655,6 +812,22 @@ pub static SETTINGS: &[Setting] = &[
         details: "",
         apply: |s, raw| {
             s.loglevel = v::log_level(raw)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "logconfig_dict",
+        flags: &["--log-config-dict"],
+        kind: Kind::Value,
+        meta: "JSON",
+        default: Default::Unset,
+        section: Section::Logging,
+        summary: "Configure the application's Python logging with logging.config.dictConfig.",
+        details: "A dict in a config file, JSON on the command line. It is applied once in the \
+                  master, so every worker inherits it; it configures Python loggers (the \
+                  application's and libraries'), not corral's own error and access logs.",
+        apply: |s, raw| {
+            s.logconfig_dict = Some(v::json_object(raw)?);
             Ok(())
         },
     },

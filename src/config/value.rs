@@ -299,6 +299,50 @@ pub fn app(raw: &str) -> Result<String, String> {
     Ok(t.to_string())
 }
 
+/// `secure_scheme_headers`: `NAME=VALUE` pairs separated by commas (the
+/// form a config file's dict is turned into); empty means none.
+pub fn scheme_headers(raw: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for item in comma_list(raw) {
+        match item.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() && is_token(k.trim()) => {
+                out.push((k.trim().to_ascii_uppercase(), v.trim().to_string()))
+            }
+            _ => {
+                return Err(format!(
+                    "'{item}' is not HEADER=VALUE (expected a dict of header names to values)"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn is_token(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+pub fn header_map(raw: &str) -> Result<crate::http::HeaderMap, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "drop" => Ok(crate::http::HeaderMap::Drop),
+        "refuse" => Ok(crate::http::HeaderMap::Refuse),
+        "dangerous" => Ok(crate::http::HeaderMap::Dangerous),
+        _ => Err("expected drop, refuse or dangerous".to_string()),
+    }
+}
+
+/// A JSON object, checked only for its outer shape here; Python's `json`
+/// module parses it when it is applied, and reports errors then.
+pub fn json_object(raw: &str) -> Result<String, String> {
+    let t = raw.trim();
+    if t.starts_with('{') && t.ends_with('}') {
+        Ok(t.to_string())
+    } else {
+        Err("expected a JSON object such as {\"version\": 1}".to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

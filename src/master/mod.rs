@@ -242,6 +242,7 @@ impl Master {
             last_extend: None,
         };
         master.set_title();
+        crate::hooks::when_ready(&master.settings, num_workers).map_err(|e| (exit::FAILURE, e))?;
         Ok(master)
     }
 
@@ -271,6 +272,7 @@ impl Master {
     fn run(mut self) -> i32 {
         let Halt(code) = self.main_loop();
         self.cleanup();
+        crate::hooks::on_exit(&self.settings, self.num_workers);
         code
     }
 
@@ -334,12 +336,14 @@ impl Master {
                 let old = self.num_workers;
                 self.num_workers += 1;
                 tracing::info!("Workers: {old} -> {}", self.num_workers);
+                crate::hooks::nworkers_changed(&self.settings, self.num_workers, old);
             }
             Intent::Decrement => {
                 if self.num_workers > 1 {
                     let old = self.num_workers;
                     self.num_workers -= 1;
                     tracing::info!("Workers: {old} -> {}", self.num_workers);
+                    crate::hooks::nworkers_changed(&self.settings, self.num_workers, old);
                 }
             }
             Intent::ReopenLogs => {
@@ -362,10 +366,14 @@ impl Master {
     /// the old one once the new one serves (no gap in service).
     fn reload(&mut self) {
         tracing::info!("Hang up: {}", self.master_name());
-        match crate::config::parse(&self.argv[1..], &|k| std::env::var(k).ok()) {
+        match crate::hooks::load(&self.argv[1..], &|k| std::env::var(k).ok()) {
             Ok(crate::config::Command::Run(s)) => {
-                self.num_workers = s.workers;
+                let old = std::mem::replace(&mut self.num_workers, s.workers);
                 self.settings = *s;
+                crate::hooks::on_reload(&self.settings, self.num_workers);
+                if old != self.num_workers {
+                    crate::hooks::nworkers_changed(&self.settings, self.num_workers, old);
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::error!("Reload kept the old settings: {e}"),
@@ -596,6 +604,7 @@ impl Master {
                 self.on_reexec_child_exit(pid);
                 continue;
             };
+            crate::hooks::child_exit(&self.settings, self.num_workers, pid.as_raw(), w.age);
             let lived = w.spawned.elapsed();
             match status {
                 WaitStatus::Exited(_, code) => {
@@ -795,7 +804,9 @@ impl Master {
         while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             match s.pid() {
                 Some(p) => {
-                    self.workers.remove(&p.as_raw());
+                    if let Some(w) = self.workers.remove(&p.as_raw()) {
+                        crate::hooks::child_exit(&self.settings, 0, p.as_raw(), w.age);
+                    }
                 }
                 None => break,
             }

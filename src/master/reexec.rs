@@ -103,6 +103,7 @@ impl Master {
         keep.push(ready_w.as_raw_fd());
         let program = current_binary();
         let me = std::process::id();
+        crate::hooks::pre_exec(&self.settings, self.num_workers);
         match fork() {
             Ok(Forked::Child) => {
                 // Only async-signal-safe work from here to exec beyond the

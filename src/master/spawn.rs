@@ -28,6 +28,7 @@ impl Master {
         );
         let age = self.next_age;
         self.next_age += 1;
+        crate::hooks::pre_fork(&self.settings, self.num_workers, age);
         wsgi::before_fork();
         let forked = fork();
         match forked {

@@ -83,7 +83,10 @@ impl Worker<'_> {
             };
             match sig {
                 Signal::SIGTERM => self.start_draining(),
-                Signal::SIGQUIT | Signal::SIGINT => return Some(exit::OK),
+                Signal::SIGQUIT | Signal::SIGINT => {
+                    crate::hooks::worker_int();
+                    return Some(exit::OK);
+                }
                 Signal::SIGUSR1 => {
                     if let Err(e) = crate::logging::reopen() {
                         tracing::error!("reopening log files: {e}");
@@ -100,6 +103,7 @@ impl Worker<'_> {
     /// Python thread is, answer the stuck requests with 504 instead of a
     /// reset, and let the others finish while the worker drains.
     fn on_abort(&mut self) -> ! {
+        crate::hooks::worker_abort();
         let stacks = wsgi::thread_stacks();
         tracing::error!(
             "Worker aborted after a request exceeded the timeout; Python threads:\n{}",

@@ -60,6 +60,7 @@ pub struct WorkerSpec<'a> {
 pub fn run(spec: WorkerSpec<'_>) -> ! {
     let code = match boot(&spec) {
         Ok((mut worker, app, ctx, threads)) => {
+            crate::hooks::post_worker_init();
             let jobs_q = Arc::clone(&worker.jobs);
             let queue_timeout = spec.settings.queue_timeout;
             let done = Arc::clone(&worker.completions);
@@ -89,6 +90,10 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
         }
         Err(code) => code,
     };
+    crate::hooks::worker_exit(spec.settings);
+    if code == exit::OK {
+        wsgi::finish_python();
+    }
     crate::sys::process::exit_now(code)
 }
 
@@ -131,6 +136,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             .unwrap_or("corral")
     ));
     wsgi::after_fork_child();
+    crate::hooks::post_fork(s);
     if crate::logging::journald_active() {
         // What the app prints must be attributed to this worker, not to
         // the stream the master inherited from systemd.
@@ -217,6 +223,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
         multithread: threads > 1,
         multiprocess: s.workers > 1,
         forwarded_allow_ips: s.forwarded_allow_ips.clone(),
+        secure_scheme_headers: Some(s.secure_scheme_headers.clone()),
     };
     let tmp_dir = s.worker_tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
     Ok((
@@ -238,7 +245,11 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
                 request_line: s.limit_request_line,
                 fields: s.limit_request_fields,
                 field_size: s.limit_request_field_size,
-                ..Limits::default()
+                permit_unconventional_http_method: s.permit_unconventional_http_method,
+                casefold_http_method: s.casefold_http_method,
+                permit_obsolete_folding: s.permit_obsolete_folding,
+                strip_header_spaces: s.strip_header_spaces,
+                header_map: s.header_map,
             },
             keepalive: s.keepalive,
             timeout: s.timeout,

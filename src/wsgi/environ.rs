@@ -128,9 +128,28 @@ pub(crate) fn forwarded_scheme(headers: &[crate::http::Header]) -> Result<Option
         ("x-forwarded-proto", "https"),
         ("x-forwarded-ssl", "on"),
     ];
+    scan_scheme(headers, &SECURE)
+}
+
+/// Like [`forwarded_scheme`] with a configured `secure_scheme_headers`.
+pub(crate) fn forwarded_scheme_with(
+    headers: &[crate::http::Header],
+    secure: &[(String, String)],
+) -> Result<Option<bool>, Refusal> {
+    let pairs: Vec<(&str, &str)> = secure
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    scan_scheme(headers, &pairs)
+}
+
+fn scan_scheme(
+    headers: &[crate::http::Header],
+    secure: &[(&str, &str)],
+) -> Result<Option<bool>, Refusal> {
     let mut seen: Option<bool> = None;
     for h in headers {
-        let Some((_, secure_value)) = SECURE.iter().find(|(n, _)| h.name.eq_ignore_ascii_case(n))
+        let Some((_, secure_value)) = secure.iter().find(|(n, _)| h.name.eq_ignore_ascii_case(n))
         else {
             continue;
         };
@@ -175,7 +194,11 @@ pub(crate) fn build<'py>(
     input: Bound<'py, PyAny>,
 ) -> PyResult<Result<Bound<'py, PyDict>, Refusal>> {
     let secure = if is_trusted(peer, &ctx.forwarded_allow_ips) {
-        match forwarded_scheme(&head.headers) {
+        let found = match &ctx.secure_scheme_headers {
+            Some(list) => forwarded_scheme_with(&head.headers, list),
+            None => forwarded_scheme(&head.headers),
+        };
+        match found {
             Ok(s) => s.unwrap_or(false),
             Err(r) => return Ok(Err(r)),
         }

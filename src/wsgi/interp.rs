@@ -35,7 +35,7 @@ pub fn init_interpreter(opts: &InterpreterOptions) -> Result<(), String> {
     INIT_RESULT.get_or_init(|| init_once(opts)).clone()
 }
 
-pub(crate) fn is_initialized() -> bool {
+pub fn is_initialized() -> bool {
     INITIALIZED.load(Ordering::Acquire)
 }
 
@@ -499,6 +499,32 @@ fn fork_finish(child: bool) {
 /// is being killed for a timeout. Attaches only for the dump. It needs the
 /// GIL: if a C extension holds it without ever yielding, this blocks, so
 /// call it from a thread whose wait can be bounded.
+/// What a worker does in Python before a graceful exit, as gunicorn's
+/// workers do by leaving through `sys.exit`: run the `atexit` handlers the
+/// app registered and flush `sys.stdout`/`sys.stderr`, so nothing the app
+/// buffered is lost (the process then ends with `_exit`).
+pub fn finish_python() {
+    if !is_initialized() {
+        return;
+    }
+    Python::attach(|py| {
+        let code = CString::new(FINISH).expect("no NUL in constant");
+        if let Err(e) = py.run(&code, None, None) {
+            tracing::error!("Error at worker exit: {}", summarize(py, &e));
+        }
+    });
+}
+
+const FINISH: &str = r#"
+import atexit, sys
+atexit._run_exitfuncs()
+for stream in (sys.stdout, sys.stderr):
+    try:
+        stream.flush()
+    except Exception:
+        pass
+"#;
+
 pub fn thread_stacks() -> String {
     if !is_initialized() {
         return String::from("(Python not initialised)\n");

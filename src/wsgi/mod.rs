@@ -79,6 +79,9 @@ pub struct ServeContext {
     pub multithread: bool,
     pub multiprocess: bool,
     pub forwarded_allow_ips: Vec<crate::config::AllowIp>,
+    /// `secure_scheme_headers` from the settings; `None` means gunicorn's
+    /// default three headers.
+    pub secure_scheme_headers: Option<Vec<(String, String)>>,
 }
 
 // What the worker can rely on, and must honour, when it drives requests
@@ -108,7 +111,7 @@ mod response;
 mod tests;
 
 pub use interp::{
-    after_fork_child, after_fork_parent, before_fork, init_interpreter, load_app, reload_app,
-    thread_stacks, App, InterpreterOptions, LoadError,
+    after_fork_child, after_fork_parent, before_fork, finish_python, init_interpreter,
+    is_initialized, load_app, reload_app, thread_stacks, App, InterpreterOptions, LoadError,
 };
 pub use response::{allow_threads, python_thread, PyThread};

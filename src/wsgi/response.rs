@@ -421,8 +421,28 @@ impl PyThread<'_> {
         self.py.detach(f)
     }
 
-    /// Run one request through `app`, writing the response to `sink`.
+    /// Run one request through `app`, writing the response to `sink`, with
+    /// the config file's `pre_request` / `post_request` around it if set.
     pub fn call(&self, app: &App, ctx: &ServeContext, req: Request, sink: SharedSink) -> Outcome {
+        match crate::hooks::RequestHooks::begin(self.py, &req.head, &sink) {
+            None => self.serve(app, ctx, req, sink, None),
+            Some(hooks) => {
+                let mut environ = None;
+                let outcome = self.serve(app, ctx, req, hooks.sink(), Some(&mut environ));
+                hooks.finish(self.py, environ);
+                outcome
+            }
+        }
+    }
+
+    fn serve(
+        &self,
+        app: &App,
+        ctx: &ServeContext,
+        req: Request,
+        sink: SharedSink,
+        environ_out: Option<&mut Option<Py<PyAny>>>,
+    ) -> Outcome {
         let py = self.py;
         let Request {
             head,
@@ -452,7 +472,12 @@ impl PyThread<'_> {
                 )
             });
         let env = match prepared {
-            Ok(Ok(env)) => env,
+            Ok(Ok(env)) => {
+                if let Some(out) = environ_out {
+                    *out = Some(env.clone().into_any().unbind());
+                }
+                env
+            }
             Ok(Err(Refusal::SchemeSpoof)) => {
                 tracing::warn!(
                     "Refusing request {raw_uri}: contradicting scheme headers from a trusted proxy"

@@ -126,6 +126,7 @@ fn ctx() -> ServeContext {
         multithread: true,
         multiprocess: false,
         forwarded_allow_ips: vec![],
+        secure_scheme_headers: None,
     }
 }
 
