@@ -48,9 +48,14 @@ pub struct Conn {
     pub stream: Stream,
     pub peer: SockAddr,
     pub local: SockAddr,
+    /// Read buffer. Its whole length is initialised once (zeroed when it
+    /// grows), and reads land in `rbuf[rend..]`, so no read pays for
+    /// clearing memory.
     pub rbuf: Vec<u8>,
     /// Bytes of `rbuf` already consumed.
     pub rpos: usize,
+    /// End of the bytes received.
+    pub rend: usize,
     pub state: State,
     pub out: VecDeque<Out>,
     /// When the connection is closed if nothing happens.
@@ -77,6 +82,7 @@ impl Conn {
             local,
             rbuf: Vec::new(),
             rpos: 0,
+            rend: 0,
             state: State::Head,
             out: VecDeque::new(),
             deadline: None,
@@ -89,54 +95,60 @@ impl Conn {
 
     /// Unparsed bytes already received.
     pub fn pending_input(&self) -> &[u8] {
-        &self.rbuf[self.rpos..]
+        &self.rbuf[self.rpos..self.rend]
+    }
+
+    /// Mark `n` received bytes as parsed.
+    pub fn consume(&mut self, n: usize) {
+        self.rpos += n;
+        if self.rpos == self.rend {
+            self.rpos = 0;
+            self.rend = 0;
+        }
+    }
+
+    /// Move unparsed bytes to the front, so a long keep-alive connection
+    /// reuses one buffer instead of growing it.
+    pub fn compact(&mut self) {
+        if self.rpos > 0 {
+            self.rbuf.copy_within(self.rpos..self.rend, 0);
+            self.rend -= self.rpos;
+            self.rpos = 0;
+        }
     }
 
     /// Read whatever the socket has (up to a fairness cap). Sets `eof`.
     pub fn fill(&mut self) -> io::Result<usize> {
-        if self.rpos > 0 && self.rpos == self.rbuf.len() {
-            self.rbuf.clear();
-            self.rpos = 0;
-        }
         let mut total = 0;
         loop {
-            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
-                // Move unparsed bytes to the front before growing.
-                if self.rpos > 0 {
-                    self.rbuf.drain(..self.rpos);
-                    self.rpos = 0;
+            if self.rend == self.rbuf.len() {
+                self.compact();
+                if self.rend == self.rbuf.len() {
+                    // Full of unparsed bytes: grow. The parser's limits bound
+                    // how far a head can make this go; bodies are consumed
+                    // as they arrive.
+                    let grown = (self.rbuf.len() * 2).max(16 * 1024);
+                    self.rbuf.resize(grown, 0);
                 }
-                self.rbuf.reserve(16 * 1024);
             }
-            let len = self.rbuf.len();
-            let cap = self.rbuf.capacity();
-            self.rbuf.resize(cap, 0);
-            let r = self.stream.read(&mut self.rbuf[len..]);
-            match r {
+            match self.stream.read(&mut self.rbuf[self.rend..]) {
                 Ok(0) => {
-                    self.rbuf.truncate(len);
                     self.eof = true;
                     return Ok(total);
                 }
                 Ok(n) => {
-                    self.rbuf.truncate(len + n);
+                    let room = self.rbuf.len() - self.rend;
+                    self.rend += n;
                     total += n;
-                    // Enough for this round; the loop comes back for more.
-                    if total >= 256 * 1024 || len + n < cap {
+                    // A short read means the socket is drained; enough for
+                    // this round otherwise, the loop comes back for more.
+                    if n < room || total >= 256 * 1024 {
                         return Ok(total);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.rbuf.truncate(len);
-                    return Ok(total);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    self.rbuf.truncate(len);
-                }
-                Err(e) => {
-                    self.rbuf.truncate(len);
-                    return Err(e);
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
     }

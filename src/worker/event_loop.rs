@@ -230,9 +230,11 @@ impl Worker<'_> {
         if !self.accepting {
             return;
         }
-        // Bounded batch per wake-up, so one busy listener cannot starve
-        // the connections already open.
-        for _ in 0..64 {
+        // A small batch per wake-up: the connections already open are not
+        // starved, and with several workers on one listener a burst of
+        // connections spreads over them (a worker busy here leaves the next
+        // wake-up to another) instead of landing on whichever woke first.
+        for _ in 0..4 {
             if self.live >= self.max_conns && !self.evict_one() {
                 self.stop_accepting();
                 return;
@@ -422,7 +424,7 @@ impl Worker<'_> {
                             return Progress::Open;
                         }
                         Ok(Parsed::Complete(head, used)) => {
-                            conn.rpos += used;
+                            conn.consume(used);
                             let reader = match head.body {
                                 BodyKind::None => None,
                                 BodyKind::Length(0) => None,
@@ -455,10 +457,10 @@ impl Worker<'_> {
                     }
                 }
                 State::Body(b) => {
-                    let input = &conn.rbuf[conn.rpos..];
+                    let input = &conn.rbuf[conn.rpos..conn.rend];
                     match b.1.feed(input, &tmp_dir) {
                         Ok((used, done)) => {
-                            conn.rpos += used;
+                            conn.consume(used);
                             if done {
                                 let State::Body(b) =
                                     std::mem::replace(&mut conn.state, State::Head)
@@ -539,10 +541,7 @@ impl Worker<'_> {
         conn.dispatched_at = Some(Instant::now());
         // The request is complete: drop consumed bytes now so the buffer
         // does not grow across a long keep-alive connection.
-        if conn.rpos > 0 {
-            conn.rbuf.drain(..conn.rpos);
-            conn.rpos = 0;
-        }
+        conn.compact();
         let req = wsgi::Request {
             head,
             body,
