@@ -85,11 +85,12 @@ def cmd_bjoern(app, port, w):
 
 def cmd_uwsgi(app, port, w):
     module, _, name = app.partition(":")
-    return [os.path.join(VBIN, "uwsgi"), "--http11-socket", f"{HOST}:{port}",
+    return [os.path.join(VBIN, "uwsgi"), "--http-socket", f"{HOST}:{port}",
             "--chdir", HERE, "--module", module, "--callable", name,
             "--master", "--processes", str(w), "--die-on-term", "--need-app",
             "--disable-logging", "--lazy-apps", "--post-buffering", "0",
-            "--buffer-size", "8192", "--pythonpath", HERE]
+            "--buffer-size", "8192", "--pythonpath", HERE,
+            "--add-header", "Connection: close"]
 
 
 def cmd_ceiling(app, port, w):
@@ -139,6 +140,13 @@ def tree(pid):
         p = todo.pop()
         out.append(p)
         todo.extend(kids.get(p, []))
+    return out
+
+
+def cpu_by_pid(pids):
+    out = {}
+    for p in pids:
+        out[p] = cpu_ticks([p])
     return out
 
 
@@ -269,7 +277,7 @@ def run_wrk(port, sc, duration, conns=None):
     import tempfile
     import threading
     argv = ["wrk", "-t1", "-c%d" % (conns or sc["conns"]), "-d%ds" % duration, "--latency",
-            "--timeout", "5s"] + sc.get("wrk", []) + [f"http://{HOST}:{port}/"]
+            "--timeout", "2s"] + sc.get("wrk", []) + [f"http://{HOST}:{port}/"]
     with tempfile.TemporaryFile("w+") as out:
         p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         guard = threading.Timer(duration + 30, lambda: os.kill(p.pid, signal.SIGKILL))
@@ -304,11 +312,16 @@ def one_case(server, sc, workers, port, args):
                 return res
         pids = tree(proc.pid)
         t0 = cpu_ticks(pids)
+        per0 = cpu_by_pid(pids)
         wall0 = time.monotonic()
         wargv, out, wrk_cpu = run_wrk(port, sc, args.duration)
         wall = time.monotonic() - wall0
         pids_after = tree(proc.pid)
         t1 = cpu_ticks(pids_after)
+        per1 = cpu_by_pid(pids_after)
+        # how the work was spread over the worker processes (share of the busiest)
+        wd = [per1[p] - per0.get(p, 0) for p in pids_after if p != proc.pid]
+        res["busiest_worker_share"] = (max(wd) / sum(wd)) if len(wd) > 1 and sum(wd) else None
         res.update(parse_wrk(out))
         res["wrk_cmd"] = " ".join(shlex.quote(a) for a in wargv)
         res["wrk_cpu"] = wrk_cpu / max(wall, 1e-9)
@@ -318,6 +331,7 @@ def one_case(server, sc, workers, port, args):
         res["restarted"] = sorted(set(pids) - set(pids_after)) != []
         workers_pids = [p for p in pids_after if p != proc.pid] or [proc.pid]
         hwm = [vm_hwm_kib(p) for p in workers_pids]
+        res["worker_cpu_ticks"] = wd
         hwm = [h for h in hwm if h]
         res["rss_worker_mib"] = max(hwm) / 1024 if hwm else None
         res["rss_total_mib"] = sum(h for h in (vm_hwm_kib(p) for p in pids_after) if h) / 1024
@@ -387,24 +401,25 @@ def fmt_ms(v):
 
 def raw_table(results):
     head = ("| scenario | workers | server | req/s | p50 ms | p99 ms | errors | "
-            "peak RSS/worker MiB | server CPU µs/req | server cores | wrk cores |\n"
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+            "peak RSS/worker MiB | server CPU µs/req | server cores | busiest worker | wrk cores |\n"
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     rows = []
     for r in results:
         sv = SERVER_LABEL[r["server"]]
         if r.get("error") and not r.get("rps"):
             rows.append(f"| {SC_TITLE[r['scenario']]} | {r['workers']} | {sv} | failed: "
-                        f"{r['error']} | | | | | | | |")
+                        f"{r['error']} | | | | | | | | |")
             continue
         errs = r["non2xx"] + r["sock_err"]
         errs_s = str(errs) if not errs else "%d (%s%s)" % (
             errs, "non-2xx %d " % r["non2xx"] if r["non2xx"] else "", r["sock_detail"])
-        rows.append("| %s | %d | %s | %.0f | %s | %s | %s | %s | %s | %.2f | %.2f |" % (
+        rows.append("| %s | %d | %s | %.0f | %s | %s | %s | %s | %s | %.2f | %s | %.2f |" % (
             SC_TITLE[r["scenario"]], r["workers"], sv, r["rps"], fmt_ms(r["p50"]),
             fmt_ms(r["p99"]), errs_s,
             "-" if r.get("rss_worker_mib") is None else "%.1f" % r["rss_worker_mib"],
             "-" if r.get("cpu_us_per_req") is None else "%.0f" % r["cpu_us_per_req"],
-            r["server_cpu"], r["wrk_cpu"]))
+            r["server_cpu"], "-" if r.get("busiest_worker_share") is None else
+            "%.0f %%" % (100 * r["busiest_worker_share"]), r["wrk_cpu"]))
     return head + "\n".join(rows) + "\n"
 
 
@@ -624,6 +639,12 @@ warm-up, so differences of ±10 % between two servers are within the noise.
 - Threaded servers use {THREADS} threads per worker (corral and gunicorn `--threads {THREADS}`,
   granian `--blocking-threads {THREADS}`). uWSGI runs processes with one thread each and
   is compared with corral sync; bjoern is one process, so only in the 1-worker runs.
+- uWSGI uses `--http-socket` plus a `Connection: close` header, so it closes after each
+  response as gunicorn sync does. With `--http11-socket` (keep-alive) each process stays
+  on one connection and the other connections get nothing: in a smoke run the 10 ms
+  sleep app answered with a p50 of 10 ms at 2 × 100 req/s, i.e. only 2 of the 50
+  connections were served, and wrk reports latency only for answered requests. Without
+  the header wrk counts every close as a read error.
 - Readiness: the driver polls the port with the scenario's own request (checking the
   answer: body, length, JSON, or the 1 MiB echo byte for byte) for at most 60 s; no fixed
   sleeps. Each server is stopped through the process group of the pid the driver started
@@ -657,7 +678,9 @@ with the threaded ones (gunicorn gthread, granian).
 ## Raw numbers
 
 "server cores" and "wrk cores" are the CPU each used during the measurement (1.00 = one
-core busy all the time; the machine has {mach['nproc']}).
+core busy all the time; the machine has {mach['nproc']}). "busiest worker" is the share of
+the server's CPU time spent by its busiest worker process (50 % = evenly spread over 2
+workers, 100 % = one worker did everything).
 
 {raw_table(results)}
 ## Reproducing
