@@ -581,6 +581,14 @@ def chart(results, path):
     fig.savefig(path, dpi=90)
 
 
+def profile_text():
+    path = os.path.join(RESULTS, "profile", "summary.txt")
+    if not os.path.exists(path):
+        return "(no profile: contrib/bench/profile was not run)"
+    lines = [ln.rstrip()[:150] for ln in open(path)]
+    return "\n".join(lines)
+
+
 def write_doc(results, mach, args, started, finished, cmdline):
     p = mach["pip"]
     ix_cmds = {}
@@ -683,6 +691,19 @@ the server's CPU time spent by its busiest worker process (50 % = evenly spread 
 workers, 100 % = one worker did everything).
 
 {raw_table(results)}
+## Where corral's time goes (hello keep-alive, 1 sync worker)
+
+Output of `contrib/bench/profile`, run right before the benchmark in the same session:
+`strace -c -f` attached to the worker while wrk runs (system calls per request), then
+`perf record -e cpu-clock --call-graph dwarf` on the worker (this VM exposes no hardware
+counters, so no instruction counts; callgrind could not be used, see the script).
+Under strace and perf the worker is slower than in the tables above; the shares matter,
+not the request rates.
+
+```
+{profile_text()}
+```
+
 ## Reproducing
 
 ```
