@@ -458,6 +458,32 @@ def ratio_table(results):
     return head + "\n".join(rows) + "\n"
 
 
+def cpu_ratio_table(results):
+    ix = index(results)
+    head = ("| scenario | workers | " + " | ".join(
+        "%s ÷ corral %s" % (p["label"], "sync" if p["model"] == "sync" else "gthread")
+        for p in PEERS) + " |\n|---|---:|" + "---:|" * len(PEERS) + "\n")
+    rows = []
+    for sc in SCENARIOS:
+        if sc["key"] == "ceiling":
+            continue
+        for w in sorted({r["workers"] for r in results}, reverse=True):
+            cells = []
+            for p in PEERS:
+                ck = "corral-sync" if p["model"] == "sync" else "corral-gthread"
+                c, q = ix.get((sc["key"], w, ck)), ix.get((sc["key"], w, p["key"]))
+                if c and q and c.get("cpu_us_per_req") and q.get("cpu_us_per_req"):
+                    cells.append("%.2f× (%.0f/%.0f µs)" % (
+                        q["cpu_us_per_req"] / c["cpu_us_per_req"], q["cpu_us_per_req"],
+                        c["cpu_us_per_req"]))
+                else:
+                    cells.append("-")
+            if all(c == "-" for c in cells):
+                continue
+            rows.append("| %s | %d | %s |" % (sc["title"], w, " | ".join(cells)))
+    return head + "\n".join(rows) + "\n"
+
+
 def targets(results):
     ix = index(results)
     out = []
@@ -552,33 +578,47 @@ def targets(results):
 
 
 def chart(results, path):
+    """One panel per scenario (linear axis from zero), bars per server, grouped by the
+    number of workers."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     ws = sorted({r["workers"] for r in results}, reverse=True)
     scs = [s for s in SCENARIOS if any(r["scenario"] == s["key"] for r in results)]
     servers = [s for s in SERVERS + [CEILING] if any(r["server"] == s["key"] for r in results)]
+    colors = {s["key"]: "C%d" % i for i, s in enumerate(servers)}
     ix = index(results)
-    fig, axes = plt.subplots(len(ws), 1, figsize=(14, 4.8 * len(ws)), squeeze=False)
-    width = 0.8 / len(servers)
-    for ax, w in zip(axes[:, 0], ws):
+    cols = min(4, len(scs))
+    rows = (len(scs) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    for k, sc in enumerate(scs):
+        ax = axes[k // cols][k % cols]
+        width = 0.8 / len(servers)
         for i, s in enumerate(servers):
             xs, ys = [], []
-            for j, sc in enumerate(scs):
+            for j, w in enumerate(ws):
                 r = ix.get((sc["key"], w, s["key"]))
                 if r:
                     xs.append(j + (i - (len(servers) - 1) / 2) * width)
                     ys.append(r["rps"])
-            ax.bar(xs, ys, width, label=s["label"])
-        ax.set_xticks(range(len(scs)))
-        ax.set_xticklabels([sc["title"] for sc in scs], fontsize=8)
-        ax.set_yscale("log")
-        ax.set_ylabel("requests/s (log scale)")
-        ax.set_title("%d worker%s — higher is better" % (w, "s" if w > 1 else ""))
-        ax.grid(axis="y", alpha=0.3, which="both")
-    axes[0, 0].legend(fontsize=8, ncol=4, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+            ax.bar(xs, ys, width, color=colors[s["key"]], label=s["label"])
+        ax.set_xticks(range(len(ws)))
+        ax.set_xticklabels(["%d worker%s" % (w, "s" if w > 1 else "") for w in ws])
+        ax.set_title(sc["title"], fontsize=9)
+        ax.set_ylim(bottom=0)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+        if k % cols == 0:
+            ax.set_ylabel("requests/s")
+    for k in range(len(scs), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[s["key"]]) for s in servers]
+    fig.legend(handles, [s["label"] for s in servers], loc="lower center",
+               ncol=min(4, len(servers)), fontsize=8)
+    fig.suptitle("corral and other WSGI servers: requests/s (higher is better; one run, "
+                 "shared 2-core VM)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
+    fig.savefig(path, dpi=80)
 
 
 def profile_text():
@@ -657,6 +697,9 @@ warm-up, so differences of ±10 % between two servers are within the noise.
   answer: body, length, JSON, or the 1 MiB echo byte for byte) for at most 60 s; no fixed
   sleeps. Each server is stopped through the process group of the pid the driver started
   before the next one starts.
+- The 10 ms sleep app caps a server at 100 req/s per single-threaded worker and
+  {THREADS * 100} req/s per {THREADS}-thread worker, whatever the CPU does: a server below its cap
+  there is leaving workers or threads idle.
 - Errors = non-2xx responses + socket errors (connect, read, write, timeout) from wrk.
 - Peak RSS per worker = the largest `VmHWM` of the server's worker processes (the
   children of the started process; the process itself for bjoern), read at the end of
@@ -680,6 +723,13 @@ is compared with the single-threaded peers (gunicorn sync, bjoern, uWSGI), corra
 with the threaded ones (gunicorn gthread, granian).
 
 {ratio_table(results)}
+### CPU cost per request
+
+On a loaded machine req/s moves with whatever else is running; the server's own CPU time
+per request moves much less. Each cell is the peer's CPU µs per request divided by
+corral's (above 1 = corral spends less CPU per request), with both values in brackets.
+
+{cpu_ratio_table(results)}
 ## Targets
 
 {targets(results)}
@@ -703,6 +753,40 @@ not the request rates.
 ```
 {profile_text()}
 ```
+
+What the profile says (the percentages are in the output above):
+
+- **System calls.** A keep-alive request costs about six: one `recvfrom`, one `writev`,
+  two `epoll_ctl` and about two `futex`. The two `epoll_ctl` are the connection's
+  interest going from readable to nothing when the request is handed to Python and back
+  to readable after the response is written (`Worker::after_io` →
+  `Epoll::modify`); registering each connection once (edge-triggered, readable and
+  writable) and keeping the state in user space would remove both. The `futex` calls are
+  the hand-off to the Python thread through `JobQueue` (a mutex and condition variable):
+  the thread sleeps between requests and is woken for each one.
+- **Zero-filling the read buffer.** `Conn::fill` grows `rbuf` to its full capacity with
+  `Vec::resize(cap, 0)` before every `read`, so each request pays a `memset` of the whole
+  spare buffer (16 KiB or more): the largest single user-space item. Reading into the
+  spare capacity without initialising it (or keeping the buffer's initialised length
+  across reads) removes it.
+- **Looking up `close` on the response.** `close_result` calls `getattr_opt("close")` on
+  every response iterable. On Python 3.11 pyo3 implements that as `getattr` plus
+  catching `AttributeError`, so a plain `list` response builds and formats an exception
+  each time (`PyUnicode_FromFormatV` under `getattr_opt`). Skipping the lookup for exact
+  `list`/`tuple`/`bytes` results avoids it.
+- **environ.** `environ::build` (the dict, its keys and values) is visible but smaller
+  than the items above; `malloc`/`free` from both Rust and Python are spread throughout.
+- The kernel's share is mostly TCP over loopback (`writev` includes delivering the bytes
+  to `wrk`'s socket), which any server pays.
+
+Not visible in a 1-worker profile but visible in the tables: with keep-alive and two
+workers, connections are not spread over the workers. The listening socket is shared
+with `EPOLLEXCLUSIVE` and the worker that wakes first accepts every pending connection,
+so when `wrk` opens its 50 connections at once one worker can end up with all of them
+(see "busiest worker" in the raw table, e.g. the Flask rows), leaving a core idle.
+Accepting a bounded number of connections per wake-up, or not accepting while the
+worker's Python threads are all busy, or `SO_REUSEPORT` listeners per worker, would
+spread them.
 
 ## Reproducing
 
@@ -730,8 +814,12 @@ def main():
     ap.add_argument("--servers", default=",".join(s["key"] for s in SERVERS))
     ap.add_argument("--doc", action="store_true", help="write docs/performance.{md,png}")
     ap.add_argument("--cmdline", default="contrib/bench/run")
+    ap.add_argument("--chart-only", metavar="JSON", help="redraw the chart from results")
     args = ap.parse_args()
     os.makedirs(RESULTS, exist_ok=True)
+    if args.chart_only:
+        chart(json.load(open(args.chart_only)), os.path.join(RESULTS, "performance.png"))
+        return
     mach0 = open("/proc/loadavg").read().split()[:3]
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     workers = [int(x) for x in args.workers.split(",")]
@@ -765,6 +853,8 @@ def main():
     print()
     print("Ratios (corral req/s ÷ peer req/s; p99 corral/peer ms):")
     print(ratio_table(results))
+    print("CPU per request (peer ÷ corral):")
+    print(cpu_ratio_table(results))
     print("Targets:")
     print(targets(results))
     if args.doc:
