@@ -783,7 +783,8 @@ Not visible in a 1-worker profile but visible in the tables: with keep-alive and
 workers, connections are not spread over the workers. The listening socket is shared
 with `EPOLLEXCLUSIVE` and the worker that wakes first accepts every pending connection,
 so when `wrk` opens its 50 connections at once one worker can end up with all of them
-(see "busiest worker" in the raw table, e.g. the Flask rows), leaving a core idle.
+(see "busiest worker" in the raw table, and the 10 ms sleep row for corral sync with
+2 workers, which stays near one worker's 100 req/s), leaving a core idle.
 Accepting a bounded number of connections per wake-up, or not accepting while the
 worker's Python threads are all busy, or `SO_REUSEPORT` listeners per worker, would
 spread them.
