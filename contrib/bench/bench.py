@@ -1,0 +1,874 @@
+"""Benchmark driver: runs wrk against each server in turn, same app, same worker
+count, and writes raw numbers, ratios, docs/performance.md and docs/performance.png.
+
+Started by contrib/bench/run, which prepares the tools and the virtualenv first.
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+VENV = os.path.join(HERE, ".venv")
+VBIN = os.path.join(VENV, "bin")
+RESULTS = os.path.join(HERE, "results")
+THREADS = 4          # threads per worker for every threaded server
+HOST = "127.0.0.1"
+CLK = os.sysconf("SC_CLK_TCK")
+
+# --------------------------------------------------------------------------
+# Scenarios: name, app, wrk extras, connections, how to check one response.
+
+SCENARIOS = [
+    dict(key="hello", title="hello, keep-alive", app="apps:hello", conns=50),
+    dict(key="close", title="hello, Connection: close", app="apps:hello", conns=50,
+         wrk=["-H", "Connection: close"]),
+    dict(key="64k", title="64 KiB response", app="apps:big", conns=50),
+    dict(key="echo", title="1 MiB POST echo", app="apps:echo", conns=8,
+         wrk=["-s", os.path.join(HERE, "post1m.lua")]),
+    dict(key="sleep", title="10 ms sleep (I/O-bound)", app="apps:sleep", conns=50),
+    dict(key="flask", title="Flask JSON", app="flaskapp:app", conns=50),
+    dict(key="const", title="pre-built response (least Python)", app="apps:const", conns=50),
+    dict(key="ceiling", title="no-Python ceiling (Rust responder, not corral)", app=None,
+         conns=50),
+]
+
+# --------------------------------------------------------------------------
+# Servers: each returns the argv that serves APP on PORT with W workers.
+
+
+def corral_bin():
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return os.path.join(target, "release", "corral")
+
+
+def cmd_corral(kind):
+    def f(app, port, w):
+        argv = [corral_bin(), "-w", str(w), "-k", kind, "-b", f"{HOST}:{port}",
+                "--chdir", HERE, "--log-level", "warning"]
+        if kind == "gthread":
+            argv += ["--threads", str(THREADS)]
+        return argv + [app]
+    return f
+
+
+def cmd_gunicorn(kind):
+    def f(app, port, w):
+        argv = [os.path.join(VBIN, "gunicorn"), "-w", str(w), "-k", kind,
+                "-b", f"{HOST}:{port}", "--chdir", HERE, "--log-level", "warning"]
+        if kind == "gthread":
+            argv += ["--threads", str(THREADS)]
+        return argv + [app]
+    return f
+
+
+def cmd_granian(app, port, w):
+    return [os.path.join(VBIN, "granian"), "--interface", "wsgi", "--host", HOST,
+            "--port", str(port), "--workers", str(w), "--blocking-threads", str(THREADS),
+            "--working-dir", HERE, "--log-level", "warning", app]
+
+
+def cmd_bjoern(app, port, w):
+    return [os.path.join(VBIN, "python"), os.path.join(HERE, "bjoern_serve.py"), app, str(port)]
+
+
+def cmd_uwsgi(app, port, w):
+    module, _, name = app.partition(":")
+    return [os.path.join(VBIN, "uwsgi"), "--http-socket", f"{HOST}:{port}",
+            "--chdir", HERE, "--module", module, "--callable", name,
+            "--master", "--processes", str(w), "--die-on-term", "--need-app",
+            "--disable-logging", "--lazy-apps", "--post-buffering", "0",
+            "--buffer-size", "8192", "--pythonpath", HERE,
+            "--add-header", "Connection: close"]
+
+
+def cmd_ceiling(app, port, w):
+    return [os.path.join(RESULTS, "ceiling"), str(port), str(w)]
+
+
+# name, label, argv builder, kind ("sync" peers are compared with corral sync,
+# "threaded" ones with corral gthread), single-process only?
+SERVERS = [
+    dict(key="corral-sync", label="corral sync", cmd=cmd_corral("sync"), model="sync"),
+    dict(key="corral-gthread", label=f"corral gthread ({THREADS} thr)",
+         cmd=cmd_corral("gthread"), model="threaded"),
+    dict(key="gunicorn-sync", label="gunicorn sync", cmd=cmd_gunicorn("sync"), model="sync"),
+    dict(key="gunicorn-gthread", label=f"gunicorn gthread ({THREADS} thr)",
+         cmd=cmd_gunicorn("gthread"), model="threaded"),
+    dict(key="granian", label=f"granian WSGI ({THREADS} blocking thr)", cmd=cmd_granian,
+         model="threaded"),
+    dict(key="bjoern", label="bjoern (1 process)", cmd=cmd_bjoern, model="sync", single=True),
+    dict(key="uwsgi", label="uWSGI (processes)", cmd=cmd_uwsgi, model="sync"),
+]
+PEERS = [s for s in SERVERS if not s["key"].startswith("corral")]
+CEILING = dict(key="ceiling", label="Rust responder (ceiling)", cmd=cmd_ceiling, model="-")
+
+# --------------------------------------------------------------------------
+# Process tree helpers (everything is found from the pid we started).
+
+
+def children_map():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        ppid = int(s[s.rindex(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def tree(pid):
+    kids = children_map()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def cpu_by_pid(pids):
+    out = {}
+    for p in pids:
+        out[p] = cpu_ticks([p])
+    return out
+
+
+def cpu_ticks(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        fields = s[s.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total
+
+
+def vm_hwm_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+# --------------------------------------------------------------------------
+# One server, one scenario
+
+
+def request_once(port, sc, timeout=2.0):
+    """One request as the scenario makes it; returns True if the answer is right."""
+    c = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        if sc["key"] == "echo":
+            body = os.urandom(1 << 20)
+            c.request("POST", "/", body=body,
+                      headers={"Content-Type": "application/octet-stream"})
+            r = c.getresponse()
+            return r.status == 200 and r.read() == body
+        c.request("GET", "/")
+        r = c.getresponse()
+        data = r.read()
+        if r.status != 200:
+            return False
+        if sc["key"] == "64k":
+            return len(data) == 65536
+        if sc["key"] == "flask":
+            return json.loads(data)["message"] == "Hello, World!"
+        return data == b"Hello, World!"
+    finally:
+        c.close()
+
+
+def wait_ready(proc, port, sc, limit=60.0):
+    """Bounded wait until the port answers the scenario's request correctly."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return "exited with status %s" % proc.returncode
+        try:
+            if request_once(port, sc):
+                return None
+            return "wrong response"
+        except (OSError, http.client.HTTPException, ValueError):
+            time.sleep(0.05)
+    return "not ready after %.0f s" % limit
+
+
+def stop(proc):
+    """Stop the server we started: its own process group, whose id is its pid."""
+    pids = tree(proc.pid)
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        # the group leader is gone; give leftovers in its group a moment
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") and
+                                                  _alive(p) for p in pids[1:]):
+            time.sleep(0.05)
+        if not any(_alive(p) for p in pids[1:]):
+            return
+    for p in pids[1:]:
+        if _alive(p):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_wrk(out):
+    def lat(pct):
+        m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s|m)\s*$" % pct, out, re.M)
+        return float(m.group(1)) * UNIT[m.group(2)] if m else None
+    r = {"p50": lat(50), "p99": lat(99)}
+    m = re.search(r"^\s*(\d+) requests in ([\d.]+)(ms|s|m)", out, re.M)
+    r["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    r["rps"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    r["sock_err"] = sum(int(x) for x in m.groups()) if m else 0
+    r["sock_detail"] = "c%s r%s w%s t%s" % m.groups() if m else ""
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    r["non2xx"] = int(m.group(1)) if m else 0
+    return r
+
+
+def run_wrk(port, sc, duration, conns=None):
+    """Runs wrk (bounded); returns its argv, output and CPU seconds (its own rusage)."""
+    import tempfile
+    import threading
+    argv = ["wrk", "-t1", "-c%d" % (conns or sc["conns"]), "-d%ds" % duration, "--latency",
+            "--timeout", "2s"] + sc.get("wrk", []) + [f"http://{HOST}:{port}/"]
+    with tempfile.TemporaryFile("w+") as out:
+        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        guard = threading.Timer(duration + 30, lambda: os.kill(p.pid, signal.SIGKILL))
+        guard.start()
+        _, status, ru = os.wait4(p.pid, 0)
+        guard.cancel()
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        return argv, out.read(), ru.ru_utime + ru.ru_stime
+
+
+def one_case(server, sc, workers, port, args):
+    res = dict(server=server["key"], scenario=sc["key"], workers=workers)
+    argv = server["cmd"](sc["app"], port, workers)
+    env = dict(os.environ, VIRTUAL_ENV=VENV, PATH=VBIN + ":" + os.environ["PATH"],
+               PYTHONDONTWRITEBYTECODE="1")
+    env.pop("WEB_CONCURRENCY", None)
+    log = open(os.path.join(RESULTS, f"{server['key']}-{sc['key']}-w{workers}.log"), "w")
+    proc = subprocess.Popen(argv, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    res["cmd"] = " ".join(shlex.quote(a) for a in argv)
+    try:
+        err = wait_ready(proc, port, sc)
+        if err:
+            res["error"] = err
+            return res
+        if args.warmup:
+            run_wrk(port, sc, args.warmup)
+            err = wait_ready(proc, port, sc, limit=10)
+            if err:
+                res["error"] = "after warm-up: " + err
+                return res
+        pids = tree(proc.pid)
+        t0 = cpu_ticks(pids)
+        per0 = cpu_by_pid(pids)
+        wall0 = time.monotonic()
+        wargv, out, wrk_cpu = run_wrk(port, sc, args.duration)
+        wall = time.monotonic() - wall0
+        pids_after = tree(proc.pid)
+        t1 = cpu_ticks(pids_after)
+        per1 = cpu_by_pid(pids_after)
+        # how the work was spread over the worker processes (share of the busiest)
+        wd = [per1[p] - per0.get(p, 0) for p in pids_after if p != proc.pid]
+        res["busiest_worker_share"] = (max(wd) / sum(wd)) if len(wd) > 1 and sum(wd) else None
+        res.update(parse_wrk(out))
+        res["wrk_cmd"] = " ".join(shlex.quote(a) for a in wargv)
+        res["wrk_cpu"] = wrk_cpu / max(wall, 1e-9)
+        res["server_cpu"] = (t1 - t0) / CLK / max(wall, 1e-9)  # cores used
+        res["cpu_us_per_req"] = ((t1 - t0) / CLK * 1e6 / res["requests"]
+                                 if res["requests"] else None)
+        res["restarted"] = sorted(set(pids) - set(pids_after)) != []
+        workers_pids = [p for p in pids_after if p != proc.pid] or [proc.pid]
+        hwm = [vm_hwm_kib(p) for p in workers_pids]
+        res["worker_cpu_ticks"] = wd
+        hwm = [h for h in hwm if h]
+        res["rss_worker_mib"] = max(hwm) / 1024 if hwm else None
+        res["rss_total_mib"] = sum(h for h in (vm_hwm_kib(p) for p in pids_after) if h) / 1024
+        res["nproc"] = len(pids_after)
+        if not res["rps"]:
+            res["error"] = "wrk: " + out.strip().splitlines()[-1] if out.strip() else "wrk failed"
+        with open(os.path.join(RESULTS, f"{server['key']}-{sc['key']}-w{workers}.wrk"),
+                  "w") as f:
+            f.write(res["wrk_cmd"] + "\n" + out)
+        return res
+    finally:
+        stop(proc)
+        log.close()
+
+
+# --------------------------------------------------------------------------
+# Machine description
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+    except Exception:
+        return ""
+
+
+def machine():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) / 1024 / 1024
+    pipv = {}
+    for name in ("gunicorn", "granian", "bjoern", "uWSGI", "Flask", "matplotlib"):
+        v = sh(f"{VBIN}/python -m pip show {name} 2>/dev/null | sed -n 's/^Version: //p'")
+        pipv[name] = v
+    return {
+        "nproc": sh("nproc"),
+        "cpu": model,
+        "mem_gib": "%.1f" % mem,
+        "kernel": platform.release(),
+        "os": sh(". /etc/os-release && echo $PRETTY_NAME"),
+        "python": sh(f"{VBIN}/python -c 'import sys; print(sys.version.split()[0])'"),
+        "corral": sh(f"{corral_bin()} --version") + " (git " + sh(
+            f"git -C {ROOT} rev-parse --short HEAD") + ")",
+        "rustc": sh("rustc --version"),
+        "wrk": sh("wrk -v 2>&1 | head -1"),
+        "pip": pipv,
+        "loadavg": open("/proc/loadavg").read().split()[:3],
+    }
+
+
+# --------------------------------------------------------------------------
+# Report
+
+SERVER_LABEL = {s["key"]: s["label"] for s in SERVERS + [CEILING]}
+SC_TITLE = {s["key"]: s["title"] for s in SCENARIOS}
+
+
+def fmt_ms(v):
+    return "-" if v is None else ("%.2f" % v if v < 10 else "%.1f" % v)
+
+
+def raw_table(results):
+    head = ("| scenario | workers | server | req/s | p50 ms | p99 ms | errors | "
+            "peak RSS/worker MiB | server CPU µs/req | server cores | busiest worker | wrk cores |\n"
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    rows = []
+    for r in results:
+        sv = SERVER_LABEL[r["server"]]
+        if r.get("error") and not r.get("rps"):
+            rows.append(f"| {SC_TITLE[r['scenario']]} | {r['workers']} | {sv} | failed: "
+                        f"{r['error']} | | | | | | | | |")
+            continue
+        errs = r["non2xx"] + r["sock_err"]
+        errs_s = str(errs) if not errs else "%d (%s%s)" % (
+            errs, "non-2xx %d " % r["non2xx"] if r["non2xx"] else "", r["sock_detail"])
+        rows.append("| %s | %d | %s | %.0f | %s | %s | %s | %s | %s | %.2f | %s | %.2f |" % (
+            SC_TITLE[r["scenario"]], r["workers"], sv, r["rps"], fmt_ms(r["p50"]),
+            fmt_ms(r["p99"]), errs_s,
+            "-" if r.get("rss_worker_mib") is None else "%.1f" % r["rss_worker_mib"],
+            "-" if r.get("cpu_us_per_req") is None else "%.0f" % r["cpu_us_per_req"],
+            r["server_cpu"], "-" if r.get("busiest_worker_share") is None else
+            "%.0f %%" % (100 * r["busiest_worker_share"]), r["wrk_cpu"]))
+    return head + "\n".join(rows) + "\n"
+
+
+def index(results):
+    return {(r["scenario"], r["workers"], r["server"]): r for r in results
+            if r.get("rps")}
+
+
+def ratio_cell(c, p):
+    if not c or not p:
+        return "-"
+    s = "%.2f×" % (c["rps"] / p["rps"])
+    if c.get("p99") and p.get("p99"):
+        s += " (p99 %s/%s)" % (fmt_ms(c["p99"]), fmt_ms(p["p99"]))
+    return s
+
+
+def ratio_table(results):
+    ix = index(results)
+    head = ("| scenario | workers | " + " | ".join(
+        "corral %s / %s" % ("sync" if p["model"] == "sync" else "gthread", p["label"])
+        for p in PEERS) + " |\n|---|---:|" + "---:|" * len(PEERS) + "\n")
+    rows = []
+    for sc in SCENARIOS:
+        if sc["key"] == "ceiling":
+            continue
+        for w in sorted({r["workers"] for r in results}, reverse=True):
+            cells = []
+            for p in PEERS:
+                ck = "corral-sync" if p["model"] == "sync" else "corral-gthread"
+                cells.append(ratio_cell(ix.get((sc["key"], w, ck)),
+                                        ix.get((sc["key"], w, p["key"]))))
+            if all(c == "-" for c in cells):
+                continue
+            rows.append("| %s | %d | %s |" % (sc["title"], w, " | ".join(cells)))
+    return head + "\n".join(rows) + "\n"
+
+
+def cpu_ratio_table(results):
+    ix = index(results)
+    head = ("| scenario | workers | " + " | ".join(
+        "%s ÷ corral %s" % (p["label"], "sync" if p["model"] == "sync" else "gthread")
+        for p in PEERS) + " |\n|---|---:|" + "---:|" * len(PEERS) + "\n")
+    rows = []
+    for sc in SCENARIOS:
+        if sc["key"] == "ceiling":
+            continue
+        for w in sorted({r["workers"] for r in results}, reverse=True):
+            cells = []
+            for p in PEERS:
+                ck = "corral-sync" if p["model"] == "sync" else "corral-gthread"
+                c, q = ix.get((sc["key"], w, ck)), ix.get((sc["key"], w, p["key"]))
+                if c and q and c.get("cpu_us_per_req") and q.get("cpu_us_per_req"):
+                    cells.append("%.2f× (%.0f/%.0f µs)" % (
+                        q["cpu_us_per_req"] / c["cpu_us_per_req"], q["cpu_us_per_req"],
+                        c["cpu_us_per_req"]))
+                else:
+                    cells.append("-")
+            if all(c == "-" for c in cells):
+                continue
+            rows.append("| %s | %d | %s |" % (sc["title"], w, " | ".join(cells)))
+    return head + "\n".join(rows) + "\n"
+
+
+def targets(results):
+    ix = index(results)
+    out = []
+
+    def g(sc, w, sv):
+        return ix.get((sc, w, sv))
+
+    def verdict(ok):
+        return "**met**" if ok else "**missed**"
+
+    def best_corral(sc, w):
+        c = [g(sc, w, k) for k in ("corral-sync", "corral-gthread")]
+        c = [x for x in c if x]
+        return max(c, key=lambda x: x["rps"]) if c else None
+
+    for w in sorted({r["workers"] for r in results}, reverse=True):
+        # granian
+        for ck in ("corral-gthread", "corral-sync"):
+            c, p = g("hello", w, ck), g("hello", w, "granian")
+            if c and p:
+                ratio = c["rps"] / p["rps"]
+                p99ok = c["p99"] <= p["p99"]
+                out.append("- ≥1.5× granian req/s, p99 no worse (hello keep-alive, %d worker%s, "
+                           "%s): %.2f× req/s, p99 %s vs %s ms → %s" % (
+                               w, "s" if w > 1 else "", SERVER_LABEL[ck], ratio,
+                               fmt_ms(c["p99"]), fmt_ms(p["p99"]),
+                               verdict(ratio >= 1.5 and p99ok)))
+    for ck in ("corral-sync", "corral-gthread"):
+        c, p = g("hello", 1, ck), g("hello", 1, "bjoern")
+        if c and p:
+            ratio = c["rps"] / p["rps"]
+            out.append("- ≥1.0× bjoern, 1 worker (hello keep-alive, %s): %.2f× → %s" % (
+                SERVER_LABEL[ck], ratio, verdict(ratio >= 1.0)))
+    for ck, pk, goal in (("corral-sync", "gunicorn-sync", 10), ("corral-gthread",
+                                                               "gunicorn-gthread", 5)):
+        for w in sorted({r["workers"] for r in results}, reverse=True):
+            c, p = g("hello", w, ck), g("hello", w, pk)
+            if c and p:
+                ratio = c["rps"] / p["rps"]
+                allr = [(sc["key"], g(sc["key"], w, ck)["rps"] / g(sc["key"], w, pk)["rps"])
+                        for sc in SCENARIOS
+                        if g(sc["key"], w, ck) and g(sc["key"], w, pk)]
+                out.append("- ≥%d× %s (hello keep-alive, %d worker%s): %.2f× → %s "
+                           "(other scenarios: %s)" % (
+                               goal, SERVER_LABEL[pk], w, "s" if w > 1 else "", ratio,
+                               verdict(ratio >= goal),
+                               ", ".join("%s %.2f×" % (k, v) for k, v in allr if k != "hello")))
+    for w in sorted({r["workers"] for r in results}, reverse=True):
+        c, ceil = best_corral("hello", w), g("ceiling", w, "ceiling")
+        const = best_corral("const", w)
+        if c and ceil:
+            f = ceil["rps"] / c["rps"]
+            out.append("- within 2× of the no-Python ceiling (%d worker%s): the Rust responder "
+                       "does %.0f req/s, corral's best hello %.0f req/s (%s): %.2f× below → %s" % (
+                           w, "s" if w > 1 else "", ceil["rps"], c["rps"],
+                           SERVER_LABEL[c["server"]], f, verdict(f <= 2.0))
+                       + (("; corral with the pre-built response: %.0f req/s" % const["rps"])
+                          if const else ""))
+    for w in sorted({r["workers"] for r in results}, reverse=True):
+        c = best_corral("echo", w)
+        peers = [g("echo", w, p["key"]) for p in PEERS]
+        peers = [p for p in peers if p]
+        if c and peers:
+            best = max(peers, key=lambda x: x["rps"])
+            hello = g("hello", w, c["server"])
+            grow = (c["rss_worker_mib"] - hello["rss_worker_mib"]) if hello else None
+            out.append("- 1 MiB echo no worse than any peer, flat memory (%d worker%s): "
+                       "corral best (%s) %.0f req/s vs best peer %s %.0f req/s = %.2f× → %s; "
+                       "peak RSS/worker %.1f MiB vs %.1f MiB in hello (+%.1f MiB) with %d "
+                       "concurrent 1 MiB requests" % (
+                           w, "s" if w > 1 else "", SERVER_LABEL[c["server"]], c["rps"],
+                           SERVER_LABEL[best["server"]], best["rps"], c["rps"] / best["rps"],
+                           verdict(c["rps"] >= best["rps"]), c["rss_worker_mib"],
+                           hello["rss_worker_mib"] if hello else 0, grow or 0,
+                           [s for s in SCENARIOS if s["key"] == "echo"][0]["conns"]))
+    worse = []
+    total = 0
+    for (sc, w, sv), r in ix.items():
+        pk = {"corral-sync": "gunicorn-sync", "corral-gthread": "gunicorn-gthread"}.get(sv)
+        if pk and ix.get((sc, w, pk)) and r.get("rss_worker_mib"):
+            total += 1
+            p = ix[(sc, w, pk)]
+            if r["rss_worker_mib"] > p["rss_worker_mib"]:
+                worse.append("%s/%s w%d: %.1f vs %.1f MiB" % (
+                    sc, sv, w, r["rss_worker_mib"], p["rss_worker_mib"]))
+    if total:
+        out.append("- peak RSS per worker ≤ gunicorn's (same class, every case): %d of %d "
+                   "cases at or below → %s%s" % (
+                       total - len(worse), total, verdict(not worse),
+                       ("; above in " + "; ".join(worse)) if worse else ""))
+    return "\n".join(out) + "\n"
+
+
+def chart(results, path):
+    """One panel per scenario (linear axis from zero), bars per server, grouped by the
+    number of workers."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ws = sorted({r["workers"] for r in results}, reverse=True)
+    scs = [s for s in SCENARIOS if any(r["scenario"] == s["key"] for r in results)]
+    servers = [s for s in SERVERS + [CEILING] if any(r["server"] == s["key"] for r in results)]
+    colors = {s["key"]: "C%d" % i for i, s in enumerate(servers)}
+    ix = index(results)
+    cols = min(4, len(scs))
+    rows = (len(scs) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    for k, sc in enumerate(scs):
+        ax = axes[k // cols][k % cols]
+        width = 0.8 / len(servers)
+        for i, s in enumerate(servers):
+            xs, ys = [], []
+            for j, w in enumerate(ws):
+                r = ix.get((sc["key"], w, s["key"]))
+                if r:
+                    xs.append(j + (i - (len(servers) - 1) / 2) * width)
+                    ys.append(r["rps"])
+            ax.bar(xs, ys, width, color=colors[s["key"]], label=s["label"])
+        ax.set_xticks(range(len(ws)))
+        ax.set_xticklabels(["%d worker%s" % (w, "s" if w > 1 else "") for w in ws])
+        ax.set_title(sc["title"], fontsize=9)
+        ax.set_ylim(bottom=0)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+        if k % cols == 0:
+            ax.set_ylabel("requests/s")
+    for k in range(len(scs), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[s["key"]]) for s in servers]
+    fig.legend(handles, [s["label"] for s in servers], loc="lower center",
+               ncol=min(4, len(servers)), fontsize=8)
+    fig.suptitle("corral and other WSGI servers: requests/s (higher is better; one run, "
+                 "shared 2-core VM)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
+    fig.savefig(path, dpi=80)
+
+
+def profile_text():
+    path = os.path.join(RESULTS, "profile", "summary.txt")
+    if not os.path.exists(path):
+        return "(no profile: contrib/bench/profile was not run)"
+    lines = [ln.rstrip()[:150] for ln in open(path)]
+    return "\n".join(lines)
+
+
+def write_doc(results, mach, args, started, finished, cmdline):
+    p = mach["pip"]
+    ix_cmds = {}
+    for r in results:
+        if r.get("cmd"):
+            ix_cmds.setdefault(r["server"], r["cmd"].replace(HERE, "contrib/bench").replace(
+                corral_bin(), "corral").replace(VBIN + "/", "").replace(RESULTS, "results"))
+    wrk_ex = next((r["wrk_cmd"] for r in results if r.get("wrk_cmd")), "")
+    doc = f"""# Performance
+
+<!-- Generated by `{cmdline}`. Do not edit by hand: run it again. -->
+
+This page is written by `contrib/bench/run`, which installs what it needs, builds corral
+with `cargo build --release`, and then runs `wrk` against each server in turn, in one run,
+with the same WSGI application and the same number of worker processes. Every number
+below comes from the run of {started} to {finished} (UTC).
+
+**Read the ratios, not the absolute numbers.** The machine is a shared 2-core virtual
+machine; other jobs (compilers, test suites) were running on it during the run
+(load average {' '.join(mach['loadavg_start'])} at the start and
+{' '.join(mach['loadavg'])} at the end). The load generator runs on the same two cores as
+the server. Each case is one {args.duration} s measurement after a {args.warmup} s
+warm-up, so differences of ±10 % between two servers are within the noise.
+
+![requests per second per server and scenario](performance.png)
+
+## Machine and versions
+
+| | |
+|---|---|
+| CPUs (`nproc`) | {mach['nproc']} |
+| CPU model | {mach['cpu']} |
+| memory | {mach['mem_gib']} GiB |
+| kernel | {mach['kernel']} ({mach['os']}) |
+| Python | {mach['python']} (one virtualenv, `contrib/bench/.venv`, for every server) |
+| corral | {mach['corral']}, release build, {mach['rustc']} |
+| gunicorn | {p['gunicorn']} |
+| granian | {p['granian']} |
+| bjoern | {p['bjoern']} |
+| uWSGI | {p['uWSGI']} |
+| Flask | {p['Flask']} |
+| load generator | {mach['wrk']} |
+
+## Method
+
+- Applications: `contrib/bench/apps.py` and `contrib/bench/flaskapp.py`, the same files for
+  every server.
+- Load: `wrk` with **one thread** (`-t1`), so that it takes at most one of the two cores;
+  its CPU use is measured (from its rusage) and shown as "wrk cores". Nothing is pinned:
+  with two cores, pinning the server to one core would stop a 2-worker server from using
+  two. A server is therefore competing with `wrk` for the CPU, which is why "server CPU
+  µs/req" (CPU time of the whole server process tree, from `/proc/PID/stat`, divided by
+  the requests served) is the steadiest measure of efficiency here.
+- Example load command: `{wrk_ex}`. 50 connections, except 8 for the 1 MiB echo
+  (`contrib/bench/post1m.lua`). `Connection: close` is `-H 'Connection: close'`.
+- Threaded servers use {THREADS} threads per worker (corral and gunicorn `--threads {THREADS}`,
+  granian `--blocking-threads {THREADS}`). uWSGI runs processes with one thread each and
+  is compared with corral sync; bjoern is one process, so only in the 1-worker runs.
+- uWSGI uses `--http-socket` plus a `Connection: close` header, so it closes after each
+  response as gunicorn sync does. With `--http11-socket` (keep-alive) each process stays
+  on one connection and the other connections get nothing: in a smoke run the 10 ms
+  sleep app answered with a p50 of 10 ms at 2 × 100 req/s, i.e. only 2 of the 50
+  connections were served, and wrk reports latency only for answered requests. Without
+  the header wrk counts every close as a read error.
+- Readiness: the driver polls the port with the scenario's own request (checking the
+  answer: body, length, JSON, or the 1 MiB echo byte for byte) for at most 60 s; no fixed
+  sleeps. Each server is stopped through the process group of the pid the driver started
+  before the next one starts.
+- The 10 ms sleep app caps a server at 100 req/s per single-threaded worker and
+  {THREADS * 100} req/s per {THREADS}-thread worker, whatever the CPU does: a server below its cap
+  there is leaving workers or threads idle.
+- Errors = non-2xx responses + socket errors (connect, read, write, timeout) from wrk.
+- Peak RSS per worker = the largest `VmHWM` of the server's worker processes (the
+  children of the started process; the process itself for bjoern), read at the end of
+  each case.
+- No-Python ceiling: corral has **no built-in Rust responder**, so its own Python-free
+  floor cannot be measured without changing the server. Two stand-ins are shown: the
+  "pre-built response" app (`apps:const`: status, headers and body list built once, the
+  least Python work a WSGI response can cost) on every server, and a ~60-line Rust
+  program (`contrib/bench/ceiling.rs`, not corral: one thread per connection, constant
+  response) that shows what `wrk` and this machine can do at all with no Python.
+
+Commands used for each server (PORT, app and worker count vary per case):
+
+""" + "\n".join("- %s: `%s`" % (SERVER_LABEL[k], v) for k, v in ix_cmds.items()) + f"""
+
+## Ratios: corral against each peer
+
+Each cell is corral's req/s divided by the peer's, same scenario, same worker count, same
+run; in brackets corral's p99 latency / the peer's, in ms (lower is better). corral sync
+is compared with the single-threaded peers (gunicorn sync, bjoern, uWSGI), corral gthread
+with the threaded ones (gunicorn gthread, granian).
+
+{ratio_table(results)}
+### CPU cost per request
+
+On a loaded machine req/s moves with whatever else is running; the server's own CPU time
+per request moves much less. Each cell is the peer's CPU µs per request divided by
+corral's (above 1 = corral spends less CPU per request), with both values in brackets.
+
+{cpu_ratio_table(results)}
+## Targets
+
+{targets(results)}
+## Raw numbers
+
+"server cores" and "wrk cores" are the CPU each used during the measurement (1.00 = one
+core busy all the time; the machine has {mach['nproc']}). "busiest worker" is the share of
+the server's CPU time spent by its busiest worker process (50 % = evenly spread over 2
+workers, 100 % = one worker did everything).
+
+{raw_table(results)}
+## Where corral's time goes (hello keep-alive, 1 sync worker)
+
+Output of `contrib/bench/profile`, run right before the benchmark in the same session:
+`strace -c -f` attached to the worker while wrk runs (system calls per request), then
+`perf record -e cpu-clock --call-graph dwarf` on the worker (this VM exposes no hardware
+counters, so no instruction counts; callgrind could not be used, see the script).
+Under strace and perf the worker is slower than in the tables above; the shares matter,
+not the request rates.
+
+```
+{profile_text()}
+```
+
+What the profile says (the percentages are in the output above):
+
+- **System calls.** A keep-alive request costs about six: one `recvfrom`, one `writev`,
+  two `epoll_ctl` and about two `futex`. The two `epoll_ctl` are the connection's
+  interest going from readable to nothing when the request is handed to Python and back
+  to readable after the response is written (`Worker::after_io` →
+  `Epoll::modify`); registering each connection once (edge-triggered, readable and
+  writable) and keeping the state in user space would remove both. The `futex` calls are
+  the hand-off to the Python thread through `JobQueue` (a mutex and condition variable):
+  the thread sleeps between requests and is woken for each one.
+- **Zero-filling the read buffer.** `Conn::fill` grows `rbuf` to its full capacity with
+  `Vec::resize(cap, 0)` before every `read`, so each request pays a `memset` of the whole
+  spare buffer (16 KiB or more): the largest single user-space item. Reading into the
+  spare capacity without initialising it (or keeping the buffer's initialised length
+  across reads) removes it.
+- **Looking up `close` on the response.** `close_result` calls `getattr_opt("close")` on
+  every response iterable. On Python 3.11 pyo3 implements that as `getattr` plus
+  catching `AttributeError`, so a plain `list` response builds and formats an exception
+  each time (`PyUnicode_FromFormatV` under `getattr_opt`). Skipping the lookup for exact
+  `list`/`tuple`/`bytes` results avoids it.
+- **environ.** `environ::build` (the dict, its keys and values) is visible but smaller
+  than the items above; `malloc`/`free` from both Rust and Python are spread throughout.
+- The kernel's share is mostly TCP over loopback (`writev` includes delivering the bytes
+  to `wrk`'s socket), which any server pays.
+
+Not visible in a 1-worker profile but visible in the tables: with keep-alive and two
+workers, connections are not spread over the workers. The listening socket is shared
+with `EPOLLEXCLUSIVE` and the worker that wakes first accepts every pending connection,
+so when `wrk` opens its 50 connections at once one worker can end up with all of them
+(see "busiest worker" in the raw table, and the 10 ms sleep row for corral sync with
+2 workers, which stays near one worker's 100 req/s), leaving a core idle.
+Accepting a bounded number of connections per wake-up, or not accepting while the
+worker's Python threads are all busy, or `SO_REUSEPORT` listeners per worker, would
+spread them.
+
+## Reproducing
+
+```
+contrib/bench/run            # full run (about 12 minutes), rewrites this page and the chart
+contrib/bench/run --quick    # 1 s per case smoke run; writes to contrib/bench/results/ only
+contrib/bench/profile        # where corral's time goes in the hello keep-alive case
+```
+
+Raw wrk output and each server's log for the last run are in `contrib/bench/results/`
+(not committed).
+"""
+    return doc
+
+
+# --------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--workers", default="2,1")
+    ap.add_argument("--scenarios", default=",".join(s["key"] for s in SCENARIOS))
+    ap.add_argument("--servers", default=",".join(s["key"] for s in SERVERS))
+    ap.add_argument("--doc", action="store_true", help="write docs/performance.{md,png}")
+    ap.add_argument("--cmdline", default="contrib/bench/run")
+    ap.add_argument("--chart-only", metavar="JSON", help="redraw the chart from results")
+    args = ap.parse_args()
+    os.makedirs(RESULTS, exist_ok=True)
+    if args.chart_only:
+        chart(json.load(open(args.chart_only)), os.path.join(RESULTS, "performance.png"))
+        return
+    mach0 = open("/proc/loadavg").read().split()[:3]
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    workers = [int(x) for x in args.workers.split(",")]
+    want_sc = args.scenarios.split(",")
+    want_sv = args.servers.split(",")
+    results = []
+    port = 18100 + (os.getpid() % 50) * 100
+    t_start = time.monotonic()
+    for w in workers:
+        for sc in SCENARIOS:
+            if sc["key"] not in want_sc:
+                continue
+            servers = [CEILING] if sc["key"] == "ceiling" else [
+                s for s in SERVERS if s["key"] in want_sv and not (s.get("single") and w > 1)]
+            for s in servers:
+                port += 1
+                r = one_case(s, sc, w, port, args)
+                results.append(r)
+                print("%-8s w%d %-26s %9.0f req/s  p50 %7s  p99 %7s ms  err %-5s rss/w %6s "
+                      "MiB  cpu %5s µs/req  wrk %.2f  [%4.0fs]%s" % (
+                          sc["key"], w, SERVER_LABEL[s["key"]], r.get("rps", 0),
+                          fmt_ms(r.get("p50")), fmt_ms(r.get("p99")),
+                          r.get("non2xx", 0) + r.get("sock_err", 0),
+                          "%.1f" % r["rss_worker_mib"] if r.get("rss_worker_mib") else "-",
+                          "%.0f" % r["cpu_us_per_req"] if r.get("cpu_us_per_req") else "-",
+                          r.get("wrk_cpu", 0), time.monotonic() - t_start,
+                          ("  ERROR " + r["error"]) if r.get("error") else ""), flush=True)
+    finished = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    with open(os.path.join(RESULTS, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    print()
+    print("Ratios (corral req/s ÷ peer req/s; p99 corral/peer ms):")
+    print(ratio_table(results))
+    print("CPU per request (peer ÷ corral):")
+    print(cpu_ratio_table(results))
+    print("Targets:")
+    print(targets(results))
+    if args.doc:
+        mach = machine()
+        mach["loadavg_start"] = mach0
+        doc = write_doc(results, mach, args, started, finished, args.cmdline)
+        with open(os.path.join(ROOT, "docs", "performance.md"), "w") as f:
+            f.write(doc)
+        chart(results, os.path.join(ROOT, "docs", "performance.png"))
+        print("wrote docs/performance.md and docs/performance.png")
+    else:
+        chart(results, os.path.join(RESULTS, "performance.png"))
+
+
+if __name__ == "__main__":
+    main()
