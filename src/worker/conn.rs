@@ -61,8 +61,13 @@ pub struct Conn {
     /// When the connection is closed if nothing happens.
     pub deadline: Option<Instant>,
     pub eof: bool,
-    /// Epoll interest currently registered.
-    pub interest: u32,
+    /// The socket may hold unread bytes: set on a readable edge (the
+    /// registration is edge-triggered, so the kernel says so only once),
+    /// cleared when a read finds it empty.
+    pub readable: bool,
+    /// The kernel reported the peer's half-close (RDHUP/HUP): a short read
+    /// is then not the end, the EOF is still to be read.
+    pub hup: bool,
     /// When the current request reached a Python thread.
     pub dispatched_at: Option<Instant>,
     /// Responses completed on this connection.
@@ -87,7 +92,8 @@ impl Conn {
             out: VecDeque::new(),
             deadline: None,
             eof: false,
-            interest: 0,
+            readable: true,
+            hup: false,
             dispatched_at: None,
             served: 0,
         }
@@ -117,7 +123,9 @@ impl Conn {
         }
     }
 
-    /// Read whatever the socket has (up to a fairness cap). Sets `eof`.
+    /// Read whatever the socket has (up to a fairness cap). Sets `eof`, and
+    /// clears `readable` once the socket is drained; it stays set when the
+    /// cap stopped the read, and the caller must come back.
     pub fn fill(&mut self) -> io::Result<usize> {
         let mut total = 0;
         loop {
@@ -134,19 +142,29 @@ impl Conn {
             match self.stream.read(&mut self.rbuf[self.rend..]) {
                 Ok(0) => {
                     self.eof = true;
+                    self.readable = false;
                     return Ok(total);
                 }
                 Ok(n) => {
                     let room = self.rbuf.len() - self.rend;
                     self.rend += n;
                     total += n;
-                    // A short read means the socket is drained; enough for
-                    // this round otherwise, the loop comes back for more.
-                    if n < room || total >= 256 * 1024 {
+                    // A short read from a stream socket means it is drained,
+                    // unless the peer has closed: then the EOF must be read
+                    // now, as no further edge will announce it.
+                    if n < room && !self.hup {
+                        self.readable = false;
+                        return Ok(total);
+                    }
+                    // Enough for this round; the loop comes back for more.
+                    if total >= 256 * 1024 {
                         return Ok(total);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Ok(total);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -162,6 +180,24 @@ impl Conn {
     /// Write as much queued output as the socket takes. Returns the number
     /// of response bytes (from Python) written, for back-pressure
     /// accounting; `Err` means the connection is dead.
+    /// Drain and discard what the client still sends (lingering close).
+    /// `Ok(true)` when the client has closed its side.
+    pub fn discard_input(&mut self) -> io::Result<bool> {
+        let mut sink = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut sink) {
+                Ok(0) => return Ok(true),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     pub fn flush(&mut self) -> io::Result<usize> {
         let mut flight_bytes = 0;
         while let Some(front) = self.out.front_mut() {

@@ -17,8 +17,12 @@ use crate::exit;
 use crate::http::{self, BodyKind, Parsed, ResponseInfo};
 use crate::wsgi;
 
-const IN: u32 = libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32;
-const OUT: u32 = libc::EPOLLOUT as u32;
+/// Each connection is registered once, edge-triggered, for everything it
+/// will ever wait for: no `epoll_ctl` as it moves between reading, waiting
+/// for Python and writing (two system calls per request saved). Readiness is
+/// remembered in the connection (`readable`; pending output means "write
+/// when the next writable edge comes").
+const CONN_EVENTS: i32 = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
 
 fn token(index: usize, generation: u32) -> Token {
     ((generation as u64) << 32) | index as u64
@@ -35,7 +39,12 @@ impl Worker<'_> {
             if self.draining && self.live == 0 {
                 return exit::OK;
             }
-            let n = match self.epoll.wait(&mut events, EpollTimeout::from(1000u16)) {
+            let wait = if self.revisit.is_empty() {
+                EpollTimeout::from(1000u16)
+            } else {
+                EpollTimeout::ZERO
+            };
+            let n = match self.epoll.wait(&mut events, wait) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
                 Err(e) => {
@@ -63,6 +72,9 @@ impl Worker<'_> {
                     }
                     t => self.on_socket(t, flags),
                 }
+            }
+            for tok in std::mem::take(&mut self.revisit) {
+                self.on_socket(tok, EpollFlags::empty());
             }
             let now = Instant::now();
             if now >= next_sweep {
@@ -261,13 +273,12 @@ impl Worker<'_> {
             let tok = token(slot, gen);
             if let Err(e) = self.epoll.add(
                 conn.stream.as_fd(),
-                EpollEvent::new(EpollFlags::from_bits_truncate(IN as i32), tok),
+                EpollEvent::new(EpollFlags::from_bits_truncate(CONN_EVENTS), tok),
             ) {
                 tracing::error!("epoll add failed: {e}");
                 self.free.push(slot);
                 continue;
             }
-            conn.interest = IN;
             self.conns[slot].1 = Some(conn);
             self.live += 1;
             // Most clients send the request with the connection; try now
@@ -325,8 +336,6 @@ impl Worker<'_> {
     }
 
     fn on_socket(&mut self, tok: Token, flags: EpollFlags) {
-        let draining = self.draining;
-        let (header_timeout, body_timeout) = (self.header_timeout, self.body_timeout);
         let Some((index, conn)) = self.lookup(tok) else {
             return;
         };
@@ -334,67 +343,73 @@ impl Worker<'_> {
             self.close(index);
             return;
         }
-        if (flags.contains(EpollFlags::EPOLLOUT) || !conn.out.is_empty())
-            && self.write_out(index).is_err()
-        {
+        if flags.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP) {
+            conn.readable = true;
+        }
+        if flags.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP) {
+            conn.hup = true;
+        }
+        if !conn.out.is_empty() && self.write_out(index).is_err() {
             self.close(index);
             return;
         }
-        let Some((_, conn)) = self.lookup(tok) else {
+        if let Progress::Closed = self.pump(index) {
             return;
-        };
-        if flags.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP) {
-            match conn.state {
-                State::Head | State::Body(_) => {
-                    let was_empty = conn.pending_input().is_empty();
-                    match conn.fill() {
-                        Ok(n) => {
-                            if n > 0 {
-                                let now = Instant::now();
-                                if matches!(conn.state, State::Body(_)) {
-                                    conn.deadline = Some(now + body_timeout);
-                                } else if was_empty && conn.served > 0 {
-                                    // A keep-alive connection starts its
-                                    // next head: it gets a full header
-                                    // timeout. A new connection's clock
-                                    // started at accept and is not reset.
-                                    conn.deadline = Some(now + header_timeout);
-                                }
-                            }
-                        }
-                        Err(_) => {
-                            self.close(index);
-                            return;
-                        }
-                    }
-                    if let Progress::Closed = self.advance(index, draining) {
-                        return;
-                    }
-                }
-                State::Lingering => {
-                    let mut sink = [0u8; 4096];
-                    loop {
-                        match io::Read::read(&mut conn.stream, &mut sink) {
-                            Ok(0) => {
-                                self.close(index);
-                                return;
-                            }
-                            Ok(_) => {}
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(_) => {
-                                self.close(index);
-                                return;
-                            }
-                        }
-                    }
-                }
-                State::Busy(_) | State::Closing => {
-                    // Not reading while a request is with Python (responses
-                    // stay in order); a hang-up is noticed when writing.
-                }
-            }
         }
         self.after_io(tok);
+    }
+
+    /// Read what the socket has, if the connection is in a reading state,
+    /// and parse it. Not while a request is with Python: responses must
+    /// stay in order, and what arrives meanwhile is read after the response.
+    fn pump(&mut self, index: usize) -> Progress {
+        let draining = self.draining;
+        let (header_timeout, body_timeout) = (self.header_timeout, self.body_timeout);
+        let gen = self.conns[index].0;
+        let Some(conn) = self.conns[index].1.as_mut() else {
+            return Progress::Closed;
+        };
+        if !conn.readable {
+            return Progress::Open;
+        }
+        match conn.state {
+            State::Head | State::Body(_) => {
+                let was_empty = conn.pending_input().is_empty();
+                match conn.fill() {
+                    Ok(n) if n > 0 => {
+                        let now = Instant::now();
+                        if matches!(conn.state, State::Body(_)) {
+                            conn.deadline = Some(now + body_timeout);
+                        } else if was_empty && conn.served > 0 {
+                            // A keep-alive connection starts its next head:
+                            // it gets a full header timeout. A new
+                            // connection's clock started at accept and is
+                            // not reset by a trickle.
+                            conn.deadline = Some(now + header_timeout);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        self.close(index);
+                        return Progress::Closed;
+                    }
+                }
+                // The fairness cap stopped the read: no new edge will come
+                // for what is left, so look again on the next turn.
+                if conn.readable {
+                    self.revisit.push(token(index, gen));
+                }
+                self.advance(index, draining)
+            }
+            State::Lingering => match conn.discard_input() {
+                Ok(false) => Progress::Open,
+                _ => {
+                    self.close(index);
+                    Progress::Closed
+                }
+            },
+            State::Busy(_) | State::Closing => Progress::Open,
+        }
     }
 
     /// Parse and receive what has been read; dispatch complete requests.
@@ -597,11 +612,19 @@ impl Worker<'_> {
             self.close(index);
             return;
         }
-        // A pipelined request may already be buffered.
+        // A pipelined request may already be buffered, or have arrived on
+        // the socket while this one was with Python.
         let draining = self.draining;
         if let Some(conn) = self.conns[index].1.as_ref() {
-            if matches!(conn.state, State::Head) && !conn.pending_input().is_empty() {
-                if let Progress::Closed = self.advance(index, draining) {
+            if matches!(conn.state, State::Head) {
+                let progress = if conn.readable {
+                    self.pump(index)
+                } else if !conn.pending_input().is_empty() {
+                    self.advance(index, draining)
+                } else {
+                    Progress::Open
+                };
+                if let Progress::Closed = progress {
                     return;
                 }
             }
@@ -623,49 +646,40 @@ impl Worker<'_> {
         Ok(())
     }
 
-    /// Settle a connection after I/O: finish closing, or update interest.
+    /// Settle a connection after I/O: once a closing connection's output
+    /// is written, half-close it and linger; close idle ones when draining.
     fn after_io(&mut self, tok: Token) {
         let draining = self.draining;
         let Some(index) = self.slot(tok) else {
             return;
         };
-        let conn = self.conns[index].1.as_mut().expect("slot checked");
-        if conn.out.is_empty() {
-            match conn.state {
-                State::Closing => {
-                    conn.stream.shutdown_write();
-                    if conn.eof {
-                        self.close(index);
-                        return;
-                    }
-                    conn.state = State::Lingering;
-                    conn.deadline = Some(Instant::now() + LINGER);
-                }
-                State::Head if draining && conn.pending_input().is_empty() => {
-                    self.close(index);
-                    return;
-                }
-                State::Head if conn.eof && conn.pending_input().is_empty() => {
-                    self.close(index);
-                    return;
-                }
-                _ => {}
-            }
+        // Output queued while parsing (an error response, 100 Continue):
+        // the socket has been writable all along, so no edge will announce
+        // it; write now.
+        if self.write_out(index).is_err() {
+            self.close(index);
+            return;
         }
-        let want = if !conn.out.is_empty() {
-            OUT
-        } else {
-            match conn.state {
-                State::Head | State::Body(_) | State::Lingering => IN,
-                State::Busy(_) | State::Closing => 0,
+        let conn = self.conns[index].1.as_mut().expect("slot checked");
+        if !conn.out.is_empty() {
+            return;
+        }
+        match conn.state {
+            State::Closing => {
+                conn.stream.shutdown_write();
+                if conn.eof {
+                    self.close(index);
+                    return;
+                }
+                conn.state = State::Lingering;
+                conn.deadline = Some(Instant::now() + LINGER);
+                // What the client sent meanwhile will bring no new edge.
+                let _ = self.pump(index);
             }
-        };
-        if want != conn.interest {
-            conn.interest = want;
-            let mut ev = EpollEvent::new(EpollFlags::from_bits_truncate(want as i32), tok);
-            if self.epoll.modify(conn.stream.as_fd(), &mut ev).is_err() {
+            State::Head if conn.pending_input().is_empty() && (draining || conn.eof) => {
                 self.close(index);
             }
+            _ => {}
         }
     }
 

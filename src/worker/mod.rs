@@ -236,6 +236,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             locals,
             conns: Vec::new(),
             free: Vec::new(),
+            revisit: Vec::new(),
             live: 0,
             accepting: true,
             draining: false,
@@ -380,6 +381,9 @@ struct Worker<'a> {
     /// Connection slots; a slot's generation makes stale tokens harmless.
     conns: Vec<(u32, Option<Conn>)>,
     free: Vec<usize>,
+    /// Connections whose read stopped at the fairness cap with bytes left:
+    /// an edge-triggered registration will not report them again.
+    revisit: Vec<pool::Token>,
     live: usize,
     accepting: bool,
     draining: bool,
