@@ -150,8 +150,16 @@ fn named(l: Listener) -> (Listener, String) {
     (l, name)
 }
 
+/// The inherited socket a bind asks for. Port 0 in a bind means "any port":
+/// the socket a previous master bound for it has a real port by now, and
+/// binding afresh would move the service to another one.
 fn take_matching(pool: &mut Vec<(Listener, String)>, addr: &Addr) -> Option<(Listener, String)> {
-    let i = pool.iter().position(|(l, _)| &l.addr() == addr)?;
+    let i = pool.iter().position(|(l, _)| match (&l.addr(), addr) {
+        (Addr::Tcp(have), Addr::Tcp(want)) => {
+            have.ip() == want.ip() && (want.port() == 0 || have.port() == want.port())
+        }
+        (have, want) => have == want,
+    })?;
     Some(pool.remove(i))
 }
 

@@ -5,7 +5,8 @@
 //! descriptors 3..3+N with `LISTEN_FDS`/`LISTEN_PID`/`LISTEN_FDNAMES` — the
 //! same protocol as systemd socket activation, so one code path adopts both —
 //! and a pipe (`CORRAL_READY_FD`) on which it reports that its workers serve.
-//! Under systemd the old master then hands the service over with
+//! Under systemd (a unit: `INVOCATION_ID` and `NOTIFY_SOCKET` set) the old
+//! master then hands the service over with
 //! `MAINPID=<new>` and drains itself, so `systemctl kill -s USR2` completes a
 //! zero-downtime upgrade on its own. Without systemd the old master waits for
 //! the operator (gunicorn's USR2 → WINCH → QUIT flow, or HUP old → QUIT new
@@ -163,7 +164,7 @@ impl Master {
         };
         self.reexec_ready = None;
         tracing::info!("New master (pid:{pid}) is serving");
-        if systemd::under_systemd() {
+        if systemd::tracks_main_pid() {
             // Hand the service to the new master, then leave gracefully:
             // systemd keeps the unit active because its main process is
             // now the new master.
@@ -215,7 +216,7 @@ impl Master {
     pub(super) fn report_ready_to_parent(&mut self) {
         if let Some(fd) = self.upgrade.ready_fd.take() {
             let _ = nix::unistd::write(&fd, b"1");
-            self.upgrade.handed_over = systemd::under_systemd();
+            self.upgrade.handed_over = systemd::tracks_main_pid();
         }
     }
 }

@@ -49,6 +49,15 @@ pub fn under_systemd() -> bool {
     std::env::var_os("NOTIFY_SOCKET").is_some()
 }
 
+/// Whether this process runs as a systemd service whose main pid systemd
+/// tracks (`INVOCATION_ID`, set by systemd for every unit, and a notify
+/// socket): then a USR2 upgrade hands the service over with `MAINPID=` and
+/// completes by itself. Another supervisor that only offers `NOTIFY_SOCKET`
+/// gets readiness messages but gunicorn's manual upgrade flow.
+pub fn tracks_main_pid() -> bool {
+    under_systemd() && std::env::var_os("INVOCATION_ID").is_some()
+}
+
 /// A message to the service manager.
 pub enum Notify<'a> {
     Ready,

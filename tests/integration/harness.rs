@@ -328,19 +328,23 @@ impl Server {
 
     /// The first `Listening at: http://HOST:PORT` port on stderr.
     pub fn listening_port(&self) -> u16 {
-        let found = self.stderr.wait_for(EVENT_TIMEOUT, |text| {
-            text.lines().find_map(|line| {
-                let rest = line.split("Listening at: http://").nth(1)?;
-                let addr = rest.split_whitespace().next()?;
-                addr.rsplit(':').next()?.parse::<u16>().ok()
-            })
-        });
+        let found = self.stderr.wait_for(EVENT_TIMEOUT, port_in);
         match found {
             Some(port) if port != 0 => port,
             _ => panic!(
                 "no `Listening at: http://HOST:PORT` line with a real port; {}",
                 self.describe()
             ),
+        }
+    }
+
+    /// The port, from an error log written to a file (`--error-logfile`).
+    /// The line is there once READY=1 came: the master logs it first.
+    pub fn listening_port_in(&self, error_log: &Path) -> u16 {
+        let text = std::fs::read_to_string(error_log).unwrap_or_default();
+        match port_in(&text) {
+            Some(port) if port != 0 => port,
+            _ => panic!("no `Listening at:` line in {}: {text}", error_log.display()),
         }
     }
 
@@ -466,6 +470,15 @@ pub fn signal(pid: i32, sig: i32) {
         "kill({pid}, {sig}): {}",
         std::io::Error::last_os_error()
     );
+}
+
+/// The port of the first `Listening at: http://HOST:PORT` line.
+fn port_in(text: &str) -> Option<u16> {
+    text.lines().find_map(|line| {
+        let rest = line.split("Listening at: http://").nth(1)?;
+        let addr = rest.split_whitespace().next()?;
+        addr.rsplit(':').next()?.parse::<u16>().ok()
+    })
 }
 
 pub fn booted_pids(log: &str) -> Vec<i32> {

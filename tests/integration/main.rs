@@ -14,3 +14,4 @@ mod cli;
 mod conformance;
 mod lifecycle;
 mod serving;
+mod signals;
