@@ -756,38 +756,33 @@ not the request rates.
 
 What the profile says (the percentages are in the output above):
 
-- **System calls.** A keep-alive request costs about six: one `recvfrom`, one `writev`,
-  two `epoll_ctl` and about two `futex`. The two `epoll_ctl` are the connection's
-  interest going from readable to nothing when the request is handed to Python and back
-  to readable after the response is written (`Worker::after_io` →
-  `Epoll::modify`); registering each connection once (edge-triggered, readable and
-  writable) and keeping the state in user space would remove both. The `futex` calls are
-  the hand-off to the Python thread through `JobQueue` (a mutex and condition variable):
-  the thread sleeps between requests and is woken for each one.
-- **Zero-filling the read buffer.** `Conn::fill` grows `rbuf` to its full capacity with
-  `Vec::resize(cap, 0)` before every `read`, so each request pays a `memset` of the whole
-  spare buffer (16 KiB or more): the largest single user-space item. Reading into the
-  spare capacity without initialising it (or keeping the buffer's initialised length
-  across reads) removes it.
-- **Looking up `close` on the response.** `close_result` calls `getattr_opt("close")` on
-  every response iterable. On Python 3.11 pyo3 implements that as `getattr` plus
-  catching `AttributeError`, so a plain `list` response builds and formats an exception
-  each time (`PyUnicode_FromFormatV` under `getattr_opt`). Skipping the lookup for exact
-  `list`/`tuple`/`bytes` results avoids it.
-- **environ.** `environ::build` (the dict, its keys and values) is visible but smaller
-  than the items above; `malloc`/`free` from both Rust and Python are spread throughout.
+- **System calls.** A keep-alive request costs about four: one `recvfrom`, one `writev`
+  and about two `futex`. The `futex` calls are the hand-off between the event loop and
+  the Python thread (`JobQueue`, a mutex and condition variable, and the completion
+  queue's eventfd): the thread sleeps when the queue is empty and is woken for the next
+  request. This hand-off is the main cost corral pays that bjoern, which runs Python on
+  its only thread, does not; it buys the event loop's independence from Python (slow
+  clients, timeouts answered with 504, back-pressure).
+- **Fixed since the first profile of this benchmark:** two `epoll_ctl` per request (each
+  connection is now registered once, edge-triggered), a `memset` of the read buffer on
+  every read, and a `close` lookup that built and dropped an `AttributeError` for every
+  list response on Python 3.11. Together they took a keep-alive request from about six
+  system calls to four.
+- **environ.** `environ::build` (the dict, its keys and values) and `malloc`/`free` from
+  both Rust and Python are the largest user-space items left.
+- **gthread.** With 4 threads per worker the threads hand the GIL to each other, which
+  a 1-thread worker never does: on this CPU-bound hello app the gthread worker is
+  slower than the sync one. Threads pay off when the app waits (the 10 ms sleep rows).
 - The kernel's share is mostly TCP over loopback (`writev` includes delivering the bytes
   to `wrk`'s socket), which any server pays.
 
 Not visible in a 1-worker profile but visible in the tables: with keep-alive and two
-workers, connections are not spread over the workers. The listening socket is shared
-with `EPOLLEXCLUSIVE` and the worker that wakes first accepts every pending connection,
-so when `wrk` opens its 50 connections at once one worker can end up with all of them
-(see "busiest worker" in the raw table, and the 10 ms sleep row for corral sync with
-2 workers, which stays near one worker's 100 req/s), leaving a core idle.
-Accepting a bounded number of connections per wake-up, or not accepting while the
-worker's Python threads are all busy, or `SO_REUSEPORT` listeners per worker, would
-spread them.
+workers, connections are not always spread evenly. The listening socket is shared with
+`EPOLLEXCLUSIVE`; a worker accepts at most 4 connections per wake-up, but when `wrk`
+opens its 50 connections at once one worker can still end up with most of them (see
+"busiest worker" in the raw table, and the 10 ms sleep row for corral sync with 2
+workers, which stays near one worker's 100 req/s). Not accepting while a worker's
+Python threads are all busy, or `SO_REUSEPORT` listeners per worker, would spread them.
 
 ## Reproducing
 

@@ -227,8 +227,12 @@ pub static UNSUPPORTED: &[Unsupported] = unsupported! {
     "http2_initial_window_size" ["--http2-initial-window-size"] [] HTTP2;
     "http2_max_frame_size" ["--http2-max-frame-size"] [] HTTP2;
     "http2_max_header_list_size" ["--http2-max-header-list-size"] [] HTTP2;
-    "dirty_app" ["--dirty-app"] ["[]"] DIRTY;
-    "dirty_apps" [] ["[]"] DIRTY;
+    "http2_cleartext" ["--http2-cleartext"] ["off"] HTTP2;
+    "http_parser" ["--http-parser"] ["auto"]
+        "corral parses HTTP itself (httparse plus RFC 9112 checks); there is no choice to make";
+    "websocket_max_message_size" ["--websocket-max-message-size"] [] ASYNC;
+    "enable_backlog_metric" ["--enable-backlog-metric"] ["false"] STATSD;
+    "dirty_apps" ["--dirty-app"] ["[]"] DIRTY;
     "dirty_workers" ["--dirty-workers"] ["0"] DIRTY;
     "dirty_timeout" ["--dirty-timeout"] [] DIRTY;
     "dirty_threads" ["--dirty-threads"] [] DIRTY;

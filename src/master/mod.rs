@@ -45,6 +45,9 @@ pub enum Phase {
     Upgrading,
     /// Workers are stopping; the master exits when they are gone.
     Draining,
+    /// Every worker is gone; only cleanup (listeners, pidfile, `on_exit`)
+    /// remains before the process exits.
+    Stopped,
 }
 
 /// One worker process as the master sees it.
@@ -470,7 +473,7 @@ impl Master {
     /// Keep the current generation at `num_workers`; retire surplus and the
     /// old generation once the new one has booted.
     fn manage_workers(&mut self) -> Option<Halt> {
-        if self.phase == Phase::Draining {
+        if matches!(self.phase, Phase::Draining | Phase::Stopped) {
             return None;
         }
         let current: Vec<i32> = self
@@ -591,7 +594,7 @@ impl Master {
             Phase::Running | Phase::Reloading | Phase::Upgrading => {
                 serving || self.num_workers == 0 || self.quick_deaths < 5
             }
-            Phase::Booting | Phase::Draining => true,
+            Phase::Booting | Phase::Draining | Phase::Stopped => true,
         }
     }
 
@@ -828,6 +831,7 @@ impl Master {
                 }
             }
         }
+        self.phase = Phase::Stopped;
         Halt(exit::OK)
     }
 
