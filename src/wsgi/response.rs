@@ -281,6 +281,20 @@ impl Driver<'_> {
         self.state.borrow().started
     }
 
+    /// After an app error: a 500 if nothing was sent yet, else the
+    /// connection must be cut (the response cannot be completed).
+    fn fail(&self) -> Outcome {
+        if self.started() {
+            Outcome::Aborted
+        } else {
+            complete_if(send_error(
+                &self.sink,
+                "500 Internal Server Error",
+                ERROR_BODY,
+            ))
+        }
+    }
+
     fn drive(&mut self, result: &Bound<'_, PyAny>) -> Result<(), Fail> {
         if let Ok(w) = result.cast::<FileWrapper>() {
             if let Some((file, offset)) = sendable_file(self.py, w.borrow().filelike.bind(self.py))
@@ -528,27 +542,11 @@ impl PyThread<'_> {
             Err(Fail::ClientGone) => Outcome::Aborted,
             Err(Fail::App(e)) => {
                 app_error(&e);
-                if drv.started() {
-                    Outcome::Aborted
-                } else {
-                    complete_if(send_error(
-                        &drv.sink,
-                        "500 Internal Server Error",
-                        ERROR_BODY,
-                    ))
-                }
+                drv.fail()
             }
             Err(Fail::BadResponse(msg)) => {
                 tracing::error!("Error handling request {raw_uri}: invalid response: {msg}");
-                if drv.started() {
-                    Outcome::Aborted
-                } else {
-                    complete_if(send_error(
-                        &drv.sink,
-                        "500 Internal Server Error",
-                        ERROR_BODY,
-                    ))
-                }
+                drv.fail()
             }
         }
     }
