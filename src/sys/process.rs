@@ -128,12 +128,6 @@ pub fn fd_is_open(fd: RawFd) -> bool {
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
 
-/// Clear FD_CLOEXEC on a descriptor that must survive an exec.
-pub fn clear_cloexec(fd: &OwnedFd) -> nix::Result<()> {
-    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map(|_| ())
-}
-
 /// Overwrites the process's command line as shown by `ps`, in the memory
 /// where the kernel placed the original argv.
 pub struct ProcTitle {
@@ -242,9 +236,4 @@ pub fn redirect_std_streams(fd: OwnedFd) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Raw number of an owned descriptor, for handing to exec.
-pub fn raw(fd: &impl AsRawFd) -> RawFd {
-    fd.as_raw_fd()
 }

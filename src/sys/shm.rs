@@ -59,14 +59,6 @@ impl SharedWords {
     pub fn fetch_add(&self, i: usize, v: u64) -> u64 {
         self.word(i).fetch_add(v, Ordering::AcqRel)
     }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 impl Drop for SharedWords {
