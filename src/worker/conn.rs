@@ -35,7 +35,10 @@ pub enum Out {
     Bytes {
         buf: Vec<u8>,
         pos: usize,
-        owned: bool,
+        /// Response bytes from the app, credited to the request's
+        /// back-pressure account when written (not error responses or
+        /// 100 Continue, which corral makes itself).
+        from_app: bool,
     },
     File {
         file: File,
@@ -171,9 +174,13 @@ impl Conn {
         }
     }
 
-    pub fn queue(&mut self, buf: Vec<u8>, owned: bool) {
+    pub fn queue(&mut self, buf: Vec<u8>, from_app: bool) {
         if !buf.is_empty() {
-            self.out.push_back(Out::Bytes { buf, pos: 0, owned });
+            self.out.push_back(Out::Bytes {
+                buf,
+                pos: 0,
+                from_app,
+            });
         }
     }
 
@@ -244,14 +251,14 @@ impl Conn {
                     };
                     let mut left = written;
                     while left > 0 {
-                        let Some(Out::Bytes { buf, pos, owned }) = self.out.front_mut() else {
+                        let Some(Out::Bytes { buf, pos, from_app }) = self.out.front_mut() else {
                             break;
                         };
                         let avail = buf.len() - *pos;
                         let take = avail.min(left);
                         *pos += take;
                         left -= take;
-                        if *owned {
+                        if *from_app {
                             flight_bytes += take;
                         }
                         if *pos == buf.len() {
