@@ -1,10 +1,12 @@
 //! corral: a pre-fork HTTP server for Python WSGI applications, built to live
 //! inside systemd.
 //!
-//! The crate is a library with a thin binary (`main.rs`) so that integration
-//! tests and fuzz targets reach the internals. Each module owns one thing:
+//! The crate builds the Python extension module `corral._corral` that pip
+//! installs (the `corral` console script calls [`entry`]), and the library
+//! that integration tests and fuzz targets reach. Each module owns one thing:
 //!
-//! - [`config`]: command line, environment and (later) config file into one
+//! - `entry`: the command users run, from the command line to an exit code.
+//! - [`config`]: command line, environment and config file into one
 //!   validated [`config::Settings`] value. No syscalls.
 //! - [`master`]: the arbiter, a single-threaded loop that forks and supervises
 //!   workers and turns signals into actions.
@@ -22,6 +24,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod config;
+mod entry;
 pub mod heartbeat;
 pub mod hooks;
 pub mod http;

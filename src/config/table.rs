@@ -139,7 +139,7 @@ pub static SETTINGS: &[Setting] = &[
         default: Default::Unset,
         section: Section::ConfigFile,
         summary: "A gunicorn-style Python config file: PATH, file:PATH or python:MODULE.",
-        details: "The file is executed in corral's embedded Python; its module-level names are \
+        details: "The file is executed in the master's Python interpreter; its module-level names are \
                   setting names (`workers = 4`) and server hooks (`def post_fork(server, \
                   worker): ...`). Without this option `./corral.conf.py` is read if it exists, \
                   else `./gunicorn.conf.py`. Names starting with `_`, imported modules, classes \

@@ -82,10 +82,7 @@ fn interpreter_options(layers: &[config::Layer]) -> wsgi::InterpreterOptions {
                 .collect()
         })
         .unwrap_or_default();
-    wsgi::InterpreterOptions {
-        pythonpath,
-        virtual_env: std::env::var_os("VIRTUAL_ENV").map(PathBuf::from),
-    }
+    wsgi::InterpreterOptions { pythonpath }
 }
 
 /// Read the whole configuration: command line, `CORRAL_CMD_ARGS` /

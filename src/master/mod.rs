@@ -11,6 +11,8 @@ mod listeners;
 mod reexec;
 mod spawn;
 
+pub use reexec::Relaunch;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
@@ -70,7 +72,10 @@ struct WorkerProc {
 
 pub struct Master {
     settings: Settings,
+    /// The command line, `argv[0]` first; HUP re-reads `argv[1..]`.
     argv: Vec<OsString>,
+    /// What a USR2 re-exec runs.
+    relaunch: reexec::Relaunch,
     phase: Phase,
     listeners: Vec<Listener>,
     /// Each listener's descriptor name (see `listeners::Opened`).
@@ -132,10 +137,11 @@ impl From<(i32, String)> for StartError {
 pub fn run(
     settings: Settings,
     argv: Vec<OsString>,
+    relaunch: reexec::Relaunch,
     start_dir: PathBuf,
     title: Option<ProcTitle>,
 ) -> i32 {
-    let master = match Master::start(settings, argv, start_dir, title) {
+    let master = match Master::start(settings, argv, relaunch, start_dir, title) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!("{}", e.message);
@@ -152,6 +158,7 @@ impl Master {
     fn start(
         settings: Settings,
         argv: Vec<OsString>,
+        relaunch: reexec::Relaunch,
         start_dir: PathBuf,
         title: Option<ProcTitle>,
     ) -> Result<Self, StartError> {
@@ -170,6 +177,15 @@ impl Master {
             message: e.message,
             errno: e.errno,
         })?;
+        // The app reads its environment through os.environ, a copy Python
+        // made at start-up: drop the hand-over variables there too.
+        wsgi::sync_environ(&[
+            "LISTEN_PID",
+            "LISTEN_FDS",
+            "LISTEN_FDNAMES",
+            reexec::ENV_PARENT,
+            reexec::ENV_READY_FD,
+        ]);
         let pid = std::process::id();
         for l in &listeners {
             tracing::info!("Listening at: {} ({pid})", l.addr());
@@ -228,6 +244,7 @@ impl Master {
         let master = Self {
             settings,
             argv,
+            relaunch,
             phase: Phase::Booting,
             listeners,
             listener_names,

@@ -65,24 +65,15 @@ pub fn take_upgrade_env() -> Upgrade {
     }
 }
 
-/// The path of the running binary, as it is on disk now: after a package
-/// upgrade replaced it, `/proc/self/exe` reads `PATH (deleted)`, and the new
-/// file at PATH is the one to run.
-fn current_binary() -> PathBuf {
-    let proc_exe = PathBuf::from("/proc/self/exe");
-    match std::fs::read_link(&proc_exe) {
-        Ok(p) => {
-            let s = p.to_string_lossy();
-            let trimmed = s.strip_suffix(" (deleted)").unwrap_or(&s);
-            let candidate = PathBuf::from(trimmed);
-            if candidate.exists() {
-                candidate
-            } else {
-                proc_exe
-            }
-        }
-        Err(_) => proc_exe,
-    }
+/// What a USR2 re-exec runs: the interpreter corral runs on and the command
+/// line that started it (the console script's path, or `-m corral`). The
+/// new master imports the `corral` installed at that moment, so a
+/// `pip install` of a newer build followed by USR2 upgrades the code.
+#[derive(Debug, Clone)]
+pub struct Relaunch {
+    pub program: PathBuf,
+    /// The full argv, `argv[0]` included.
+    pub argv: Vec<OsString>,
 }
 
 impl Master {
@@ -110,7 +101,7 @@ impl Master {
         let names = self.listener_names.clone();
         let n = keep.len();
         keep.push(ready_w.as_raw_fd());
-        let program = current_binary();
+        let program = self.relaunch.program.clone();
         let me = std::process::id();
         crate::hooks::pre_exec(&self.settings, self.num_workers);
         match fork() {
@@ -140,7 +131,7 @@ impl Master {
                 }
                 env.push((ENV_READY_FD.into(), (3 + n).to_string().into()));
                 let _ = std::env::set_current_dir(&self.start_dir);
-                let err = exec_with_fds(&program, &self.argv, &env, &keep);
+                let err = exec_with_fds(&program, &self.relaunch.argv, &env, &keep);
                 // Logging from here is safe enough: the child is a copy of a
                 // single-threaded process.
                 tracing::error!("USR2: cannot execute {}: {err}", program.display());

@@ -1,16 +1,22 @@
-//! The embedded interpreter's life: one-time initialisation (`sys.path`,
-//! virtualenv, `sys.argv`), loading the application object from a
-//! `module:variable` / `module:factory(args)` spec, the fork hooks the
-//! master must call around `fork()`, and dumping every thread's Python stack.
+//! The interpreter's life as corral sees it: preparing `sys.path` once,
+//! loading the application object from a `module:variable` /
+//! `module:factory(args)` spec, the fork hooks the master must call around
+//! `fork()`, keeping `os.environ` in step with the process environment, and
+//! dumping every thread's Python stack.
+//!
+//! corral runs inside the interpreter that imported `corral._corral` (the
+//! `corral` console script of the app's virtualenv), so `sys.prefix`,
+//! `sys.executable` and `site-packages` are that interpreter's own, exactly
+//! as for gunicorn installed in the same virtualenv. Only the unit tests,
+//! whose host is a Rust test binary, start an interpreter themselves.
 
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyString};
 
 use super::environ::Template;
 
@@ -20,8 +26,6 @@ pub struct InterpreterOptions {
     /// `--pythonpath` entries, in the order given; they go right after the
     /// current directory on `sys.path`.
     pub pythonpath: Vec<String>,
-    /// A virtualenv whose site-packages the app's dependencies live in.
-    pub virtual_env: Option<PathBuf>,
 }
 
 /// Set once `init_interpreter` succeeded; the fork hooks look at it so the
@@ -29,8 +33,10 @@ pub struct InterpreterOptions {
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 static INIT_RESULT: OnceLock<Result<(), String>> = OnceLock::new();
 
-/// Initialise CPython once per process. Later calls return the first
-/// call's result without touching anything (the first call's options win).
+/// Prepare the interpreter once per process: start it when the host is not
+/// Python (the unit tests), then put the current directory and
+/// `--pythonpath` on `sys.path`. Later calls return the first call's result
+/// without touching anything (the first call's options win).
 pub fn init_interpreter(opts: &InterpreterOptions) -> Result<(), String> {
     INIT_RESULT.get_or_init(|| init_once(opts)).clone()
 }
@@ -40,25 +46,10 @@ pub fn is_initialized() -> bool {
 }
 
 fn init_once(opts: &InterpreterOptions) -> Result<(), String> {
-    // Read the venv before starting Python: a bad path is a config error
-    // the user should see whatever state the interpreter is in.
-    let venv = match &opts.virtual_env {
-        Some(dir) => Some((dir.clone(), venv_version(dir)?)),
-        None => None,
-    };
+    // A no-op inside the `corral` command, whose interpreter is running.
     Python::initialize();
-    let result = Python::attach(|py| -> Result<(), String> {
-        let v = py.version_info();
-        if let Some((dir, found)) = &venv {
-            check_venv_version(dir, *found, (v.major, v.minor))?;
-        }
-        setup_sys(
-            py,
-            opts,
-            venv.as_ref().map(|(d, _)| d.as_path()),
-            (v.major, v.minor),
-        )
-        .map_err(|e| {
+    let result = Python::attach(|py| {
+        setup_sys(py, opts).map_err(|e| {
             format!(
                 "cannot set up the Python interpreter: {}",
                 summarize(py, &e)
@@ -71,97 +62,39 @@ fn init_once(opts: &InterpreterOptions) -> Result<(), String> {
     result
 }
 
-/// A virtualenv's packages (compiled extensions especially) only work with
-/// the Python they were installed for, which must be the one linked in.
-pub(crate) fn check_venv_version(
-    dir: &Path,
-    found: (u8, u8),
-    built: (u8, u8),
-) -> Result<(), String> {
-    if found == built {
-        return Ok(());
-    }
-    let ((fa, fi), (ba, bi)) = (found, built);
-    Err(format!(
-        "virtualenv {} uses Python {fa}.{fi}, but corral was built against Python {ba}.{bi}; \
-         recreate the virtualenv with Python {ba}.{bi} or rebuild corral against Python {fa}.{fi}",
-        dir.display()
-    ))
-}
-
-/// The `major.minor` recorded in a virtualenv's `pyvenv.cfg` (`version` from
-/// the stdlib venv module, `version_info` from uv/virtualenv).
-pub(crate) fn venv_version(dir: &Path) -> Result<(u8, u8), String> {
-    let cfg = dir.join("pyvenv.cfg");
-    let text = std::fs::read_to_string(&cfg).map_err(|e| {
-        format!(
-            "cannot read {}: {e} (is {} a virtualenv?)",
-            cfg.display(),
-            dir.display()
-        )
-    })?;
-    parse_pyvenv_version(&text).ok_or_else(|| {
-        format!(
-            "{} does not say which Python version it uses",
-            cfg.display()
-        )
-    })
-}
-
-pub(crate) fn parse_pyvenv_version(text: &str) -> Option<(u8, u8)> {
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let key = key.trim();
-        if key != "version" && key != "version_info" {
-            continue;
-        }
-        let mut parts = value.trim().split('.');
-        let major = parts.next()?.trim().parse().ok()?;
-        let minor = parts.next()?.trim().parse().ok()?;
-        return Some((major, minor));
-    }
-    None
-}
-
-fn setup_sys(
-    py: Python<'_>,
-    opts: &InterpreterOptions,
-    venv: Option<&Path>,
-    (major, minor): (u8, u8),
-) -> PyResult<()> {
-    let sys = py.import("sys")?;
-    let path = sys.getattr("path")?.cast_into::<PyList>()?;
+fn setup_sys(py: Python<'_>, opts: &InterpreterOptions) -> PyResult<()> {
+    let path = py.import("sys")?.getattr("path")?;
     // The directory corral runs from comes first, so `corral app:app` finds
     // `app.py` next to where it was started, as with gunicorn.
     let cwd = std::env::current_dir()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.insert(0, &cwd)?;
+    path.call_method1("insert", (0, &cwd))?;
     for (i, entry) in opts.pythonpath.iter().enumerate() {
-        path.insert(i + 1, entry)?;
+        path.call_method1("insert", (i + 1, entry))?;
     }
-    if let Some(dir) = venv {
-        let site_packages = dir
-            .join("lib")
-            .join(format!("python{major}.{minor}"))
-            .join("site-packages");
-        // addsitedir processes .pth files (editable installs, namespace
-        // packages), which a plain sys.path entry would not.
-        py.import("site")?
-            .call_method1("addsitedir", (site_packages.to_string_lossy().as_ref(),))?;
-    }
-    // Apps and libraries that inspect sys.argv (argparse at import time,
-    // error reports) see corral's own command line, like under gunicorn.
-    let argv: Vec<String> = std::env::args().collect();
-    let argv = if argv.is_empty() {
-        vec!["corral".to_owned()]
-    } else {
-        argv
-    };
-    sys.setattr("argv", PyList::new(py, argv)?)?;
     Ok(())
+}
+
+/// Make `os.environ` agree with the process environment for `keys`, after
+/// Rust code set or removed them: Python copied the environment into
+/// `os.environ` when it started, and the app (and every `subprocess` it
+/// starts) reads that copy. No-op before the interpreter is prepared.
+pub fn sync_environ(keys: &[&str]) {
+    if !is_initialized() {
+        return;
+    }
+    Python::attach(|py| {
+        let Ok(environ) = py.import("os").and_then(|os| os.getattr("environ")) else {
+            return;
+        };
+        for key in keys {
+            let _ = match std::env::var(key) {
+                Ok(v) => environ.set_item(*key, v),
+                Err(_) => environ.call_method1("pop", (*key, py.None())).map(drop),
+            };
+        }
+    });
 }
 
 /// Why the application could not be loaded.

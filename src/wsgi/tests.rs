@@ -1211,22 +1211,6 @@ fn pure_helpers() {
         &SockAddr::Unix(None),
         &[AllowIp::Net("0.0.0.0".parse().unwrap(), 0)]
     ));
-    assert_eq!(
-        interp::parse_pyvenv_version("home = /x\nversion = 3.12.1\n"),
-        Some((3, 12))
-    );
-    assert_eq!(
-        interp::parse_pyvenv_version("version_info = 3.11.7.final.0"),
-        Some((3, 11))
-    );
-    assert_eq!(interp::parse_pyvenv_version("home = /x"), None);
-    let e = interp::check_venv_version(std::path::Path::new("/srv/venv"), (3, 12), (3, 11))
-        .unwrap_err();
-    assert!(
-        e.contains("/srv/venv") && e.contains("3.12") && e.contains("3.11"),
-        "{e}"
-    );
-    assert!(interp::check_venv_version(std::path::Path::new("/v"), (3, 11), (3, 11)).is_ok());
 }
 
 #[test]
@@ -1235,7 +1219,6 @@ fn interpreter_setup_and_shareable_app() {
     // A second call is a no-op that reports the first result.
     let again = InterpreterOptions {
         pythonpath: vec!["/nonexistent-xyz".into()],
-        virtual_env: None,
     };
     assert_eq!(init_interpreter(&again), Ok(()));
     let cwd = std::env::current_dir().unwrap();
@@ -1252,19 +1235,4 @@ fn interpreter_setup_and_shareable_app() {
     });
     fn shareable<T: Send + Sync>() {}
     shareable::<App>();
-}
-
-#[test]
-fn venv_config_is_read() {
-    let dir = module_dir().join("venv-probe");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("pyvenv.cfg"),
-        "home = /usr/bin\nversion = 2.7.18\n",
-    )
-    .unwrap();
-    assert_eq!(interp::venv_version(&dir), Ok((2, 7)));
-    assert!(interp::venv_version(&dir.join("missing"))
-        .unwrap_err()
-        .contains("pyvenv.cfg"));
 }
