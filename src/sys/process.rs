@@ -42,6 +42,27 @@ pub fn unblock_all_signals() -> nix::Result<()> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
 }
 
+/// Block, in the calling thread only, every signal that is delivered
+/// asynchronously, so the kernel picks another thread (the worker's main
+/// thread, where Python runs signal handlers). Signals a fault raises in
+/// this very thread (SIGSEGV and kin) and SIGPIPE stay unblocked: blocking
+/// the first is undefined, and the second is ignored process-wide.
+pub fn block_async_signals() -> nix::Result<()> {
+    let mut set = SigSet::all();
+    for sig in [
+        Signal::SIGPIPE,
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGFPE,
+        Signal::SIGILL,
+        Signal::SIGTRAP,
+        Signal::SIGSYS,
+    ] {
+        set.remove(sig);
+    }
+    set.thread_block()
+}
+
 /// Terminate the process immediately with `code`, without running atexit
 /// handlers or unwinding. Used in forked children when returning up the
 /// master's stack would be wrong.

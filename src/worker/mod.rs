@@ -57,6 +57,13 @@ pub struct WorkerSpec<'a> {
 }
 
 /// Run a worker in a freshly forked child. Never returns.
+///
+/// Python thread 0 is the process's main thread, as in gunicorn's sync
+/// worker: an app may call `signal.signal()`, use `signal.alarm()` timeouts
+/// or the main thread's asyncio loop. The event loop and, for gthread, the
+/// other Python threads run on threads that block every asynchronous
+/// signal, so the kernel delivers those to the main thread, where Python
+/// runs its handlers (and where a blocking call is interrupted for them).
 pub fn run(spec: WorkerSpec<'_>) -> ! {
     let code = match boot(&spec) {
         Ok((mut worker, app, ctx, threads)) => {
@@ -64,28 +71,27 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
             let jobs_q = Arc::clone(&worker.jobs);
             let queue_timeout = spec.settings.queue_timeout;
             let done = Arc::clone(&worker.completions);
+            let (jobs, completions) = (&*jobs_q, &done);
+            let (ctx, app, hb) = (&ctx, &app, spec.heartbeat);
             std::thread::scope(|scope| {
-                for t in 0..threads {
-                    let (jobs, completions) = (&*jobs_q, &done);
-                    let (ctx, app, hb) = (&ctx, &app, spec.heartbeat);
-                    let spawned = std::thread::Builder::new()
-                        .name(format!("python-{t}"))
-                        .spawn_scoped(scope, move || {
-                            python_thread(t, jobs, completions, ctx, app, hb, queue_timeout)
-                        });
-                    if let Err(e) = spawned {
-                        tracing::error!(
-                            "Exception in worker process: starting Python threads: {e}"
-                        );
-                        crate::sys::process::exit_now(exit::WORKER_BOOT_ERROR);
-                    }
+                for t in 1..threads {
+                    start(scope, format!("python-{t}"), move || {
+                        python_thread(t, jobs, completions, ctx, app, hb, queue_timeout);
+                        exit::OK
+                    });
                 }
-                spec.heartbeat.set_booted();
-                let _ = nix::unistd::write(spec.boot_pipe, &[1]);
-                let code = worker.serve();
-                // Idle threads return once the queue closes; the scope joins them.
-                jobs_q.close();
-                code
+                let server = start(scope, "event-loop".to_owned(), || {
+                    spec.heartbeat.set_booted();
+                    let _ = nix::unistd::write(spec.boot_pipe, &[1]);
+                    let code = worker.serve();
+                    // Idle Python threads return once the queue closes.
+                    jobs.close();
+                    code
+                });
+                python_thread(0, jobs, completions, ctx, app, hb, queue_timeout);
+                // A panic in the event loop is a crash (exit 1, gunicorn's
+                // "aborted"), never a silent success.
+                server.join().unwrap_or(1)
             })
         }
         Err(code) => code,
@@ -95,6 +101,30 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
         wsgi::finish_python();
     }
     crate::sys::process::exit_now(code)
+}
+
+/// Start one of the worker's helper threads (see `run`), with the
+/// asynchronous signals blocked in it.
+fn start<'scope, F>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    name: String,
+    f: F,
+) -> std::thread::ScopedJoinHandle<'scope, i32>
+where
+    F: FnOnce() -> i32 + Send + 'scope,
+{
+    let spawned = std::thread::Builder::new()
+        .name(name)
+        .spawn_scoped(scope, move || {
+            if let Err(e) = crate::sys::process::block_async_signals() {
+                tracing::warn!("Cannot block signals in a worker thread: {e}");
+            }
+            f()
+        });
+    spawned.unwrap_or_else(|e| {
+        tracing::error!("Exception in worker process: starting threads: {e}");
+        crate::sys::process::exit_now(exit::WORKER_BOOT_ERROR)
+    })
 }
 
 type Booted<'a> = (Worker<'a>, AppRef<'a>, ServeContext, usize);
@@ -270,7 +300,6 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
 pub fn interpreter_options(s: &Settings) -> wsgi::InterpreterOptions {
     wsgi::InterpreterOptions {
         pythonpath: s.pythonpath.clone(),
-        virtual_env: std::env::var_os("VIRTUAL_ENV").map(PathBuf::from),
     }
 }
 
