@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_corral");
+#[path = "support/installed.rs"]
+mod installed;
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn fixtures() -> PathBuf {
@@ -35,7 +36,7 @@ fn free_port() -> u16 {
 
 /// Run corral to completion (for --print-config, --check-config, errors).
 fn corral(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(installed::corral());
     cmd.args(args).current_dir(dir);
     for var in [
         "GUNICORN_CMD_ARGS",
@@ -81,7 +82,7 @@ impl Server {
         let sock = dir.join("notify.sock");
         let notify = UnixDatagram::bind(&sock).unwrap();
         notify.set_read_timeout(Some(DEADLINE)).unwrap();
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(installed::corral());
         cmd.args(args)
             .current_dir(dir)
             .env("NOTIFY_SOCKET", &sock)

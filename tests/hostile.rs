@@ -16,6 +16,8 @@
 mod common;
 #[path = "hostile/fuzz_logic.rs"]
 mod fuzz_logic;
+#[path = "support/installed.rs"]
+mod installed;
 #[path = "hostile/smuggling.rs"]
 mod smuggling;
 #[path = "vectors/http.rs"]

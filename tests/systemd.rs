@@ -15,6 +15,8 @@
 
 #[path = "systemd/common.rs"]
 mod common;
+#[path = "support/installed.rs"]
+mod installed;
 #[path = "systemd/namespace.rs"]
 mod namespace;
 
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use common::{get, wait_for, Activated, Load, Msg, CORRAL};
+use common::{corral, get, wait_for, Activated, Load, Msg};
 
 const STATUS_SHAPE: &str = "N workers serving, N booting; N requests served by current workers";
 
@@ -340,7 +342,7 @@ fn notify_bind_failure_status_and_errno() {
     let mut notify = common::Notifier::bind(dir.path());
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let mut child = std::process::Command::new(CORRAL)
+    let mut child = std::process::Command::new(corral())
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("NOTIFY_SOCKET", &notify.path)
@@ -479,14 +481,15 @@ fn units(e: &E2e) {
         &format!("/run/systemd/system/{SERVICE_UNIT}"),
         &format!(
             "[Unit]\nRequires={SOCKET_UNIT}\nAfter={SOCKET_UNIT}\n\n[Service]\nType=notify\n\
-             NotifyAccess=main\nEnvironment=CORRAL_TEST_MARKERS={marks}\n\
-             ExecStart={CORRAL} -w 2 -k gthread --threads 4 -t 30 --graceful-timeout 10 \
-             --access-logfile - --chdir {apps} app:app\n\
-             ExecReload={CORRAL} --reload $MAINPID\n\
+             NotifyAccess=main\n\
+             ExecStart={corral} -w 2 -k gthread --threads 4 -t 30 --graceful-timeout 10 \
+             --access-logfile - -e CORRAL_TEST_MARKERS={marks} --chdir {apps} app:app\n\
+             ExecReload={corral} --reload $MAINPID\n\
              ExecStop=/bin/sh -c 'kill -TERM $$MAINPID && while kill -0 $$MAINPID 2>/dev/null; do sleep 0.1; done'\n\
              KillMode=mixed\nTimeoutStopSec=20\n",
             marks = marks.display(),
             apps = apps.display(),
+            corral = corral(),
         ),
     );
     e.sd.write(
@@ -494,10 +497,11 @@ fn units(e: &E2e) {
         &format!(
             "[Service]\nType=notify\nNotifyAccess=main\nWatchdogSec=2\n\
              FileDescriptorStoreMax=4\nEnvironment=CORRAL_FDSTORE=1\n\
-             ExecStart={CORRAL} -w 1 -b {addr} --chdir {apps} app:app\n\
+             ExecStart={corral} -w 1 -b {addr} --chdir {apps} app:app\n\
              KillMode=mixed\nTimeoutStopSec=20\n",
             addr = e.wd_addr,
             apps = apps.display(),
+            corral = corral(),
         ),
     );
     e.sd.ok(&["systemctl", "daemon-reload"]);
@@ -867,9 +871,18 @@ fn scenario_verify_shipped_units(e: &E2e) {
     ] {
         assert!(names.iter().any(|n| n == want), "systemd/{want} is missing");
     }
-    // The units run /usr/local/bin/corral; give the namespace (only) one.
-    e.sd.ok(&["mount", "-t", "tmpfs", "tmpfs", "/usr/local/bin"]);
-    e.sd.ok(&["ln", "-s", CORRAL, "/usr/local/bin/corral"]);
+    // The units run /srv/NAME/venv/bin/corral: give the namespace (only) a
+    // /srv with those, for as long as the verification takes.
+    e.sd.ok(&["mount", "-t", "tmpfs", "tmpfs", "/srv"]);
+    for name in ["demo", "corral-example"] {
+        e.sd.ok(&["mkdir", "-p", &format!("/srv/{name}/venv/bin")]);
+        e.sd.ok(&[
+            "ln",
+            "-s",
+            corral(),
+            &format!("/srv/{name}/venv/bin/corral"),
+        ]);
+    }
     let mut paths = Vec::new();
     for n in &names {
         // Templates are verified as an instance.
@@ -884,11 +897,159 @@ fn scenario_verify_shipped_units(e: &E2e) {
     let out = e.sd.run(&args);
     let err = String::from_utf8_lossy(&out.stderr);
     let ours: Vec<&str> = err.lines().filter(|l| l.contains("corral")).collect();
+    e.sd.ok(&["umount", "/srv"]);
     assert!(
         out.status.success() && ours.is_empty(),
         "systemd-analyze verify ({}):\n{err}",
         out.status
     );
+}
+
+/// What the deployment probe says about a worker's interpreter, asserted to
+/// be the virtualenv's alone (see tests/apps/probe.py).
+fn assert_probe(body: &str, venv: &Path, framework: &str) {
+    let info: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("probe answered {body:?}: {e}"));
+    let venv = std::fs::canonicalize(venv).unwrap();
+    let prefix = std::fs::canonicalize(info["prefix"].as_str().unwrap()).unwrap();
+    assert_eq!(prefix, venv, "sys.prefix: {info}");
+    let exe = info["executable"].as_str().unwrap();
+    assert!(
+        exe.starts_with(&*venv.to_string_lossy()),
+        "sys.executable {exe}"
+    );
+    let base = info["base_prefix"].as_str().unwrap();
+    for p in info["path"].as_array().unwrap() {
+        let p = p.as_str().unwrap();
+        assert!(
+            !(p.starts_with(base) && (p.contains("site-packages") || p.contains("dist-packages"))),
+            "the base interpreter's {p} is on sys.path: {info}"
+        );
+    }
+    let file = info[framework]
+        .as_str()
+        .unwrap_or_else(|| panic!("{framework}: {info}"));
+    assert!(
+        file.starts_with(&*venv.to_string_lossy()),
+        "{framework} imported from {file}, outside {}",
+        venv.display()
+    );
+}
+
+/// The shipped `corral@.service` and `corral@.socket`, unchanged, for an app
+/// in /srv/corral-test with its virtualenv of Debian's python3 in
+/// /srv/corral-test/venv: DynamicUser=, ProtectHome=, ProtectSystem=strict,
+/// systemd's own environment. Only the socket's address is overridden, with
+/// a drop-in as a user would (the test reaches TCP, not the namespace's
+/// /run), and the Django run sets CORRAL_APP as the template documents.
+fn scenario_shipped_template_venv(e: &E2e) {
+    // The Debian-python virtualenv `tests/run` keeps at /srv/NAME/venv,
+    // which is where the shipped template `corral@NAME.service` looks.
+    let venv = installed::deploy_venv();
+    let srv = venv.parent().unwrap().to_path_buf();
+    assert_eq!(srv.parent(), Some(Path::new("/srv")), "{}", venv.display());
+    let name = srv.file_name().unwrap().to_str().unwrap().to_owned();
+    assert!(
+        venv.join("bin/corral").exists(),
+        "{} has no corral: tests/run installs the wheel there",
+        venv.display()
+    );
+    let apps = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps");
+    for f in ["probe.py", "probe_flask.py"] {
+        std::fs::copy(apps.join(f), srv.join(f)).unwrap();
+    }
+    std::fs::write(
+        srv.join("app.py"),
+        "from probe_flask import app  # noqa: F401\n",
+    )
+    .unwrap();
+    let dj = srv.join("djangoapp");
+    std::fs::create_dir_all(&dj).unwrap();
+    for f in ["__init__.py", "settings.py", "urls.py", "wsgi.py"] {
+        std::fs::copy(apps.join("djangoapp").join(f), dj.join(f)).unwrap();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    for unit in ["corral@.service", "corral@.socket"] {
+        let text = std::fs::read_to_string(root.join(unit)).unwrap();
+        e.sd.write(&format!("/run/systemd/system/{unit}"), &text);
+    }
+    let port = common::free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let socket = format!("corral@{name}.socket");
+    let service = format!("corral@{name}.service");
+    e.sd.write(
+        &format!("/run/systemd/system/{socket}.d/address.conf"),
+        &format!("[Socket]\nListenStream=\nListenStream={addr}\n"),
+    );
+    e.sd.ok(&["systemctl", "daemon-reload"]);
+    e.sd.ok(&["systemctl", "start", &socket]);
+    let journal = || {
+        let out = e.sd.run(&[
+            "journalctl",
+            "-u",
+            &service,
+            "-o",
+            "cat",
+            "--no-pager",
+            "-n",
+            "40",
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let r = get(addr, "/probe", Duration::from_secs(60))
+        .unwrap_or_else(|err| panic!("GET /probe through {socket}: {err}\n{}", journal()));
+    assert_eq!(r.status, 200, "{r:?}\n{}", journal());
+    assert_probe(&r.body, &venv, "flask");
+    assert_eq!(e.sd.prop(&service, "DynamicUser"), "yes");
+    assert_eq!(e.sd.prop(&service, "ProtectHome"), "yes");
+    assert_eq!(e.sd.prop(&service, "ProtectSystem"), "strict");
+    // Django, by naming the app as the template documents.
+    e.sd.ok(&["systemctl", "stop", &service]);
+    e.sd.write(
+        &format!("/run/systemd/system/{service}.d/app.conf"),
+        "[Service]\nEnvironment=CORRAL_APP=djangoapp.wsgi:application\n",
+    );
+    e.sd.ok(&["systemctl", "daemon-reload"]);
+    let r = get(addr, "/probe/", Duration::from_secs(60))
+        .unwrap_or_else(|err| panic!("GET /probe/ (Django): {err}\n{}", journal()));
+    assert_eq!(r.status, 200, "{r:?}\n{}", journal());
+    assert_probe(&r.body, &venv, "django");
+    e.sd.ok(&["systemctl", "stop", &service, &socket]);
+}
+
+/// A unit for the pyenv-based test virtualenv (its Python lives in /root,
+/// so this unit cannot have ProtectHome=): ExecStart= is the virtualenv's
+/// corral, nothing in Environment=.
+fn scenario_pyenv_venv_unit(e: &E2e) {
+    let venv = installed::venv();
+    let port = common::free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let unit = "shop.service";
+    e.sd.write(
+        &format!("/run/systemd/system/{unit}"),
+        &format!(
+            "[Service]\nType=notify\nNotifyAccess=main\n\
+             ExecStart={corral} -w 2 -k sync -b {addr} --chdir {apps} probe_flask:app\n\
+             KillMode=mixed\nTimeoutStopSec=20\n",
+            corral = venv.join("bin/corral").display(),
+            apps = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/apps")
+                .display(),
+        ),
+    );
+    e.sd.ok(&["systemctl", "daemon-reload"]);
+    e.sd.ok(&["systemctl", "start", unit]);
+    let r = get(addr, "/probe", Duration::from_secs(30)).unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_probe(&r.body, &venv, "flask");
+    let info: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        info["main_thread"], true,
+        "sync view off the main thread: {info}"
+    );
+    let r = get(addr, "/signal", Duration::from_secs(30)).unwrap();
+    assert_eq!(r.body, "interrupted", "{r:?}");
+    e.sd.ok(&["systemctl", "stop", unit]);
 }
 
 type Scenario = (&'static str, fn(&E2e));
@@ -912,8 +1073,13 @@ fn real_systemd() {
             .unwrap(),
     };
     units(&e);
-    let scenarios: [Scenario; 9] = [
+    let scenarios: [Scenario; 11] = [
         ("verify shipped units", scenario_verify_shipped_units),
+        (
+            "shipped template, hardened, Debian virtualenv",
+            scenario_shipped_template_venv,
+        ),
+        ("pyenv virtualenv, Flask", scenario_pyenv_venv_unit),
         ("socket activation", scenario_socket_activation),
         ("live StatusText", scenario_status_text),
         ("reload under load", scenario_reload),

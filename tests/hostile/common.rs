@@ -70,13 +70,23 @@ impl Server {
 
     /// Like [`Server::start`] with the app loaded from `chdir`.
     pub fn start_at(chdir: &Path, args: &[&str], tweak: impl FnOnce(&mut Command)) -> Server {
+        Self::start_program(crate::installed::corral(), chdir, args, tweak)
+    }
+
+    /// Like [`Server::start_at`] with another installation's `corral`.
+    pub fn start_program(
+        program: &str,
+        chdir: &Path,
+        args: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Server {
         let dir = TempDir::new("srv");
         let sock_path = dir.0.join("notify.sock");
         let notify = UnixDatagram::bind(&sock_path).expect("bind notify socket");
         notify
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_corral"));
+        let mut cmd = Command::new(program);
         cmd.arg("--chdir")
             .arg(chdir)
             .args(args)

@@ -59,13 +59,7 @@ fn corral_frame(raw: &[u8]) -> Verdict {
 }
 
 fn venv_python() -> std::path::PathBuf {
-    let venv = std::env::var_os("CORRAL_TEST_VENV").unwrap_or_else(|| {
-        panic!(
-            "CORRAL_TEST_VENV is not set: run the suite with tests/run, which \
-             installs h11 into .venv-test and points CORRAL_TEST_VENV at it"
-        )
-    });
-    std::path::PathBuf::from(venv).join("bin/python")
+    crate::installed::venv().join("bin/python")
 }
 
 fn h11_frame(raws: &[&[u8]]) -> Vec<Verdict> {

@@ -33,7 +33,11 @@ fn workers_drop_privileges_master_stays_root() {
             "127.0.0.1:0".to_string()
         }
     };
-    let srv = Server::start_at(
+    // The workers run as nobody: the interpreter and the virtualenv must be
+    // readable by them, as in a deployment (pyenv's /root is not).
+    let corral = crate::installed::deploy_venv().join("bin/corral");
+    let srv = Server::start_program(
+        corral.to_str().unwrap(),
         &dir.0,
         &[
             "-b",

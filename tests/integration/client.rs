@@ -350,6 +350,25 @@ pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &
     bytes
 }
 
+/// One GET on a fresh connection; every failure (refused, reset, closed
+/// without a response) is an `Err` for a load client to count.
+pub fn try_get(port: u16, path: &str) -> Result<Response, String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(IO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut conn = Conn {
+        sock: Sock::Tcp(s),
+        buf: Vec::new(),
+        eof: false,
+    };
+    conn.send(&request_bytes("GET", path, &[], b""))
+        .map_err(|e| format!("send: {e}"))?;
+    conn.read_final(false)
+}
+
 /// One GET on a fresh connection.
 pub fn get(port: u16, path: &str) -> Response {
     Conn::tcp(port).request("GET", path, &[], b"")

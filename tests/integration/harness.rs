@@ -1,4 +1,4 @@
-//! Starts the real `corral` binary and watches it.
+//! Starts the installed `corral` (see `installed`) and watches it.
 //!
 //! Readiness is never guessed: each server gets its own `NOTIFY_SOCKET`, a
 //! unix datagram socket in a private temp dir, and [`Corral::start`] waits
@@ -17,9 +17,6 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The binary under test, built by cargo for this test target.
-pub const BIN: &str = env!("CARGO_BIN_EXE_corral");
-
 /// Start-up on a loaded two-core machine with a debug build and Django to
 /// import: generous, but finite.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,25 +31,7 @@ pub fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The virtualenv made by `tests/run`, with flask, django, requests and h11.
-/// Tests that need it fail (never skip) when it is missing.
-pub fn venv() -> PathBuf {
-    match std::env::var_os("CORRAL_TEST_VENV") {
-        Some(v) if !v.is_empty() => {
-            let p = PathBuf::from(v);
-            assert!(
-                p.join("bin/python").exists(),
-                "CORRAL_TEST_VENV={} has no bin/python: run tests/run to create it",
-                p.display()
-            );
-            p
-        }
-        _ => panic!(
-            "CORRAL_TEST_VENV is not set: run the suite with tests/run, which creates \
-             the test virtualenv (flask, django, requests, h11) and exports it"
-        ),
-    }
-}
+pub use crate::installed::venv;
 
 pub fn venv_python() -> PathBuf {
     venv().join("bin/python")
@@ -128,8 +107,7 @@ impl Captured {
     }
 }
 
-/// How to start corral. Defaults: `--chdir tests/apps -b 127.0.0.1:0`, the
-/// test virtualenv (if any) as `VIRTUAL_ENV`.
+/// How to start corral. Defaults: `--chdir tests/apps -b 127.0.0.1:0`.
 pub struct Corral {
     args: Vec<String>,
     bind: Option<String>,
@@ -137,6 +115,10 @@ pub struct Corral {
     /// Descriptors handed to corral: (ours, the number corral sees).
     fds: Vec<(RawFd, RawFd)>,
     dir: tempfile::TempDir,
+    /// Another virtualenv's `corral` than the test virtualenv's.
+    program: Option<PathBuf>,
+    /// Start from an empty environment, as systemd starts a service.
+    bare: bool,
 }
 
 impl Corral {
@@ -151,7 +133,22 @@ impl Corral {
             chdir: Some(apps_dir()),
             fds: Vec::new(),
             dir,
+            program: None,
+            bare: false,
         }
+    }
+
+    /// Run the `corral` installed in virtualenv `venv`.
+    pub fn installed_in(mut self, venv: &Path) -> Corral {
+        self.program = Some(venv.join("bin/corral"));
+        self
+    }
+
+    /// An environment as bare as systemd gives a service: `PATH=/usr/bin:/bin`
+    /// and nothing else but the notify socket (which systemd sets too).
+    pub fn bare_env(mut self) -> Corral {
+        self.bare = true;
+        self
     }
 
     /// Extra arguments, placed before the app.
@@ -192,7 +189,16 @@ impl Corral {
     pub fn spawn(self) -> Server {
         let notify_path = self.dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).expect("bind the notify socket");
-        let mut cmd = Command::new(BIN);
+        let program = self
+            .program
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::installed::corral()));
+        let mut cmd = Command::new(&program);
+        if self.bare {
+            cmd.env_clear().env("PATH", "/usr/bin:/bin");
+        } else {
+            cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+        }
         if let Some(dir) = &self.chdir {
             cmd.arg("--chdir").arg(dir);
         }
@@ -201,7 +207,6 @@ impl Corral {
         }
         cmd.args(&self.args)
             .env("NOTIFY_SOCKET", &notify_path)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
             .env_remove("LISTEN_FDS")
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDNAMES")
@@ -226,10 +231,9 @@ impl Corral {
                 });
             }
         }
-        if let Some(venv) = std::env::var_os("CORRAL_TEST_VENV") {
-            cmd.env("VIRTUAL_ENV", venv);
-        }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
         let stdout = Captured::collect(child.stdout.take().unwrap());
         let stderr = Captured::collect(child.stderr.take().unwrap());
         Server {
@@ -568,7 +572,7 @@ pub fn run(mut cmd: Command, timeout: Duration) -> Finished {
 
 /// Runs corral itself with `args` (no app server expected to stay up).
 pub fn run_corral(args: &[&str]) -> Finished {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(crate::installed::corral());
     cmd.args(args).env_remove("NOTIFY_SOCKET");
     run(cmd, Duration::from_secs(30))
 }

@@ -3,6 +3,8 @@
 
 mod client;
 mod harness;
+#[path = "../support/installed.rs"]
+mod installed;
 
 // Filled by the HTTP parser work; until then some items go unused.
 #[allow(dead_code)]
@@ -12,6 +14,7 @@ mod vectors;
 mod apps;
 mod cli;
 mod conformance;
+mod install;
 mod lifecycle;
 mod serving;
 mod signals;

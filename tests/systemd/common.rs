@@ -14,8 +14,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The binary under test, built by cargo for the integration tests.
-pub const CORRAL: &str = env!("CARGO_BIN_EXE_corral");
+/// The installed `corral` under test.
+pub fn corral() -> &'static str {
+    crate::installed::corral()
+}
 
 /// The test applications (`app.py`, `broken.py`).
 pub fn apps_dir() -> PathBuf {
@@ -340,7 +342,7 @@ impl Activated {
         if let Some(name) = fdname {
             cmd.arg(format!("--fdname={name}"));
         }
-        cmd.arg(CORRAL)
+        cmd.arg(corral())
             .arg("--chdir")
             .arg(apps_dir())
             .args(args)
