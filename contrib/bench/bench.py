@@ -49,8 +49,8 @@ SCENARIOS = [
 
 
 def corral_bin():
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    return os.path.join(target, "release", "corral")
+    # corral as users install it: pip-installed into the same virtualenv.
+    return os.path.join(VENV, "bin", "corral")
 
 
 def cmd_corral(kind):
