@@ -21,6 +21,7 @@
 //! - [`signals`], [`heartbeat`], [`logging`]: one concern each.
 //! - [`sys`]: the only home of `unsafe`, fork, exec and raw file descriptors.
 
+#![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod config;
@@ -31,6 +32,7 @@ pub mod http;
 pub mod logging;
 pub mod master;
 pub mod signals;
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod systemd;
 pub mod worker;

@@ -50,10 +50,10 @@ pub fn open(settings: &Settings) -> Result<Opened, OpenError> {
     let mut ours: Vec<(Listener, String)> = Vec::new();
     let activated = crate::systemd::take_listen_fds();
     for (fd, name) in &activated.fds {
-        // SAFETY of adoption: systemd (or the previous master) handed these
-        // descriptors to us and nothing in this process has touched them.
-        let owned = unsafe { crate::sys::process::adopt_fd(*fd) };
-        let l = Listener::from_fd(owned, settings.backlog).map_err(|e| {
+        // systemd (or the previous master) handed these descriptors to us.
+        let adopted = crate::sys::process::adopt_inherited(*fd);
+        let l = adopted.and_then(|owned| Listener::from_fd(owned, settings.backlog));
+        let l = l.map_err(|e| {
             OpenError::plain(format!(
                 "LISTEN_FDS: fd {fd}{}: {e}",
                 name.as_deref()
@@ -85,10 +85,9 @@ pub fn open(settings: &Settings) -> Result<Opened, OpenError> {
                         errno: Some(libc::EBADF),
                     });
                 }
-                // SAFETY of adoption: the user named this inherited
-                // descriptor on the command line; nothing else owns it.
-                let owned = unsafe { crate::sys::process::adopt_fd(*fd) };
-                let l = Listener::from_fd(owned, settings.backlog)
+                // The user named this inherited descriptor on the command line.
+                let l = crate::sys::process::adopt_inherited(*fd)
+                    .and_then(|owned| Listener::from_fd(owned, settings.backlog))
                     .map_err(|e| OpenError::plain(format!("fd://{fd}: {e}")))?;
                 out.push((l, name));
             }

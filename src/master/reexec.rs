@@ -52,10 +52,8 @@ pub fn take_upgrade_env() -> Upgrade {
         .ok()
         .and_then(|v| v.parse::<i32>().ok())
         .filter(|_| parent.is_some())
-        .filter(|fd| crate::sys::process::fd_is_open(*fd))
-        // SAFETY of adoption: the old master placed this pipe at that number
-        // for us and nothing else in this process owns it.
-        .map(|fd| unsafe { crate::sys::process::adopt_fd(fd) });
+        // The old master placed this pipe at that number for us.
+        .and_then(|fd| crate::sys::process::adopt_inherited(fd).ok());
     std::env::remove_var(ENV_PARENT);
     std::env::remove_var(ENV_READY_FD);
     Upgrade {

@@ -170,7 +170,7 @@ impl Listener {
             Err(e) => return Err(e.into()),
         };
         // SAFETY: accept4 just returned this descriptor; nothing else owns it.
-        let fd = unsafe { super::process::adopt_fd(fd) };
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         Ok(Some(match self {
             Listener::Tcp(_) => {
                 let s = TcpStream::from(fd);

@@ -130,16 +130,37 @@ pub fn exec_with_fds(
     }
 }
 
-/// Take ownership of an inherited descriptor number.
+/// Take ownership of a descriptor this process inherited: a socket from
+/// systemd (`LISTEN_FDS`) or a previous master, one the user named with
+/// `fd://N`, a re-exec's readiness pipe.
 ///
-/// # Safety
-/// `fd` must be open and not owned by anything else in this process: true
-/// for descriptors handed over by systemd (`LISTEN_FDS`) or named by the
-/// user (`fd://N`) before anything else in the process touched them.
-pub unsafe fn adopt_fd(fd: RawFd) -> OwnedFd {
+/// Checked, so it needs no `unsafe` at the call site: the number must be
+/// open, must not be standard input, output or error (the standard library
+/// owns those), and can be adopted once per process — a second claim of the
+/// same number fails instead of creating two owners that would both close
+/// it. Inherited descriptors are adopted at start-up, before anything else
+/// in the process opens files, so nothing else can own them.
+pub fn adopt_inherited(fd: RawFd) -> std::io::Result<OwnedFd> {
     use std::os::fd::FromRawFd;
-    // SAFETY: guaranteed by the caller's contract above.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+    static ADOPTED: std::sync::Mutex<Vec<RawFd>> = std::sync::Mutex::new(Vec::new());
+    let err = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg);
+    if fd <= 2 {
+        return Err(err(format!(
+            "fd {fd} is a standard stream, not an inherited socket"
+        )));
+    }
+    if !fd_is_open(fd) {
+        return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+    }
+    let mut adopted = ADOPTED.lock().unwrap_or_else(|e| e.into_inner());
+    if adopted.contains(&fd) {
+        return Err(err(format!("fd {fd} was already taken over")));
+    }
+    adopted.push(fd);
+    // SAFETY: `fd` is open, is not a standard stream, and this is its only
+    // adoption in the process (checked above under the lock); inherited
+    // descriptors are owned by nobody else, so the OwnedFd is its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Whether `fd` refers to an open descriptor.
@@ -257,4 +278,31 @@ pub fn redirect_std_streams(fd: OwnedFd) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+
+    use super::adopt_inherited;
+
+    #[test]
+    fn an_inherited_descriptor_is_adopted_once() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        drop(w);
+        // Stand in for a descriptor handed over by exec: nothing owns it.
+        let raw = r.into_raw_fd();
+        let owned = adopt_inherited(raw).expect("first adoption");
+        assert_eq!(owned.as_raw_fd(), raw);
+        let again = adopt_inherited(raw).unwrap_err();
+        assert!(again.to_string().contains("already taken over"), "{again}");
+        for std_stream in 0..=2 {
+            assert!(adopt_inherited(std_stream).is_err());
+        }
+        drop(owned);
+        assert_eq!(
+            adopt_inherited(1_000_000).unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
+    }
 }

@@ -398,44 +398,13 @@ pub fn after_fork_child() {
     }
 }
 
-/// The one place the module calls the C API directly: pyo3 has no safe
-/// binding for `PyOS_BeforeFork`, and the GIL must stay held until the
-/// matching `fork_finish`, which a scoped `Python::attach` cannot express.
-#[allow(unsafe_code)]
 fn fork_prepare() {
-    // SAFETY: the interpreter is initialised (checked by the caller).
-    // PyGILState_Ensure attaches this thread; PyOS_BeforeFork requires the
-    // GIL, which we then hold until fork_finish.
-    unsafe {
-        let state = pyo3::ffi::PyGILState_Ensure();
-        FORK_GIL_WAS_HELD.store(
-            matches!(state, pyo3::ffi::PyGILState_STATE::PyGILState_LOCKED),
-            Ordering::Relaxed,
-        );
-        pyo3::ffi::PyOS_BeforeFork();
-    }
+    let held = crate::sys::python::fork_prepare();
+    FORK_GIL_WAS_HELD.store(held, Ordering::Relaxed);
 }
 
-/// Counterpart of `fork_prepare`, see there for why it is unsafe.
-#[allow(unsafe_code)]
 fn fork_finish(child: bool) {
-    let state = if FORK_GIL_WAS_HELD.load(Ordering::Relaxed) {
-        pyo3::ffi::PyGILState_STATE::PyGILState_LOCKED
-    } else {
-        pyo3::ffi::PyGILState_STATE::PyGILState_UNLOCKED
-    };
-    // SAFETY: only called after fork_prepare, on the thread that called it
-    // (the master is single-threaded; in the child it is the only thread),
-    // with the GIL still held from PyGILState_Ensure. The AfterFork
-    // functions require the GIL; PyGILState_Release then gives it back.
-    unsafe {
-        if child {
-            pyo3::ffi::PyOS_AfterFork_Child();
-        } else {
-            pyo3::ffi::PyOS_AfterFork_Parent();
-        }
-        pyo3::ffi::PyGILState_Release(state);
-    }
+    crate::sys::python::fork_finish(child, FORK_GIL_WAS_HELD.load(Ordering::Relaxed));
 }
 
 /// Every Python thread's current stack, for the log line of a worker that
