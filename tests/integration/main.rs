@@ -12,6 +12,7 @@ mod vectors;
 mod apps;
 mod cli;
 mod conformance;
+mod fairness;
 mod lifecycle;
 mod serving;
 mod signals;
