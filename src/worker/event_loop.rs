@@ -111,19 +111,21 @@ impl Worker<'_> {
             for tok in std::mem::take(&mut self.revisit) {
                 self.on_socket(tok, EpollFlags::empty());
             }
-            if n == 0 && self.accepting {
-                // A wake-up lost to a race between workers would leave a
-                // connection in the backlog until the next one arrives:
-                // look for one whenever the loop was idle.
-                for i in 0..self.listeners.len() {
-                    self.accept(i);
-                }
-            }
             let now = Instant::now();
             self.settle_accepting(now);
             if now >= next_sweep {
                 next_sweep = now + std::time::Duration::from_millis(500);
                 self.sweep(now);
+                // A wake-up lost to a race between workers (the kernel
+                // stopped at one that then filled up) would leave a
+                // connection in the backlog until the next one arrives:
+                // a worker with a free thread looks for one now and then.
+                if self.accepting {
+                    for i in 0..self.listeners.len() {
+                        self.accept(i);
+                    }
+                    self.settle_accepting(now);
+                }
                 if nix::unistd::getppid() != self.master {
                     tracing::info!("Parent changed, shutting down: {}", std::process::id());
                     return exit::OK;
