@@ -75,6 +75,12 @@ pub struct Conn {
     pub dispatched_at: Option<Instant>,
     /// Responses completed on this connection.
     pub served: u64,
+    /// Accepted a moment ago and its first request not yet dispatched: it
+    /// counts against the worker's free threads (see `Worker::claims`).
+    pub claim: bool,
+    /// The request with Python came on this connection after an earlier
+    /// response (keep-alive or pipelining).
+    pub reused: bool,
 }
 
 pub enum Progress {
@@ -99,6 +105,8 @@ impl Conn {
             hup: false,
             dispatched_at: None,
             served: 0,
+            claim: false,
+            reused: false,
         }
     }
 

@@ -1,11 +1,15 @@
 //! The worker's event loop: accept, read, parse, dispatch to Python, write,
-//! keep-alive and timeouts, signals, and draining before exit.
+//! keep-alive and timeouts, signals, and draining before exit. It also owns
+//! the worker's share of fair scheduling: it stays in the kernel's queue of
+//! workers waiting for a new connection only while it has a free Python
+//! thread (see docs/architecture.md, "Fair scheduling").
 
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::epoll::{EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::Signal;
 
@@ -24,8 +28,31 @@ use crate::wsgi;
 /// when the next writable edge comes").
 const CONN_EVENTS: i32 = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
 
+/// How long a connection just accepted, with no request bytes yet, holds a
+/// Python thread's place. Clients send the request with the connection, so
+/// its bytes are there at once or within a round trip; without the claim a
+/// worker would accept several connections in the gap between accept and
+/// their requests and then queue them on one thread. Bounded, so a client
+/// that connects and stays silent costs the worker's accept queue place
+/// only this long (its own deadline is `--header-timeout`).
+const CLAIM: Duration = Duration::from_millis(250);
+
+/// While a worker has no free thread, how often it looks at the listen
+/// backlog (only when kept-alive requests or `--queue-timeout` make it
+/// eligible to admit a waiting connection anyway).
+const BACKLOG_TICK: Duration = Duration::from_millis(10);
+
+/// How long connections must have been seen waiting in the backlog, with
+/// every worker that could take them out of the accept queue, before a
+/// worker without a free thread admits one.
+const BACKLOG_PATIENCE: Duration = Duration::from_millis(20);
+
 fn token(index: usize, generation: u32) -> Token {
     ((generation as u64) << 32) | index as u64
+}
+
+fn is_listener(data: u64) -> bool {
+    (TOKEN_LISTENER_BASE..TOKEN_WAKE).contains(&data)
 }
 
 impl Worker<'_> {
@@ -40,7 +67,7 @@ impl Worker<'_> {
                 return exit::OK;
             }
             let wait = if self.revisit.is_empty() {
-                EpollTimeout::from(1000u16)
+                self.wait_timeout(Instant::now())
             } else {
                 EpollTimeout::ZERO
             };
@@ -52,6 +79,16 @@ impl Worker<'_> {
                     return 1;
                 }
             };
+            // New connections first. The listeners were in the epoll set,
+            // so this worker had a free thread when it went to sleep; the
+            // kernel woke it and no other worker for this connection
+            // (EPOLLEXCLUSIVE), so it must take it before the events below
+            // (a kept-alive request, say) fill that thread.
+            for ev in &events[..n] {
+                if is_listener(ev.data()) {
+                    self.accept((ev.data() - TOKEN_LISTENER_BASE) as usize);
+                }
+            }
             for ev in &events[..n] {
                 let data = ev.data();
                 let flags = ev.events();
@@ -67,9 +104,7 @@ impl Worker<'_> {
                             self.on_piece(tok, piece);
                         }
                     }
-                    t if t >= TOKEN_LISTENER_BASE => {
-                        self.accept((t - TOKEN_LISTENER_BASE) as usize);
-                    }
+                    t if is_listener(t) => {}
                     t => self.on_socket(t, flags),
                 }
             }
@@ -77,9 +112,20 @@ impl Worker<'_> {
                 self.on_socket(tok, EpollFlags::empty());
             }
             let now = Instant::now();
+            self.settle_accepting(now);
             if now >= next_sweep {
                 next_sweep = now + std::time::Duration::from_millis(500);
                 self.sweep(now);
+                // A wake-up lost to a race between workers (the kernel
+                // stopped at one that then filled up) would leave a
+                // connection in the backlog until the next one arrives:
+                // a worker with a free thread looks for one now and then.
+                if self.accepting {
+                    for i in 0..self.listeners.len() {
+                        self.accept(i);
+                    }
+                    self.settle_accepting(now);
+                }
                 if nix::unistd::getppid() != self.master {
                     tracing::info!("Parent changed, shutting down: {}", std::process::id());
                     return exit::OK;
@@ -167,7 +213,7 @@ impl Worker<'_> {
                         }
                     }
                     TOKEN_SIGNAL => while let Ok(Some(_)) = self.signals.read_signal() {},
-                    t if t >= TOKEN_LISTENER_BASE => {}
+                    t if is_listener(t) => {}
                     t => self.on_socket(t, ev.events()),
                 }
             }
@@ -224,7 +270,7 @@ impl Worker<'_> {
     }
 
     fn resume_accepting(&mut self) {
-        if !self.accepting && !self.draining {
+        if !self.accepting && self.has_room(Instant::now()) {
             self.accepting = true;
             for (i, l) in self.listeners.iter().enumerate() {
                 let _ = self.epoll.add(
@@ -238,53 +284,184 @@ impl Worker<'_> {
         }
     }
 
+    /// Threads not taken by a request in flight or claimed by a connection
+    /// just accepted.
+    fn free_threads(&mut self, now: Instant) -> usize {
+        let mut i = 0;
+        while i < self.claims.len() {
+            let (tok, until) = self.claims[i];
+            let held = until > now
+                && self
+                    .slot(tok)
+                    .and_then(|s| self.conns[s].1.as_ref())
+                    .is_some_and(|c| c.claim);
+            if held {
+                i += 1;
+            } else {
+                self.claims.swap_remove(i);
+            }
+        }
+        self.threads
+            .saturating_sub(self.in_flight + self.claims.len())
+    }
+
+    /// Whether this worker should be in the accept queue: a Python thread is
+    /// free for the next connection and there is room for one more.
+    fn has_room(&mut self, now: Instant) -> bool {
+        !self.draining && !self.conn_limit && self.free_threads(now) > 0
+    }
+
+    /// Join or leave the kernel's queue of workers to wake for a new
+    /// connection, after whatever the last events changed.
+    fn settle_accepting(&mut self, now: Instant) {
+        if self.has_room(now) {
+            self.backlog_since = None;
+            self.resume_accepting();
+        } else {
+            self.stop_accepting();
+            self.admit_waiting(now);
+        }
+    }
+
+    /// A worker with no free thread may still have to take a connection
+    /// from the backlog, so that waiting there is never worse than waiting
+    /// inside a worker: when its threads serve kept-alive connections
+    /// (their requests never pass through the backlog, so without this a
+    /// few busy keep-alive clients would starve every new one), or when
+    /// `--queue-timeout` asks for requests that waited too long to be
+    /// refused rather than kept waiting. Only after connections have been
+    /// seen waiting for `BACKLOG_PATIENCE` — long enough for a worker with a
+    /// free thread, woken first by the kernel, to have taken them — and one
+    /// per `BACKLOG_TICK`, so full workers share the backlog evenly.
+    fn admit_waiting(&mut self, now: Instant) {
+        if !self.may_admit_waiting() {
+            self.backlog_since = None;
+            return;
+        }
+        if now < self.next_backlog_check {
+            return;
+        }
+        self.next_backlog_check = now + BACKLOG_TICK;
+        let Some(index) = self.waiting_listener() else {
+            self.backlog_since = None;
+            return;
+        };
+        match self.backlog_since {
+            None => self.backlog_since = Some(now),
+            Some(since) if now.duration_since(since) >= BACKLOG_PATIENCE => {
+                self.accept_one(index, now);
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn may_admit_waiting(&self) -> bool {
+        !self.accepting
+            && !self.draining
+            && !self.conn_limit
+            && (self.reused_in_flight > 0 || !self.queue_timeout.is_zero())
+    }
+
+    /// A listener with connections waiting in its backlog, looked at
+    /// without taking any.
+    fn waiting_listener(&self) -> Option<usize> {
+        let mut fds: Vec<PollFd<'_>> = self
+            .listeners
+            .iter()
+            .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN))
+            .collect();
+        match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+            Ok(n) if n > 0 => fds
+                .iter()
+                .position(|f| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN))),
+            _ => None,
+        }
+    }
+
+    /// How long the loop may sleep: until a claim lapses (the worker then
+    /// has a free thread again), the next backlog look, or a second.
+    fn wait_timeout(&mut self, now: Instant) -> EpollTimeout {
+        let mut until = now + Duration::from_secs(1);
+        if let Some(first) = self.claims.iter().map(|&(_, t)| t).min() {
+            until = until.min(first);
+        }
+        if self.may_admit_waiting() {
+            until = until.min(self.next_backlog_check);
+        }
+        let ms = until
+            .saturating_duration_since(now)
+            .as_micros()
+            .div_ceil(1000);
+        EpollTimeout::from(ms.min(1000) as u16)
+    }
+
+    /// Take new connections, as many as there are free threads and at most
+    /// 4 per wake-up, so the connections already open are not starved.
     fn accept(&mut self, index: usize) {
         if !self.accepting {
             return;
         }
-        // A small batch per wake-up: the connections already open are not
-        // starved, and with several workers on one listener a burst of
-        // connections spreads over them (a worker busy here leaves the next
-        // wake-up to another) instead of landing on whichever woke first.
+        let now = Instant::now();
+        let mut took = false;
         for _ in 0..4 {
-            if self.live >= self.max_conns && !self.evict_one() {
-                self.stop_accepting();
-                return;
+            if !self.has_room(now) || !self.accept_one(index, now) {
+                break;
             }
-            let (stream, peer) = match self.listeners[index].accept() {
-                Ok(Some(x)) => x,
-                Ok(None) => return,
-                Err(e) => {
-                    // EMFILE and friends: log and retry on the next wake-up.
-                    tracing::error!("accept failed: {e}");
-                    return;
-                }
-            };
-            let mut conn = Conn::new(stream, sock_addr(peer), self.locals[index].clone());
-            conn.deadline = Some(Instant::now() + self.header_timeout);
-            let slot = match self.free.pop() {
-                Some(i) => i,
-                None => {
-                    self.conns.push((0, None));
-                    self.conns.len() - 1
-                }
-            };
-            let gen = self.conns[slot].0;
-            let tok = token(slot, gen);
-            if let Err(e) = self.epoll.add(
-                conn.stream.as_fd(),
-                EpollEvent::new(EpollFlags::from_bits_truncate(CONN_EVENTS), tok),
-            ) {
-                tracing::error!("epoll add failed: {e}");
-                self.free.push(slot);
-                continue;
-            }
-            self.conns[slot].1 = Some(conn);
-            self.live += 1;
-            // Most clients send the request with the connection; try now
-            // instead of waiting for another epoll round.
-            self.on_socket(tok, EpollFlags::EPOLLIN);
+            took = true;
         }
+        if took {
+            // Leave the accept queue; `settle_accepting` rejoins it at the
+            // back if a thread is still free. The kernel wakes the worker
+            // at the front, so new connections go round the workers, and
+            // kept-alive ones end up spread over them.
+            self.stop_accepting();
+        }
+    }
+
+    /// Accept one connection and read its request if it came with it.
+    /// Returns whether the backlog gave one.
+    fn accept_one(&mut self, index: usize, now: Instant) -> bool {
+        if self.live >= self.max_conns && !self.evict_one() {
+            self.conn_limit = true;
+            self.stop_accepting();
+            return false;
+        }
+        let (stream, peer) = match self.listeners[index].accept() {
+            Ok(Some(x)) => x,
+            Ok(None) => return false,
+            Err(e) => {
+                // EMFILE and friends: log and retry on the next wake-up.
+                tracing::error!("accept failed: {e}");
+                return false;
+            }
+        };
+        let mut conn = Conn::new(stream, sock_addr(peer), self.locals[index].clone());
+        conn.deadline = Some(now + self.header_timeout);
+        conn.claim = true;
+        let slot = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.conns.push((0, None));
+                self.conns.len() - 1
+            }
+        };
+        let gen = self.conns[slot].0;
+        let tok = token(slot, gen);
+        if let Err(e) = self.epoll.add(
+            conn.stream.as_fd(),
+            EpollEvent::new(EpollFlags::from_bits_truncate(CONN_EVENTS), tok),
+        ) {
+            tracing::error!("epoll add failed: {e}");
+            self.free.push(slot);
+            return true;
+        }
+        self.conns[slot].1 = Some(conn);
+        self.live += 1;
+        self.claims.push((tok, now + CLAIM));
+        // Most clients send the request with the connection; try now
+        // instead of waiting for another epoll round.
+        self.on_socket(tok, EpollFlags::EPOLLIN);
+        true
     }
 
     /// The slot a token names, if that connection is still open.
@@ -431,6 +608,9 @@ impl Worker<'_> {
                     }
                     match http::parse_head(conn.pending_input(), &limits) {
                         Ok(Parsed::Partial) => {
+                            // Part of a head: a slow client (or a
+                            // slowloris) must not hold a thread's place.
+                            conn.claim = false;
                             if conn.eof {
                                 // Truncated request: close without a response.
                                 self.close(index);
@@ -551,6 +731,12 @@ impl Worker<'_> {
             keep_alive: head.keep_alive && keepalive_enabled && !draining && !last_allowed,
         };
         let flight = Arc::new(Flight::default());
+        conn.claim = false;
+        conn.reused = conn.served > 0;
+        self.in_flight += 1;
+        if conn.reused {
+            self.reused_in_flight += 1;
+        }
         conn.state = State::Busy(Arc::clone(&flight));
         conn.deadline = None;
         conn.dispatched_at = Some(Instant::now());
@@ -574,6 +760,10 @@ impl Worker<'_> {
     }
 
     fn on_piece(&mut self, tok: Token, piece: Piece) {
+        if let Piece::End { .. } = piece {
+            // The thread is free, whether or not the client is still there.
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
         let Some(index) = self.slot(tok) else {
             return;
         };
@@ -592,6 +782,9 @@ impl Worker<'_> {
                 left: len,
             }),
             Piece::End { keep_alive } => {
+                if std::mem::take(&mut conn.reused) {
+                    self.reused_in_flight -= 1;
+                }
                 conn.dispatched_at = None;
                 conn.served += 1;
                 if keep_alive && !draining {
@@ -689,10 +882,14 @@ impl Worker<'_> {
             if let State::Busy(f) = &conn.state {
                 f.abandon();
             }
+            if conn.reused {
+                self.reused_in_flight -= 1;
+            }
             self.conns[index].0 = self.conns[index].0.wrapping_add(1);
             self.free.push(index);
             self.live -= 1;
             if self.live < self.max_conns {
+                self.conn_limit = false;
                 self.resume_accepting();
             }
         }

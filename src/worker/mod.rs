@@ -269,6 +269,14 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             revisit: Vec::new(),
             live: 0,
             accepting: true,
+            threads,
+            in_flight: 0,
+            reused_in_flight: 0,
+            claims: Vec::new(),
+            conn_limit: false,
+            backlog_since: None,
+            next_backlog_check: Instant::now(),
+            queue_timeout: s.queue_timeout,
             draining: false,
             served: 0,
             max_requests: spec.max_requests,
@@ -414,7 +422,28 @@ struct Worker<'a> {
     /// an edge-triggered registration will not report them again.
     revisit: Vec<pool::Token>,
     live: usize,
+    /// The listeners are in this worker's epoll set: it is in the kernel's
+    /// queue of workers to wake for a new connection.
     accepting: bool,
+    /// Python threads: the most requests this worker takes on at once.
+    threads: usize,
+    /// Requests handed to the Python threads whose End has not come back
+    /// (queued or running; a request whose client left still holds its
+    /// thread until the app returns).
+    in_flight: usize,
+    /// Of those, requests that came on a kept-alive connection: they took a
+    /// thread without passing through the listen backlog.
+    reused_in_flight: usize,
+    /// Connections accepted a moment ago whose first request is expected at
+    /// once, each with the instant its claim on a thread lapses.
+    claims: Vec<(pool::Token, Instant)>,
+    /// At `--worker-connections` with nothing to evict.
+    conn_limit: bool,
+    /// Since when connections have been seen waiting in the listen backlog
+    /// while this worker had no free thread.
+    backlog_since: Option<Instant>,
+    next_backlog_check: Instant,
+    queue_timeout: Duration,
     draining: bool,
     served: u64,
     max_requests: u64,

@@ -14,6 +14,7 @@ mod vectors;
 mod apps;
 mod cli;
 mod conformance;
+mod fairness;
 mod install;
 mod lifecycle;
 mod serving;
