@@ -33,6 +33,7 @@ fn run(py: Python<'_>, args: Vec<OsString>, executable: PathBuf, relaunch: Vec<O
     // The process title is written over the argv area the kernel set up;
     // Python keeps its own copies of the arguments, so nothing reads it.
     let title = ProcTitle::locate();
+    crate::wsgi::mark_python_host();
     let relaunch = Relaunch {
         program: executable,
         argv: relaunch,
@@ -76,9 +77,6 @@ fn main(args: Vec<OsString>, relaunch: Relaunch, title: Option<ProcTitle>) -> i3
         eprintln!("error: {e}");
         return crate::exit::FAILURE;
     }
-    // `raw_env` (-e) was applied before os.environ was ours to update.
-    let raw_env: Vec<&str> = settings.raw_env.iter().map(|(k, _)| k.as_str()).collect();
-    crate::wsgi::sync_environ(&raw_env);
     if let Err(e) = crate::logging::init(&crate::logging::LogConfig::from_settings(&settings)) {
         eprintln!("error: cannot open log file: {e}");
         return crate::exit::FAILURE;

@@ -439,6 +439,26 @@ fn check_config_validates_file_and_app() {
         &[],
     );
     assert_eq!(o.status.code(), Some(1));
+    // -e reaches os.environ before --check-config imports the app, as in a
+    // real start (the app reads its settings module from it at import).
+    write(
+        &dir,
+        "needs_env.py",
+        "import os\nassert os.environ['CORRAL_CHECK_ENV'] == 'yes'\n\
+         def application(environ, start_response):\n    return []\n",
+    );
+    let o = corral(
+        &dir,
+        &[
+            "--check-config",
+            "-e",
+            "CORRAL_CHECK_ENV=yes",
+            "needs_env:application",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("Configuration OK"), "{}", stdout(&o));
 }
 
 #[test]

@@ -170,7 +170,7 @@ fn install(hooks: Vec<(usize, Py<PyAny>)>) {
 /// the file on SIGHUP goes away, as in gunicorn).
 pub fn apply_raw_env(settings: &Settings) {
     let mut saved = RAW_ENV_SAVED.lock().unwrap_or_else(|e| e.into_inner());
-    let python = wsgi::is_initialized();
+    let python = wsgi::python_running();
     let set = |k: &str, v: Option<&str>| {
         // The master is single-threaded here: nothing reads the
         // environment concurrently.

@@ -45,6 +45,21 @@ pub fn is_initialized() -> bool {
     INITIALIZED.load(Ordering::Acquire)
 }
 
+/// Set when the process is a Python interpreter running corral (the
+/// `corral` command): `os.environ` then exists from the first instruction,
+/// before `init_interpreter` prepared `sys.path`.
+static HOSTED: AtomicBool = AtomicBool::new(false);
+
+/// Called by the entry point, which Python itself called.
+pub fn mark_python_host() {
+    HOSTED.store(true, Ordering::Release);
+}
+
+/// Whether `os.environ` exists and must follow environment changes.
+pub fn python_running() -> bool {
+    HOSTED.load(Ordering::Acquire) || is_initialized()
+}
+
 fn init_once(opts: &InterpreterOptions) -> Result<(), String> {
     // A no-op inside the `corral` command, whose interpreter is running.
     Python::initialize();
@@ -81,7 +96,7 @@ fn setup_sys(py: Python<'_>, opts: &InterpreterOptions) -> PyResult<()> {
 /// `os.environ` when it started, and the app (and every `subprocess` it
 /// starts) reads that copy. No-op before the interpreter is prepared.
 pub fn sync_environ(keys: &[&str]) {
-    if !is_initialized() {
+    if !python_running() {
         return;
     }
     Python::attach(|py| {
