@@ -76,21 +76,23 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
             std::thread::scope(|scope| {
                 for t in 1..threads {
                     start(scope, format!("python-{t}"), move || {
-                        python_thread(t, jobs, completions, ctx, app, hb, queue_timeout);
+                        crash_on_panic("a Python thread", || {
+                            python_thread(t, jobs, completions, ctx, app, hb, queue_timeout)
+                        });
                         exit::OK
                     });
                 }
                 let server = start(scope, "event-loop".to_owned(), || {
                     spec.heartbeat.set_booted();
                     let _ = nix::unistd::write(spec.boot_pipe, &[1]);
-                    let code = worker.serve();
+                    let code = crash_on_panic("the event loop", || worker.serve());
                     // Idle Python threads return once the queue closes.
                     jobs.close();
                     code
                 });
-                python_thread(0, jobs, completions, ctx, app, hb, queue_timeout);
-                // A panic in the event loop is a crash (exit 1, gunicorn's
-                // "aborted"), never a silent success.
+                crash_on_panic("a Python thread", || {
+                    python_thread(0, jobs, completions, ctx, app, hb, queue_timeout)
+                });
                 server.join().unwrap_or(1)
             })
         }
@@ -101,6 +103,20 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
         wsgi::finish_python();
     }
     crate::sys::process::exit_now(code)
+}
+
+/// Run `f`; if it panics, end the worker at once with exit 1 (gunicorn's
+/// "aborted"): the other threads would otherwise wait for it forever (a
+/// Python thread for jobs from a dead event loop, or the event loop for
+/// answers from a dead Python thread). The master respawns the worker.
+fn crash_on_panic<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(_) => {
+            tracing::error!("Worker crashed: {what} panicked");
+            crate::sys::process::exit_now(1)
+        }
+    }
 }
 
 /// Start one of the worker's helper threads (see `run`), with the
