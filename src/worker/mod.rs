@@ -171,8 +171,14 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
         exit::WORKER_BOOT_ERROR
     };
     // The master reads signals from a signalfd with them blocked; the
-    // worker starts from a clean slate and blocks its own set below.
-    crate::sys::process::unblock_all_signals().map_err(|e| fail("signal mask", &e))?;
+    // worker replaces that mask with its own set at once, before the app is
+    // imported: a SIGINT then (Ctrl-C, or systemd signalling the group)
+    // waits for the worker's loop, which exits quickly, instead of reaching
+    // Python's KeyboardInterrupt handler mid-import and passing for an app
+    // that fails to load (exit 4, which stops the master for good).
+    worker_signal_set()
+        .thread_set_mask()
+        .map_err(|e| fail("signal mask", &e))?;
     let _ = crate::sys::process::set_parent_death_signal(Signal::SIGTERM);
     (spec.title)(&format!(
         "corral: worker [{}]",
@@ -213,17 +219,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
         }
     };
 
-    let mut mask = SigSet::empty();
-    for sig in [
-        Signal::SIGTERM,
-        Signal::SIGQUIT,
-        Signal::SIGINT,
-        Signal::SIGUSR1,
-        Signal::SIGABRT,
-        Signal::SIGWINCH,
-    ] {
-        mask.add(sig);
-    }
+    let mask = worker_signal_set();
     // Blocked before any thread starts, so every Python thread inherits the
     // mask and signals reach only the signalfd.
     mask.thread_block()
@@ -319,6 +315,22 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
         ctx,
         threads,
     ))
+}
+
+/// The signals a worker reads from its signalfd.
+fn worker_signal_set() -> SigSet {
+    let mut mask = SigSet::empty();
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGQUIT,
+        Signal::SIGINT,
+        Signal::SIGUSR1,
+        Signal::SIGABRT,
+        Signal::SIGWINCH,
+    ] {
+        mask.add(sig);
+    }
+    mask
 }
 
 pub fn interpreter_options(s: &Settings) -> wsgi::InterpreterOptions {

@@ -279,3 +279,49 @@ fn hup_reloads_a_preloaded_app_and_keeps_it_when_the_new_code_breaks() {
         assert_eq!(get(server.port, "/").body, b"two");
     }
 }
+
+/// SIGINT to a worker while it imports the app (Ctrl-C in a terminal, or a
+/// signal to the whole group) is a quick stop of that worker, as gunicorn's
+/// worker_int: never an "App failed to load" that halts the master.
+#[test]
+fn sigint_during_a_workers_import_does_not_halt_the_master() {
+    let marks = tempfile::tempdir().unwrap();
+    let mut server = Corral::app("slow_import:app")
+        .args([
+            "-w",
+            "1",
+            "-e",
+            &format!("CORRAL_TEST_IMPORT_MARK={}", marks.path().display()),
+        ])
+        .spawn();
+    let mut importing = 0;
+    wait_until(EVENT_TIMEOUT, "a worker to start importing", || {
+        importing = std::fs::read_dir(marks.path())
+            .unwrap()
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_prefix("importing-")?
+                    .parse()
+                    .ok()
+            })
+            .next()
+            .unwrap_or(0);
+        importing > 0
+    });
+    signal(importing, libc::SIGINT);
+    server.wait_ready();
+    server.port = server.listening_port();
+    assert!(
+        alive(server.pid),
+        "the master stopped: {}",
+        server.stderr.text()
+    );
+    assert_eq!(get(server.port, "/").text(), "imported");
+    assert!(
+        !server.stderr.text().contains("App failed to load"),
+        "{}",
+        server.stderr.text()
+    );
+}
