@@ -42,6 +42,14 @@ fn run(py: Python<'_>, args: Vec<OsString>, executable: PathBuf, relaunch: Vec<O
 }
 
 fn main(args: Vec<OsString>, relaunch: Relaunch, title: Option<ProcTitle>) -> i32 {
+    // First, so every thread the config file or a preloaded app starts
+    // inherits the mask (see `block_master_signals`). They stay blocked to
+    // the end: a signal arriving while the master stops is not left to kill
+    // it with a status other than the one it returns.
+    if let Err(e) = crate::signals::block_master_signals() {
+        eprintln!("error: cannot block signals: {e}");
+        return crate::exit::FAILURE;
+    }
     let env = |k: &str| std::env::var(k).ok();
     let settings = match crate::hooks::load(&args, &env) {
         Ok(Command::Run(s)) => s,

@@ -139,14 +139,28 @@ const MASTER_SIGNALS: [Signal; 10] = [
     Signal::SIGCHLD,
 ];
 
+fn master_signal_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in MASTER_SIGNALS {
+        set.add(s);
+    }
+    set
+}
+
+/// Block the master's signals in the calling thread now, before the config
+/// file or a preloaded app runs: a thread either starts inherits the mask,
+/// so the kernel cannot hand it a SIGTERM or SIGHUP whose default action
+/// would kill the master outright. [`MasterSignals::install`] then reads
+/// them from a signalfd.
+pub fn block_master_signals() -> nix::Result<()> {
+    master_signal_set().thread_block()
+}
+
 impl MasterSignals {
     /// Block the master's signals and open a signalfd for them. Must run
     /// before any child is forked (children unblock their own mask).
     pub fn install() -> nix::Result<Self> {
-        let mut set = SigSet::empty();
-        for s in MASTER_SIGNALS {
-            set.add(s);
-        }
+        let set = master_signal_set();
         set.thread_block()?;
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         Ok(Self { fd })
