@@ -18,10 +18,6 @@ use serde_json::Value;
 use crate::client::{get, try_get};
 use crate::harness::{run, venv, Corral, EVENT_TIMEOUT};
 
-fn debian_venv() -> PathBuf {
-    crate::installed::deploy_venv()
-}
-
 fn canonical(p: impl AsRef<Path>) -> PathBuf {
     std::fs::canonicalize(p.as_ref())
         .unwrap_or_else(|e| panic!("canonicalize {}: {e}", p.as_ref().display()))
@@ -142,7 +138,7 @@ fn bare_environment_runs_on_the_virtualenv_pyenv_base() {
 /// A virtualenv of Debian's /usr/bin/python3 under /srv.
 #[test]
 fn bare_environment_runs_on_the_virtualenv_debian_base() {
-    check_virtualenv(&debian_venv());
+    check_virtualenv(&crate::installed::deploy_venv());
 }
 
 /// `python -m corral` is the same server as the console script.
