@@ -18,6 +18,8 @@ mod common;
 mod fuzz_logic;
 #[path = "support/installed.rs"]
 mod installed;
+#[path = "support/notify.rs"]
+mod notify;
 #[path = "hostile/smuggling.rs"]
 mod smuggling;
 #[path = "vectors/http.rs"]

@@ -6,7 +6,6 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,7 +52,9 @@ pub struct Server {
     pub pid: i32,
     pub port: u16,
     log: Arc<Mutex<Vec<String>>>,
-    notify: UnixDatagram,
+    notify: crate::notify::Notifications,
+    /// Datagrams already consumed by [`Server::wait_ready`].
+    notify_read: usize,
     pub dir: TempDir,
 }
 
@@ -82,10 +83,7 @@ impl Server {
     ) -> Server {
         let dir = TempDir::new("srv");
         let sock_path = dir.0.join("notify.sock");
-        let notify = UnixDatagram::bind(&sock_path).expect("bind notify socket");
-        notify
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
+        let notify = crate::notify::Notifications::listen(&sock_path);
         let mut cmd = Command::new(program);
         cmd.arg("--chdir")
             .arg(chdir)
@@ -122,6 +120,7 @@ impl Server {
             port: 0,
             log,
             notify,
+            notify_read: 0,
             dir,
         };
         srv.wait_ready(Duration::from_secs(60));
@@ -144,25 +143,24 @@ impl Server {
     /// Wait for the next READY=1 datagram.
     pub fn wait_ready(&mut self, limit: Duration) {
         let deadline = Instant::now() + limit;
-        let mut buf = [0u8; 4096];
         while Instant::now() < deadline {
             if let Ok(Some(st)) = self.child.try_wait() {
                 panic!("corral exited during startup ({st}):\n{}", self.log_text());
             }
-            match self.notify.recv(&mut buf) {
-                Ok(n) => {
-                    let msg = String::from_utf8_lossy(&buf[..n]);
-                    if msg.lines().any(|l| l == "READY=1") {
-                        return;
-                    }
-                }
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.kind() == io::ErrorKind::TimedOut => {}
-                Err(e) => panic!("notify socket: {e}"),
+            let slice = Duration::from_millis(200);
+            if let Some(i) = self
+                .notify
+                .wait_from(self.notify_read, slice, crate::notify::is_ready)
+            {
+                self.notify_read = i + 1;
+                return;
             }
         }
-        panic!("no READY=1 within {limit:?}; log:\n{}", self.log_text());
+        panic!(
+            "no READY=1 within {limit:?} (datagrams: {:?}); log:\n{}",
+            self.notify.all(),
+            self.log_text()
+        );
     }
 
     pub fn log_text(&self) -> String {

@@ -1,20 +1,22 @@
 //! Starts the installed `corral` (see `installed`) and watches it.
 //!
 //! Readiness is never guessed: each server gets its own `NOTIFY_SOCKET`, a
-//! unix datagram socket in a private temp dir, and [`Corral::start`] waits
-//! (with a deadline) for the master's `READY=1`. The port comes from the
+//! unix datagram socket in a private temp dir that a thread reads all the
+//! time, as systemd does (an unread socket fills up and blocks the sender),
+//! and [`Corral::start`] waits (with a deadline) for the master's `READY=1`. The port comes from the
 //! master's `Listening at: http://HOST:PORT (PID)` line on stderr, which a
 //! reader thread copies into a shared buffer that tests can search too.
 //! Dropping a [`Server`] kills the master's whole process group.
 
 use std::io::Read;
 use std::os::fd::RawFd;
-use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
+
+pub use crate::notify::{is_ready, Notifications};
 use std::time::{Duration, Instant};
 
 /// Start-up on a loaded two-core machine with a debug build and Django to
@@ -138,6 +140,14 @@ impl Corral {
         }
     }
 
+    /// gunicorn 27 from the test virtualenv, started the same way: the
+    /// tests that compare behaviour run both and keep both results.
+    pub fn gunicorn(app: &str) -> Corral {
+        let mut c = Corral::app(app);
+        c.program = Some(venv().join("bin/gunicorn"));
+        c
+    }
+
     /// Run the `corral` installed in virtualenv `venv`.
     pub fn installed_in(mut self, venv: &Path) -> Corral {
         self.program = Some(venv.join("bin/corral"));
@@ -188,7 +198,7 @@ impl Corral {
     /// Spawns corral without waiting for readiness.
     pub fn spawn(self) -> Server {
         let notify_path = self.dir.path().join("notify.sock");
-        let notify = UnixDatagram::bind(&notify_path).expect("bind the notify socket");
+        let notify = Notifications::listen(&notify_path);
         let program = self
             .program
             .clone()
@@ -242,6 +252,7 @@ impl Corral {
             stdout,
             stderr,
             notify,
+            notify_read: 0,
             port: 0,
             args: self.args,
             exited: None,
@@ -271,7 +282,9 @@ pub struct Server {
     child: Child,
     pub stdout: Captured,
     pub stderr: Captured,
-    notify: UnixDatagram,
+    pub notify: Notifications,
+    /// Datagrams already consumed by [`Server::wait_ready`].
+    notify_read: usize,
     pub port: u16,
     args: Vec<String>,
     exited: Option<ExitStatus>,
@@ -290,34 +303,24 @@ impl Server {
         )
     }
 
-    /// Waits for a datagram with a `READY=1` line.
+    /// Waits for a datagram with a `READY=1` line after those seen by the
+    /// last call (so after a reload, it waits for the reload's own).
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
-        let mut buf = [0u8; 4096];
-        let mut seen = Vec::new();
         loop {
             let now = Instant::now();
             if now >= deadline {
                 panic!(
-                    "no READY=1 within {START_TIMEOUT:?} (datagrams seen: {seen:?}); {}",
+                    "no READY=1 within {START_TIMEOUT:?} (datagrams seen: {:?}); {}",
+                    self.notify.all(),
                     self.describe()
                 );
             }
-            // A short receive timeout, so an early exit is noticed quickly.
+            // A short wait, so an early exit is noticed quickly.
             let slice = (deadline - now).min(Duration::from_millis(200));
-            self.notify.set_read_timeout(Some(slice)).unwrap();
-            match self.notify.recv(&mut buf) {
-                Ok(n) => {
-                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    if msg.lines().any(|l| l.trim() == "READY=1") {
-                        return;
-                    }
-                    seen.push(msg);
-                }
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(e) => panic!("notify socket: {e}"),
+            if let Some(i) = self.notify.wait_from(self.notify_read, slice, is_ready) {
+                self.notify_read = i + 1;
+                return;
             }
             if let Some(status) = self.try_exit() {
                 // Let the stderr reader catch the last words.
