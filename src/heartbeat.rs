@@ -1,7 +1,8 @@
 //! Worker liveness, shared with the master through one shared page per
 //! worker: the event loop's heartbeat, when each Python thread started its
-//! current request, whether the worker finished booting, requests served, and
-//! the one-line reason a worker failed to boot.
+//! current request, whether the worker finished booting, requests served,
+//! whether it reached `--max-requests` and waits to be replaced, and the
+//! one-line reason a worker failed to boot.
 //!
 //! The master reads these to detect a stuck event loop or a request running
 //! past `--timeout` in any thread (gunicorn's gthread never detects the
@@ -12,9 +13,10 @@ use crate::sys::shm::{monotonic_ms, SharedWords};
 const BEAT: usize = 0;
 const BOOTED: usize = 1;
 const REQUESTS: usize = 2;
-const ERROR_LEN: usize = 3;
+const RECYCLE: usize = 3;
+const ERROR_LEN: usize = 4;
 const ERROR_WORDS: usize = 64;
-const ERROR: usize = 4;
+const ERROR: usize = 5;
 const BUSY: usize = ERROR + ERROR_WORDS;
 
 /// The shared record of one worker.
@@ -75,6 +77,16 @@ impl Heartbeat {
 
     pub fn requests(&self) -> u64 {
         self.words.load(REQUESTS)
+    }
+
+    /// The worker served its `--max-requests`: it keeps serving until the
+    /// master has a replacement running, then is retired like any other.
+    pub fn ask_recycle(&self) {
+        self.words.store(RECYCLE, 1);
+    }
+
+    pub fn wants_recycle(&self) -> bool {
+        self.words.load(RECYCLE) != 0
     }
 
     /// Record why the worker could not boot (read by the master after it

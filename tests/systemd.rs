@@ -17,6 +17,8 @@
 mod common;
 #[path = "support/installed.rs"]
 mod installed;
+#[path = "support/load.rs"]
+mod load;
 #[path = "systemd/namespace.rs"]
 mod namespace;
 
@@ -27,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use common::{corral, get, wait_for, Activated, Load, Msg};
+use common::{corral, get, wait_for, Activated, Msg};
+use load::Load;
 
 const STATUS_SHAPE: &str = "N workers serving, N booting; N requests served by current workers";
 
@@ -207,8 +210,7 @@ fn notify_reload_on_hup() {
     let (mut c, _marks, _ready) = start_ready(&[]);
     let old = c.workers();
     assert_eq!(old.len(), 2, "workers before HUP: {old:?}");
-    let load = Load::start(c.addr);
-    load.wait_more(3, "requests before HUP");
+    let load = Load::start(c.addr, 1, 1);
     let before = common::monotonic_usec();
     c.signal(Signal::SIGHUP);
     let reloading = c
@@ -248,13 +250,9 @@ fn notify_reload_on_hup() {
         old.iter().all(|p| !new.contains(p)),
         "READY=1 came while old workers were still there: {old:?} -> {new:?}"
     );
-    load.wait_more(3, "requests after the reload");
+    load.progress(3, Duration::from_secs(15));
     let report = load.finish();
-    assert!(
-        report.failures.is_empty(),
-        "requests failed during the reload: {:?}",
-        report.failures
-    );
+    assert_eq!(report.lost, 0, "during the reload: {}", report.summary());
     let states: Vec<Vec<&str>> = c.notify.states().iter().map(|m| m.keys()).collect();
     assert_eq!(
         states,
@@ -555,32 +553,35 @@ fn scenario_status_text(e: &E2e) {
     }
 }
 
+/// Five `systemctl reload`s in a row under load: fresh and kept-alive
+/// clients lose nothing.
 fn scenario_reload(e: &E2e) {
-    let old = e.workers();
-    assert_eq!(old.len(), 2, "workers before reload: {old:?}");
-    let load = Load::start(e.addr);
-    load.wait_more(5, "requests before the reload");
-    let t = Instant::now();
-    e.sd.ok(&["systemctl", "reload", SERVICE_UNIT]);
-    let took = t.elapsed();
-    // `systemctl reload` returns at READY=1: by then the new generation
-    // serves and the old one is gone.
-    let new = e.workers();
-    load.wait_more(5, "requests after the reload");
+    let load = Load::start(e.addr, 2, 2);
+    for round in 0..5 {
+        let old = e.workers();
+        assert_eq!(old.len(), 2, "workers before reload {round}: {old:?}");
+        let t = Instant::now();
+        e.sd.ok(&["systemctl", "reload", SERVICE_UNIT]);
+        let took = t.elapsed();
+        // `systemctl reload` returns at READY=1: by then the new generation
+        // serves and the old one is gone.
+        let new = e.workers();
+        assert_eq!(new.len(), 2, "workers after reload {round}: {new:?}");
+        assert!(
+            old.iter().all(|p| !new.contains(p)),
+            "`systemctl reload` returned ({took:?}) before the old workers were replaced: \
+             {old:?} -> {new:?}"
+        );
+        load.progress(20, Duration::from_secs(15));
+    }
     let report = load.finish();
-    assert!(
-        report.failures.is_empty(),
-        "{} of {} requests failed during `systemctl reload`: {:?}",
-        report.failures.len(),
-        report.failures.len() + report.ok,
-        report.failures
+    assert_eq!(
+        report.lost,
+        0,
+        "during 5 `systemctl reload`s: {}",
+        report.summary()
     );
-    assert_eq!(new.len(), 2, "workers after reload: {new:?}");
-    assert!(
-        old.iter().all(|p| !new.contains(p)),
-        "`systemctl reload` returned ({took:?}) before the old workers were replaced: \
-         {old:?} -> {new:?}"
-    );
+    eprintln!("5 x systemctl reload: {}", report.summary());
     assert!(e.active_running(), "after reload:\n{}", e.state());
 }
 
@@ -593,66 +594,73 @@ fn kill_whom_flag(e: &E2e) -> &'static str {
     }
 }
 
+/// Two USR2 upgrades in a row under load, the way docs/lifecycle.md tells
+/// users to do it under systemd: the service stays up, MainPID moves to
+/// each new master, and no request is lost.
 fn scenario_usr2_upgrade(e: &E2e) {
-    let old = e.main_pid();
-    assert!(old > 0, "no MainPID before USR2");
-    let load = Load::start(e.addr);
-    load.wait_more(5, "requests before USR2");
-    e.sd.ok(&[
-        "systemctl",
-        "kill",
-        "-s",
-        "USR2",
-        kill_whom_flag(e),
-        SERVICE_UNIT,
-    ]);
-    let new = wait_for(
-        "MainPID to move to the new master",
-        Duration::from_secs(30),
-        || {
-            let p = e.main_pid();
-            (p != old && p != 0).then_some(p)
-        },
-    );
-    wait_for("the old master to exit", Duration::from_secs(30), || {
-        let out = e.sd.run(&["test", "-e", &format!("/proc/{old}")]);
-        (!out.status.success()).then_some(())
-    });
-    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        load.wait_more(10, "requests after the upgrade")
-    }));
-    if served.is_err() {
-        panic!(
-            "no requests served after the upgrade (MainPID {old} -> {new}):\n{}",
+    let load = Load::start(e.addr, 2, 2);
+    let first = e.main_pid();
+    for round in 0..2 {
+        let old = e.main_pid();
+        assert!(old > 0, "no MainPID before USR2 {round}");
+        e.sd.ok(&[
+            "systemctl",
+            "kill",
+            "-s",
+            "USR2",
+            kill_whom_flag(e),
+            SERVICE_UNIT,
+        ]);
+        let new = wait_for(
+            "MainPID to move to the new master",
+            Duration::from_secs(30),
+            || {
+                let p = e.main_pid();
+                (p != old && p != 0).then_some(p)
+            },
+        );
+        wait_for("the old master to exit", Duration::from_secs(30), || {
+            let out = e.sd.run(&["test", "-e", &format!("/proc/{old}")]);
+            (!out.status.success()).then_some(())
+        });
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            load.progress(20, Duration::from_secs(15))
+        }));
+        if served.is_err() {
+            panic!(
+                "no requests served after upgrade {round} (MainPID {old} -> {new}):\n{}",
+                e.state()
+            );
+        }
+        assert!(
+            e.active_running(),
+            "service after upgrade {round} (MainPID {old} -> {new}):\n{}",
             e.state()
+        );
+        assert_eq!(e.main_pid(), new);
+        let journal = e.sd.ok(&["journalctl", "-o", "cat", "--no-pager"]);
+        let line = format!("Supervising process {new} which is not our child");
+        assert!(
+            journal.contains(&line),
+            "systemd did not log {line:?} for hand-over {round}"
         );
     }
     let report = load.finish();
-    assert!(
-        report.failures.is_empty(),
-        "{} requests failed during the USR2 upgrade: {:?}",
-        report.failures.len(),
-        report.failures
+    assert_eq!(
+        report.lost,
+        0,
+        "during 2 USR2 upgrades: {}",
+        report.summary()
     );
-    assert!(
-        e.active_running(),
-        "service after the upgrade (MainPID {old} -> {new}):\n{}",
-        e.state()
-    );
-    assert_eq!(e.main_pid(), new);
-    let journal = e.sd.ok(&["journalctl", "-o", "cat", "--no-pager"]);
-    let line = format!("Supervising process {new} which is not our child");
-    assert!(
-        journal.contains(&line),
-        "systemd did not log {line:?} for the hand-over"
-    );
-    // ExecReload's $MAINPID now names the new master.
+    eprintln!("2 x USR2 upgrade: {}", report.summary());
+    assert_ne!(e.main_pid(), first);
+    // ExecReload's $MAINPID now names the newest master.
     let before = e.workers();
     e.sd.ok(&["systemctl", "reload", SERVICE_UNIT]);
     let after = e.workers();
     assert!(
         !before.is_empty() && before.iter().all(|p| !after.contains(p)),
-        "reload after the upgrade did not replace the new master's workers: {before:?} -> {after:?}\n{}",
+        "reload after the upgrades did not replace the new master's workers: {before:?} -> {after:?}\n{}",
         e.state()
     );
 }
@@ -793,22 +801,35 @@ fn wait_for_entries(
     }
 }
 
+/// `systemctl stop` with requests in flight, on a service whose master
+/// came from the USR2 upgrades above: every one of them is answered.
 fn scenario_stop_finishes_inflight(e: &E2e) {
-    let mark = e.scratch.path().join("marks/slow-e2e");
     let addr = e.addr;
-    let path = format!("/slow?s=2&mark={}", mark.display());
-    let slow = std::thread::spawn(move || get(addr, &path, Duration::from_secs(30)));
-    wait_for("the slow request to start", Duration::from_secs(10), || {
-        mark.exists().then_some(())
-    });
+    let slow: Vec<_> = (0..4)
+        .map(|i| {
+            let mark = e.scratch.path().join(format!("marks/slow-e2e-{i}"));
+            let path = format!("/slow?s=2&mark={}", mark.display());
+            let t = std::thread::spawn(move || get(addr, &path, Duration::from_secs(30)));
+            (mark, t)
+        })
+        .collect();
+    for (mark, _) in &slow {
+        wait_for(
+            "the slow requests to start",
+            Duration::from_secs(10),
+            || mark.exists().then_some(()),
+        );
+    }
     e.sd.ok(&["systemctl", "stop", SOCKET_UNIT, SERVICE_UNIT]);
-    let r = slow.join().unwrap().unwrap_or_else(|err| {
-        panic!(
-            "in-flight request during `systemctl stop`: {err}\n{}",
-            e.state()
-        )
-    });
-    assert_eq!((r.status, r.body.as_str()), (200, "slept 2.0"));
+    for (_, t) in slow {
+        let r = t.join().unwrap().unwrap_or_else(|err| {
+            panic!(
+                "in-flight request during `systemctl stop`: {err}\n{}",
+                e.state()
+            )
+        });
+        assert_eq!((r.status, r.body.as_str()), (200, "slept 2.0"));
+    }
     let state = e.prop("ActiveState");
     assert_eq!(state, "inactive", "after stop: Result={}", e.prop("Result"));
 }

@@ -320,7 +320,9 @@ pub static SETTINGS: &[Setting] = &[
         default: Default::Text("0"),
         section: Section::WorkerProcesses,
         summary: "Restart a worker after this many requests (0 = never).",
-        details: "A simple guard against memory leaks in the application.",
+        details: "A simple guard against memory leaks in the application. The worker keeps \
+                  serving until its replacement does, and one worker is replaced at a time, so \
+                  capacity never drops (see docs/lifecycle.md, Recycling).",
         apply: |s, raw| {
             s.max_requests = v::non_negative(raw)?;
             Ok(())
@@ -334,7 +336,7 @@ pub static SETTINGS: &[Setting] = &[
         default: Default::Text("0"),
         section: Section::WorkerProcesses,
         summary: "Add up to this many requests, at random, to each worker's max-requests.",
-        details: "Keeps workers from all restarting at the same moment.",
+        details: "Spreads the restarts of workers started together.",
         apply: |s, raw| {
             s.max_requests_jitter = v::non_negative(raw)?;
             Ok(())
@@ -349,8 +351,8 @@ pub static SETTINGS: &[Setting] = &[
         section: Section::WorkerProcesses,
         summary: "Recycle a worker whose resident memory exceeds this many MiB (0 = no limit).",
         details: "The master checks each worker's RSS every second; a worker over the limit is \
-                  retired gracefully (it finishes its requests) and replaced, so a leaking app \
-                  cannot grow without bound. Not a gunicorn setting (uWSGI's reload-on-rss, \
+                  replaced, then retired gracefully once its replacement serves, so a leaking \
+                  app cannot grow without bound. Not a gunicorn setting (uWSGI's reload-on-rss, \
                   granian's --workers-max-rss).",
         apply: |s, raw| {
             s.max_worker_memory = v::non_negative(raw)?;

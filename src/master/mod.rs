@@ -47,9 +47,46 @@ pub enum Phase {
     Upgrading,
     /// Workers are stopping; the master exits when they are gone.
     Draining,
-    /// Every worker is gone; only cleanup (listeners, pidfile, `on_exit`)
-    /// remains before the process exits.
-    Stopped,
+}
+
+/// Where a worker is in its life, as the master sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    /// Forked, importing the app; not serving yet.
+    Booting,
+    /// Serving requests.
+    Serving,
+    /// Sent SIGTERM to drain and exit, for this reason.
+    Retiring(Retire),
+}
+
+/// Why the master retires a worker. Every reason is a clean exit: only a
+/// worker that dies unasked is a crash (logged at ERROR, respawned with
+/// back-off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retire {
+    /// HUP: a new generation replaced it.
+    Reload,
+    /// TTOU, or a reload that lowered `--workers`.
+    Scale,
+    /// It served `--max-requests`; its replacement is serving.
+    Recycle,
+    /// Over `--max-worker-memory`; its replacement is serving.
+    Memory,
+    /// WINCH: every worker stops, the master stays.
+    Stop,
+}
+
+impl Retire {
+    fn as_str(self) -> &'static str {
+        match self {
+            Retire::Reload => "reload",
+            Retire::Scale => "scale",
+            Retire::Recycle => "recycle",
+            Retire::Memory => "memory",
+            Retire::Stop => "stop",
+        }
+    }
 }
 
 /// One worker process as the master sees it.
@@ -61,13 +98,27 @@ struct WorkerProc {
     generation: u64,
     heartbeat: Heartbeat,
     spawned: Instant,
-    booted: bool,
-    /// Sent SIGTERM to retire (reload, TTOU, WINCH).
-    retiring: bool,
+    life: Life,
+    /// It should be replaced (it served `--max-requests`, or is over the
+    /// memory ceiling): it keeps serving until its replacement does.
+    recycle: Option<Retire>,
+    /// Started to take over from this worker, which is retired once this
+    /// one serves.
+    replaces: Option<i32>,
     /// When SIGABRT was sent for a timeout.
     aborted: Option<Instant>,
     /// The master itself sent SIGKILL (so the death is no mystery).
     killed: bool,
+}
+
+impl WorkerProc {
+    fn serving(&self) -> bool {
+        self.life == Life::Serving
+    }
+
+    fn retiring(&self) -> bool {
+        matches!(self.life, Life::Retiring(_))
+    }
 }
 
 pub struct Master {
@@ -390,7 +441,7 @@ impl Master {
             }
             Intent::StopWorkers => {
                 self.num_workers = 0;
-                self.retire_all();
+                self.retire_where(Retire::Stop, |_| true);
             }
             Intent::Reload => self.reload(),
             Intent::Upgrade => self.reexec(),
@@ -447,12 +498,31 @@ impl Master {
         }
     }
 
-    fn retire_all(&mut self) {
-        for w in self.workers.values_mut() {
-            if !w.retiring {
-                w.retiring = true;
+    /// The one way a worker is told to go: SIGTERM, after which it stops
+    /// accepting, finishes what it holds, and exits.
+    fn retire(&mut self, pid: i32, why: Retire) {
+        if let Some(w) = self.workers.get_mut(&pid) {
+            if !w.retiring() {
+                tracing::debug!(
+                    WORKER_PID = pid,
+                    "Retiring worker (pid: {pid}): {}",
+                    why.as_str()
+                );
+                w.life = Life::Retiring(why);
                 let _ = kill(w.pid, Signal::SIGTERM);
             }
+        }
+    }
+
+    fn retire_where(&mut self, why: Retire, which: impl Fn(&WorkerProc) -> bool) {
+        let pids: Vec<i32> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| !w.retiring() && which(w))
+            .map(|(p, _)| *p)
+            .collect();
+        for pid in pids {
+            self.retire(pid, why);
         }
     }
 
@@ -488,30 +558,37 @@ impl Master {
     }
 
     /// Keep the current generation at `num_workers`; retire surplus and the
-    /// old generation once the new one has booted.
+    /// old generation once the new one has booted; replace, one at a time,
+    /// workers that asked to be recycled.
     fn manage_workers(&mut self) -> Option<Halt> {
-        if matches!(self.phase, Phase::Draining | Phase::Stopped) {
+        if self.phase == Phase::Draining {
             return None;
         }
-        let current: Vec<i32> = self
+        self.finish_replacements();
+        let gen = self.generation;
+        let current: Vec<(u64, i32)> = self
             .workers
             .iter()
-            .filter(|(_, w)| w.generation == self.generation && !w.retiring)
-            .map(|(p, _)| *p)
+            .filter(|(_, w)| w.generation == gen && !w.retiring())
+            .map(|(p, w)| (w.age, *p))
             .collect();
-        if current.len() > self.num_workers {
+        // A worker whose replacement is starting holds no place of its own.
+        let replaced = self
+            .workers
+            .values()
+            .filter_map(|w| w.replaces)
+            .filter(|p| current.iter().any(|(_, c)| c == p))
+            .count();
+        let places = current.len() - replaced;
+        if places > self.num_workers {
             // Oldest first, as gunicorn does.
-            let mut by_age: Vec<(u64, i32)> =
-                current.iter().map(|p| (self.workers[p].age, *p)).collect();
+            let mut by_age = current.clone();
             by_age.sort();
-            for (_, pid) in by_age.into_iter().take(current.len() - self.num_workers) {
-                if let Some(w) = self.workers.get_mut(&pid) {
-                    w.retiring = true;
-                    let _ = kill(w.pid, Signal::SIGTERM);
-                }
+            for (_, pid) in by_age.into_iter().take(places - self.num_workers) {
+                self.retire(pid, Retire::Scale);
             }
         }
-        let mut missing = self.num_workers.saturating_sub(current.len());
+        let mut missing = self.num_workers.saturating_sub(places);
         while missing > 0 && Instant::now() >= self.spawn_after {
             if let Err(halt) = self.spawn_worker() {
                 return Some(halt);
@@ -519,30 +596,91 @@ impl Master {
             missing -= 1;
         }
         // Retire the old generation once the new one is fully up.
-        let new_booted = self
+        let new_serving = self
             .workers
             .values()
-            .filter(|w| w.generation == self.generation && !w.retiring && w.booted)
+            .filter(|w| w.generation == gen && w.serving())
             .count();
-        if new_booted >= self.num_workers {
-            let gen = self.generation;
-            for w in self.workers.values_mut() {
-                if w.generation < gen && !w.retiring {
-                    w.retiring = true;
-                    let _ = kill(w.pid, Signal::SIGTERM);
-                }
+        if new_serving >= self.num_workers {
+            self.retire_where(Retire::Reload, |w| w.generation < gen);
+        }
+        self.start_replacement()
+    }
+
+    /// Start the replacement of the oldest worker that asked to be
+    /// recycled, unless a recycle is already under way: one worker at a
+    /// time, so capacity never drops by more than the one being replaced,
+    /// and never to zero (it serves until its replacement does).
+    fn start_replacement(&mut self) -> Option<Halt> {
+        if self.phase != Phase::Running || Instant::now() < self.spawn_after {
+            return None;
+        }
+        for w in self.workers.values_mut() {
+            if w.recycle.is_none() && w.serving() && w.heartbeat.wants_recycle() {
+                w.recycle = Some(Retire::Recycle);
             }
         }
-        None
+        let under_way = self.workers.values().any(|w| {
+            w.replaces.is_some()
+                || matches!(w.life, Life::Retiring(Retire::Recycle | Retire::Memory))
+        });
+        if under_way {
+            return None;
+        }
+        let gen = self.generation;
+        let oldest = self
+            .workers
+            .values()
+            .filter(|w| w.generation == gen && w.serving() && w.recycle.is_some())
+            .min_by_key(|w| w.age)
+            .map(|w| w.pid.as_raw())?;
+        match self.spawn_worker() {
+            Ok(Some(new)) => {
+                if let Some(w) = self.workers.get_mut(&new) {
+                    w.replaces = Some(oldest);
+                }
+                None
+            }
+            Ok(None) => None,
+            Err(halt) => Some(halt),
+        }
+    }
+
+    /// Retire the workers whose replacements now serve.
+    fn finish_replacements(&mut self) {
+        let mut done = Vec::new();
+        for w in self.workers.values_mut() {
+            if let (Some(old), true) = (w.replaces, w.serving()) {
+                w.replaces = None;
+                done.push(old);
+            }
+        }
+        for old in done {
+            let why = self
+                .workers
+                .get(&old)
+                .and_then(|w| w.recycle)
+                .unwrap_or(Retire::Recycle);
+            self.retire(old, why);
+        }
+        // A replacement whose predecessor died (or was retired for another
+        // reason) simply fills a place.
+        let gone: Vec<i32> = self
+            .workers
+            .iter()
+            .filter_map(|(p, w)| w.replaces.map(|old| (*p, old)))
+            .filter(|(_, old)| self.workers.get(old).is_none_or(|o| o.retiring()))
+            .map(|(p, _)| p)
+            .collect();
+        for p in gone {
+            if let Some(w) = self.workers.get_mut(&p) {
+                w.replaces = None;
+            }
+        }
     }
 
     fn update_phase(&mut self) {
-        let booted = self
-            .workers
-            .values()
-            .filter(|w| w.booted && !w.retiring)
-            .count();
-        let booting = self.workers.values().filter(|w| !w.booted).count();
+        let booted = self.workers.values().filter(|w| w.serving()).count();
         let old = self
             .workers
             .values()
@@ -570,7 +708,6 @@ impl Master {
             }
             _ => {}
         }
-        let _ = booting;
         if self.last_status_at.elapsed() >= Duration::from_secs(1) {
             let text = self.status_text();
             if text != self.last_status {
@@ -606,22 +743,22 @@ impl Master {
     /// gone while respawns keep failing: a master stuck in a crash loop
     /// stops feeding the watchdog, and systemd restarts the service.
     fn healthy(&self) -> bool {
-        let serving = self.workers.values().any(|w| w.booted);
+        let serving = self.workers.values().any(|w| w.heartbeat.booted());
         match self.phase {
             Phase::Running | Phase::Reloading | Phase::Upgrading => {
                 serving || self.num_workers == 0 || self.quick_deaths < 5
             }
-            Phase::Booting | Phase::Draining | Phase::Stopped => true,
+            Phase::Booting | Phase::Draining => true,
         }
     }
 
     fn status_text(&self) -> String {
-        let serving = self
+        let serving = self.workers.values().filter(|w| w.serving()).count();
+        let booting = self
             .workers
             .values()
-            .filter(|w| w.booted && !w.retiring)
+            .filter(|w| w.life == Life::Booting)
             .count();
-        let booting = self.workers.values().filter(|w| !w.booted).count();
         let served: u64 = self.workers.values().map(|w| w.heartbeat.requests()).sum();
         format!("{serving} workers serving, {booting} booting; {served} requests served by current workers")
     }
@@ -634,8 +771,8 @@ impl Master {
             }
         }
         for w in self.workers.values_mut() {
-            if !w.booted && w.heartbeat.booted() {
-                w.booted = true;
+            if w.life == Life::Booting && w.heartbeat.booted() {
+                w.life = Life::Serving;
             }
         }
     }
@@ -657,20 +794,31 @@ impl Master {
             };
             crate::hooks::child_exit(&self.settings, self.num_workers, pid.as_raw(), w.age);
             let lived = w.spawned.elapsed();
+            // Asked to go, or went after its --max-requests: not a crash.
+            let reason = match w.life {
+                Life::Retiring(why) => Some(why),
+                _ => w.recycle,
+            };
+            let mut crashed = true;
             match status {
                 WaitStatus::Exited(_, code) => {
-                    if code != 0 || !w.retiring {
-                        tracing::error!(
+                    match reason {
+                        Some(why) if code == 0 => {
+                            crashed = false;
+                            tracing::info!(
+                                WORKER_PID = pid.as_raw(),
+                                EXIT_STATUS = code,
+                                EXIT_REASON = why.as_str(),
+                                "Worker exiting (pid: {pid}): {}",
+                                why.as_str()
+                            );
+                        }
+                        _ => tracing::error!(
                             WORKER_PID = pid.as_raw(),
                             EXIT_STATUS = code,
+                            EXIT_REASON = "crash",
                             "Worker (pid:{pid}) exited with code {code}"
-                        );
-                    } else {
-                        tracing::info!(
-                            WORKER_PID = pid.as_raw(),
-                            EXIT_STATUS = code,
-                            "Worker exiting (pid: {pid})"
-                        );
+                        ),
                     }
                     if code == exit::WORKER_BOOT_ERROR {
                         let why = w.heartbeat.error().unwrap_or_default();
@@ -701,7 +849,9 @@ impl Master {
                             SIGNAL = sn,
                             "Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?"
                         );
-                    } else if !(w.retiring && sig == Signal::SIGTERM) {
+                    } else if w.retiring() && sig == Signal::SIGTERM {
+                        crashed = false;
+                    } else {
                         tracing::error!(
                             WORKER_PID = wp,
                             SIGNAL = sn,
@@ -712,7 +862,7 @@ impl Master {
                 }
                 _ => {}
             }
-            if !w.retiring {
+            if crashed {
                 self.note_death(lived);
             }
         }
@@ -753,7 +903,8 @@ impl Master {
                 }
                 continue;
             }
-            let stuck = if w.booted {
+            let booted = w.heartbeat.booted();
+            let stuck = if booted {
                 w.heartbeat.silent_for_ms() > limit_ms
                     || w.heartbeat
                         .longest_request_ms()
@@ -768,7 +919,7 @@ impl Master {
                     "WORKER TIMEOUT (pid:{})",
                     w.pid
                 );
-                let sig = if w.booted {
+                let sig = if booted {
                     Signal::SIGABRT
                 } else {
                     Signal::SIGKILL
@@ -780,8 +931,8 @@ impl Master {
         }
     }
 
-    /// Retire (gracefully) workers whose resident memory passed
-    /// `--max-worker-memory`; the manage step starts their replacements.
+    /// Mark workers whose resident memory passed `--max-worker-memory` for
+    /// replacement: each keeps serving until its replacement does.
     fn recycle_oversized(&mut self) {
         let limit = self.settings.max_worker_memory;
         if limit == 0 {
@@ -789,7 +940,7 @@ impl Master {
         }
         let limit_bytes = limit.saturating_mul(1 << 20);
         for w in self.workers.values_mut() {
-            if w.retiring || !w.booted {
+            if !w.serving() || w.recycle == Some(Retire::Memory) {
                 continue;
             }
             let Some(rss) = crate::sys::process::rss_bytes(w.pid) else {
@@ -802,8 +953,7 @@ impl Master {
                     w.pid,
                     rss >> 20
                 );
-                w.retiring = true;
-                let _ = kill(w.pid, Signal::SIGTERM);
+                w.recycle = Some(Retire::Memory);
             }
         }
     }
@@ -848,7 +998,6 @@ impl Master {
                 }
             }
         }
-        self.phase = Phase::Stopped;
         Halt(exit::OK)
     }
 

@@ -2,15 +2,16 @@
 
 use std::time::Instant;
 
-use super::{Halt, Master, WorkerProc};
+use super::{Halt, Life, Master, WorkerProc};
 use crate::exit;
 use crate::heartbeat::Heartbeat;
 use crate::sys::process::{fork, Forked};
 use crate::wsgi;
 
 impl Master {
-    /// Fork one worker of the current generation.
-    pub(super) fn spawn_worker(&mut self) -> Result<(), Halt> {
+    /// Fork one worker of the current generation; its pid, unless fork
+    /// failed (logged, and retried later).
+    pub(super) fn spawn_worker(&mut self) -> Result<Option<i32>, Halt> {
         let threads = match self.settings.worker_class {
             crate::config::WorkerClass::Sync => 1,
             crate::config::WorkerClass::Gthread => self.settings.threads.max(1),
@@ -59,20 +60,21 @@ impl Master {
                         generation: self.generation,
                         heartbeat,
                         spawned: Instant::now(),
-                        booted: false,
-                        retiring: false,
+                        life: Life::Booting,
+                        recycle: None,
+                        replaces: None,
                         aborted: None,
                         killed: false,
                     },
                 );
-                Ok(())
+                Ok(Some(pid.as_raw()))
             }
             Err(e) => {
                 wsgi::after_fork_parent();
                 tracing::error!("fork failed: {e}");
                 // Try again later rather than spin.
                 self.note_death(std::time::Duration::ZERO);
-                Ok(())
+                Ok(None)
             }
         }
     }

@@ -16,7 +16,9 @@ use nix::sys::signal::Signal;
 use super::body::{BodyReader, FeedError};
 use super::conn::{Conn, Out, Progress, State};
 use super::pool::{Flight, Job, Piece, Token};
-use super::{sock_addr, Worker, LINGER, TOKEN_LISTENER_BASE, TOKEN_SIGNAL, TOKEN_WAKE};
+use super::{
+    sock_addr, Worker, DRAIN_GRACE, LINGER, TOKEN_LISTENER_BASE, TOKEN_SIGNAL, TOKEN_WAKE,
+};
 use crate::exit;
 use crate::http::{self, BodyKind, Parsed, ResponseInfo};
 use crate::wsgi;
@@ -79,7 +81,14 @@ impl Worker<'_> {
                     return 1;
                 }
             };
-            // New connections first. The listeners were in the epoll set,
+            // Signals first: a quick stop must not take a connection only to
+            // drop it (a graceful one takes what it was woken for, below).
+            if events[..n].iter().any(|ev| ev.data() == TOKEN_SIGNAL) {
+                if let Some(code) = self.on_signals() {
+                    return code;
+                }
+            }
+            // Then new connections. The listeners were in the epoll set,
             // so this worker had a free thread when it went to sleep; the
             // kernel woke it and no other worker for this connection
             // (EPOLLEXCLUSIVE), so it must take it before the events below
@@ -93,11 +102,7 @@ impl Worker<'_> {
                 let data = ev.data();
                 let flags = ev.events();
                 match data {
-                    TOKEN_SIGNAL => {
-                        if let Some(code) = self.on_signals() {
-                            return code;
-                        }
-                    }
+                    TOKEN_SIGNAL => {}
                     TOKEN_WAKE => {
                         self.completions.drain(&mut pieces);
                         for (tok, piece) in pieces.drain(..) {
@@ -140,7 +145,17 @@ impl Worker<'_> {
                 continue;
             };
             match sig {
-                Signal::SIGTERM => self.start_draining(),
+                Signal::SIGTERM => {
+                    // The kernel may have woken this worker, and no other,
+                    // for a connection in the backlog: take it (it is
+                    // served) rather than leave it waiting for a wake-up.
+                    if self.accepting {
+                        for i in 0..self.listeners.len() {
+                            self.accept(i);
+                        }
+                    }
+                    self.start_draining();
+                }
                 Signal::SIGQUIT | Signal::SIGINT => {
                     crate::hooks::worker_int();
                     return Some(exit::OK);
@@ -241,23 +256,34 @@ impl Worker<'_> {
             .count()
     }
 
-    /// Stop accepting; idle connections close now, busy ones after their
-    /// current response.
+    /// Stop accepting. Busy connections close after their current response;
+    /// idle ones are kept for `DRAIN_GRACE` in case a request is already on
+    /// its way (it is answered with `Connection: close`), then closed by the
+    /// sweep.
     fn start_draining(&mut self) {
         if self.draining {
             return;
         }
         self.draining = true;
         self.stop_accepting();
-        for i in 0..self.conns.len() {
-            let idle = matches!(
-                &self.conns[i].1,
-                Some(c) if matches!(c.state, State::Head) && c.pending_input().is_empty() && c.out.is_empty()
-            );
-            if idle {
-                self.close(i);
+        let until = Instant::now() + DRAIN_GRACE;
+        for c in self.conns.iter_mut().filter_map(|(_, c)| c.as_mut()) {
+            if matches!(c.state, State::Head) && c.pending_input().is_empty() {
+                c.deadline = Some(c.deadline.map_or(until, |d| d.min(until)));
             }
         }
+    }
+
+    /// `--max-requests` reached: ask the master for a replacement and keep
+    /// serving until it retires this worker, so capacity never drops.
+    fn ask_recycle(&mut self) {
+        if self.recycle_asked || self.draining {
+            return;
+        }
+        self.recycle_asked = true;
+        tracing::info!("Autorestarting worker after current request.");
+        self.heartbeat.ask_recycle();
+        let _ = nix::unistd::write(self.boot_pipe, &[2]);
     }
 
     fn stop_accepting(&mut self) {
@@ -787,17 +813,24 @@ impl Worker<'_> {
                 }
                 conn.dispatched_at = None;
                 conn.served += 1;
-                if keep_alive && !draining {
+                if keep_alive {
+                    // The response promised the connection: even when the
+                    // worker is stopping, the client may reuse it at once,
+                    // so keep it for the grace and answer with close.
+                    let idle = if draining {
+                        keepalive.min(DRAIN_GRACE)
+                    } else {
+                        keepalive
+                    };
                     conn.state = State::Head;
-                    conn.deadline = Some(Instant::now() + keepalive);
+                    conn.deadline = Some(Instant::now() + idle);
                 } else {
                     conn.state = State::Closing;
                 }
                 self.served += 1;
                 self.heartbeat.count_request();
-                if self.max_requests > 0 && self.served >= self.max_requests && !self.draining {
-                    tracing::info!("Autorestarting worker after current request.");
-                    self.start_draining();
+                if self.max_requests > 0 && self.served >= self.max_requests {
+                    self.ask_recycle();
                 }
             }
         }
@@ -840,9 +873,9 @@ impl Worker<'_> {
     }
 
     /// Settle a connection after I/O: once a closing connection's output
-    /// is written, half-close it and linger; close idle ones when draining.
+    /// is written, half-close it and linger; close idle ones the client
+    /// closed.
     fn after_io(&mut self, tok: Token) {
-        let draining = self.draining;
         let Some(index) = self.slot(tok) else {
             return;
         };
@@ -869,7 +902,7 @@ impl Worker<'_> {
                 // What the client sent meanwhile will bring no new edge.
                 let _ = self.pump(index);
             }
-            State::Head if conn.pending_input().is_empty() && (draining || conn.eof) => {
+            State::Head if conn.pending_input().is_empty() && conn.eof => {
                 self.close(index);
             }
             _ => {}

@@ -4,8 +4,9 @@
 //! requests. A slow or idle client costs a few bytes of state in the loop,
 //! never a Python thread.
 //!
-//! Lifecycle: boot (Python, app import) → serve → drain on SIGTERM or
-//! `--max-requests` → exit. Exit codes follow gunicorn: 0 normal, 1 aborted,
+//! Lifecycle: boot (Python, app import) → serve → drain on SIGTERM → exit.
+//! A worker that reaches `--max-requests` asks the master to replace it and
+//! keeps serving until the master retires it with SIGTERM. Exit codes follow gunicorn: 0 normal, 1 aborted,
 //! 3 failed before boot, 4 app import error.
 
 mod body;
@@ -36,6 +37,14 @@ use pool::{Completions, Job, JobQueue, Sink};
 
 /// How long to drain a closing client's leftovers before giving up.
 const LINGER: Duration = Duration::from_secs(2);
+
+/// When a worker stops, how long a connection it already holds with no
+/// request on it is kept open: a client that just connected, or one reusing
+/// a kept-alive connection, may have its request on the wire. Closing at
+/// once would drop it (the client sees the connection closed with no
+/// response); a request arriving within the grace is answered, with
+/// `Connection: close`. See docs/lifecycle.md.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 const TOKEN_SIGNAL: u64 = u64::MAX;
 const TOKEN_WAKE: u64 = u64::MAX - 1;
@@ -290,6 +299,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             next_backlog_check: Instant::now(),
             queue_timeout: s.queue_timeout,
             draining: false,
+            recycle_asked: false,
             served: 0,
             max_requests: spec.max_requests,
             limits: Limits {
@@ -309,6 +319,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             max_conns: s.worker_connections,
             tmp_dir,
             heartbeat: spec.heartbeat,
+            boot_pipe: spec.boot_pipe,
             master: spec.master,
         },
         app,
@@ -472,7 +483,12 @@ struct Worker<'a> {
     backlog_since: Option<Instant>,
     next_backlog_check: Instant,
     queue_timeout: Duration,
+    /// Stopping: no new connections; requests already on the way are
+    /// answered with `Connection: close`; the worker exits once every
+    /// connection is gone.
     draining: bool,
+    /// Served `--max-requests` and told the master so.
+    recycle_asked: bool,
     served: u64,
     max_requests: u64,
     limits: Limits,
@@ -483,5 +499,7 @@ struct Worker<'a> {
     max_conns: usize,
     tmp_dir: PathBuf,
     heartbeat: &'a Heartbeat,
+    /// Wakes the master (boot, and asking to be recycled).
+    boot_pipe: &'a OwnedFd,
     master: Pid,
 }

@@ -83,16 +83,20 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 impl Conn {
     pub fn tcp(port: u16) -> Conn {
+        Conn::try_tcp(port).unwrap_or_else(|e| panic!("connect to port {port}: {e}"))
+    }
+
+    /// A connection to 127.0.0.1:`port`, or why there is none.
+    pub fn try_tcp(port: u16) -> io::Result<Conn> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-        s.set_nodelay(true).unwrap();
-        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        Conn {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+        s.set_nodelay(true)?;
+        s.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(Conn {
             sock: Sock::Tcp(s),
             buf: Vec::new(),
             eof: false,
-        }
+        })
     }
 
     pub fn unix(path: &Path) -> Conn {

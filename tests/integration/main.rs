@@ -5,6 +5,10 @@ mod client;
 mod harness;
 #[path = "../support/installed.rs"]
 mod installed;
+#[path = "../support/load.rs"]
+mod load;
+#[path = "../support/notify.rs"]
+mod notify;
 
 // Filled by the HTTP parser work; until then some items go unused.
 #[allow(dead_code)]
@@ -17,5 +21,6 @@ mod conformance;
 mod fairness;
 mod install;
 mod lifecycle;
+mod losses;
 mod serving;
 mod signals;

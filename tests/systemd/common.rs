@@ -9,9 +9,6 @@ use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The installed `corral` under test.
@@ -103,68 +100,6 @@ pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response, 
         status,
         body: body.to_string(),
     })
-}
-
-/// What a client loop saw.
-#[derive(Debug, Default)]
-pub struct LoadReport {
-    pub ok: usize,
-    pub failures: Vec<String>,
-    /// Worker pids that answered, in order.
-    pub pids: Vec<i32>,
-}
-
-/// A thread issuing requests back to back until stopped.
-pub struct Load {
-    stop: Arc<AtomicBool>,
-    served: Arc<std::sync::atomic::AtomicUsize>,
-    handle: JoinHandle<LoadReport>,
-}
-
-impl Load {
-    pub fn start(addr: SocketAddr) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (stop2, served2) = (stop.clone(), served.clone());
-        let handle = std::thread::spawn(move || {
-            let mut r = LoadReport::default();
-            while !stop2.load(Ordering::Relaxed) {
-                match get(addr, "/", Duration::from_secs(10)) {
-                    Ok(resp) if resp.status == 200 => {
-                        r.ok += 1;
-                        r.pids.extend(resp.pid());
-                        served2.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(resp) => r.failures.push(format!("status {}", resp.status)),
-                    Err(e) => r.failures.push(e),
-                }
-            }
-            r
-        });
-        Load {
-            stop,
-            served,
-            handle,
-        }
-    }
-
-    /// Successful requests so far.
-    pub fn served(&self) -> usize {
-        self.served.load(Ordering::Relaxed)
-    }
-
-    /// Wait until `n` more requests succeeded (proves the service answers).
-    pub fn wait_more(&self, n: usize, what: &str) {
-        let from = self.served();
-        wait_for(what, Duration::from_secs(15), || {
-            (self.served() >= from + n).then_some(())
-        });
-    }
-
-    pub fn finish(self) -> LoadReport {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().expect("client loop panicked")
-    }
 }
 
 /// One sd_notify datagram.
