@@ -53,6 +53,25 @@ enum State {
     Done,
 }
 
+/// Fields that must not be sent as trailers because they change how the
+/// message is routed, framed or authenticated (RFC 9110 §6.5.1). gunicorn
+/// 27 refuses the same six with 400: an app reading trailers could be
+/// fooled into trusting them.
+const FORBIDDEN_TRAILERS: [&[u8]; 6] = [
+    b"host",
+    b"content-length",
+    b"transfer-encoding",
+    b"trailer",
+    b"authorization",
+    b"te",
+];
+
+fn forbidden_in_trailer(name: &[u8]) -> bool {
+    FORBIDDEN_TRAILERS
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(name))
+}
+
 /// Decodes a chunked body fed in arbitrary slices (down to one byte).
 #[derive(Debug, Default)]
 pub struct ChunkedDecoder {
@@ -63,6 +82,9 @@ pub struct ChunkedDecoder {
     line_len: usize,
     /// Length of the trailer section so far.
     trailer_len: usize,
+    /// The name of the trailer field being read (bounded by
+    /// `MAX_TRAILERS`).
+    trailer_name: Vec<u8>,
     /// Decoded body bytes so far, for callers that spill or limit bodies.
     decoded: u64,
 }
@@ -224,7 +246,16 @@ impl ChunkedDecoder {
             }
             (TrailerStart, b'\r') => FinalLf,
             (TrailerStart, _) if bws => return Err(HttpError::BadTrailer("obsolete line folding")),
-            (TrailerStart | TrailerName, _) if is_tchar(b) => TrailerName,
+            (TrailerStart | TrailerName, _) if is_tchar(b) => {
+                if self.state == TrailerStart {
+                    self.trailer_name.clear();
+                }
+                self.trailer_name.push(b);
+                TrailerName
+            }
+            (TrailerName, b':') if forbidden_in_trailer(&self.trailer_name) => {
+                return Err(HttpError::BadTrailer("field not allowed in a trailer"))
+            }
             (TrailerStart, _) => return Err(HttpError::BadTrailer("invalid field name")),
             (TrailerName, b':') => TrailerValue,
             (TrailerName, _) => return Err(HttpError::BadTrailer("invalid byte in field name")),
@@ -301,6 +332,31 @@ mod tests {
         let raw = b"3;a=b;c ; d=\"q \\\" x\"\r\nabc\r\nA ;x\r\n0123456789\r\n0;last\r\nX-T: v\r\nY: \r\n\r\n";
         let (body, _) = decode(raw).unwrap();
         assert_eq!(body, b"abc0123456789");
+    }
+
+    #[test]
+    fn fields_forbidden_in_trailers_are_refused() {
+        for name in [
+            "Host",
+            "content-length",
+            "Transfer-Encoding",
+            "TRAILER",
+            "Authorization",
+            "te",
+        ] {
+            let raw = format!("1\r\nx\r\n0\r\n{name}: v\r\n\r\n");
+            let e = decode(raw.as_bytes()).unwrap_err();
+            assert_eq!(e.status(), Some(400), "{name}: {e}");
+        }
+        // Names that merely start like one are fine, fed a byte at a time too.
+        let raw = b"1\r\nx\r\n0\r\nTE-Extra: v\r\nHosts: w\r\nX-Host: y\r\n\r\n";
+        let mut d = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        for b in raw.iter() {
+            d.feed(std::slice::from_ref(b), &mut out).unwrap();
+        }
+        assert!(d.is_done());
+        assert_eq!(out, b"x");
     }
 
     #[test]

@@ -16,10 +16,10 @@ mod vectors;
 pub use chunked::{ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILERS};
 pub use error::HttpError;
 pub use request::{
-    parse_head, BodyKind, Header, HeaderMap, Limits, Parsed, RequestHead, Version,
+    parse_head, request_line, BodyKind, Header, HeaderMap, Limits, Parsed, RequestHead, Version,
     DEFAULT_FIELD_SIZE, MAX_FIELDS, MAX_HEAD, MAX_REQUEST_LINE,
 };
 pub use response::{
-    error_response, http_date, push_http_date, reason_phrase, ResponseEncoder, ResponseError,
-    ResponseInfo, CONTINUE_100, SERVER,
+    error_body_len, error_response, http_date, push_http_date, reason_phrase, ResponseEncoder,
+    ResponseError, ResponseInfo, CONTINUE_100, SERVER,
 };

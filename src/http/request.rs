@@ -540,6 +540,36 @@ fn check_method(raw: &str, limits: &Limits) -> Result<String, HttpError> {
     Ok(method)
 }
 
+/// The request line of a head the parser refused, when that line itself is
+/// sound: enough for the access log to record a rejected request with its
+/// method and target, as gunicorn does for requests whose headers it
+/// refused. The head it returns has no header fields.
+pub fn request_line(buf: &[u8]) -> Option<RequestHead> {
+    let mut none: [httparse::Header<'_>; 0] = [];
+    let mut req = httparse::Request::new(&mut none);
+    // With no room for headers, httparse stops after the request line.
+    let _ = req.parse(buf);
+    let method = req.method?.to_owned();
+    let target = req.path?.to_owned();
+    let version = match req.version? {
+        0 => Version::Http10,
+        _ => Version::Http11,
+    };
+    let (path, query) = split_target(&method, &target).ok()?;
+    let (path, query) = (path.to_owned(), query.to_owned());
+    Some(RequestHead {
+        method,
+        target,
+        path,
+        query,
+        version,
+        headers: Vec::new(),
+        body: BodyKind::None,
+        keep_alive: false,
+        expect_continue: false,
+    })
+}
+
 /// Split a request-target into (path, query), enforcing which form each
 /// method may use (RFC 9112 §3.2).
 fn split_target<'a>(method: &str, target: &'a str) -> Result<(&'a str, &'a str), HttpError> {
@@ -813,6 +843,25 @@ mod tests {
             Err(e) => e.status(),
             Ok(p) => panic!("expected an error, got {p:?}"),
         }
+    }
+
+    #[test]
+    fn request_line_of_a_refused_head() {
+        let h = request_line(b"GET /a%20b?q=1 HTTP/1.1\r\nBad Header: x\r\n\r\n").unwrap();
+        assert_eq!(
+            (h.method.as_str(), h.path.as_str(), h.query.as_str()),
+            ("GET", "/a%20b", "q=1")
+        );
+        assert_eq!(h.version, Version::Http11);
+        assert!(h.headers.is_empty());
+        assert_eq!(
+            request_line(b"GET /x HTTP/1.0\r\n").unwrap().version,
+            Version::Http10
+        );
+        // A request line that is itself broken gives nothing to log.
+        assert!(request_line(b"GET\x01/ HTTP/1.1\r\n\r\n").is_none());
+        assert!(request_line(b"GET noslash HTTP/1.1\r\n\r\n").is_none());
+        assert!(request_line(b"\x16\x03\x01").is_none());
     }
 
     const SIMPLE: &[u8] = b"POST /a/b%20c?x=1&y#frag HTTP/1.1\r\nHost: example.com\r\n\

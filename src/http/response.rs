@@ -379,7 +379,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
 /// A complete error response with `Connection: close`.
 pub fn error_response(status: u16) -> Vec<u8> {
     let reason = reason_phrase(status);
-    let body = format!("{status} {reason}\n");
+    let body = error_body(status, reason);
     let mut out = Vec::with_capacity(192 + body.len());
     out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
     out.extend_from_slice(b"Server: corral\r\nDate: ");
@@ -388,6 +388,15 @@ pub fn error_response(status: u16) -> Vec<u8> {
     out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
     out.extend_from_slice(body.as_bytes());
     out
+}
+
+fn error_body(status: u16, reason: &str) -> String {
+    format!("{status} {reason}\n")
+}
+
+/// The length of the body [`error_response`] sends (for the access log).
+pub fn error_body_len(status: u16) -> usize {
+    error_body(status, reason_phrase(status)).len()
 }
 
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.

@@ -25,7 +25,6 @@ enum Atom {
     Path,
     Query,
     Protocol,
-    BytesOrDash,
     Bytes,
     Referer,
     UserAgent,
@@ -78,8 +77,9 @@ fn atom(key: &str) -> Atom {
         "U" => Atom::Path,
         "q" => Atom::Query,
         "H" => Atom::Protocol,
-        "b" => Atom::BytesOrDash,
-        "B" => Atom::Bytes,
+        // gunicorn prints `-` for %(b)s only when nothing was sent at all,
+        // which never reaches its access log: an empty body is `0`.
+        "b" | "B" => Atom::Bytes,
         "f" => Atom::Referer,
         "a" => Atom::UserAgent,
         "T" => Atom::Seconds,
@@ -237,8 +237,7 @@ fn value<'r>(atom: &Atom, rec: &'r AccessRecord<'_>, scratch: &mut Vec<u8>) -> O
         }
         Atom::Query => Some(head.query.as_bytes()),
         Atom::Protocol => Some(protocol(head.version).as_bytes()),
-        Atom::BytesOrDash if rec.body_bytes == 0 => Some(DASH),
-        Atom::BytesOrDash | Atom::Bytes => {
+        Atom::Bytes => {
             let _ = write!(scratch, "{}", rec.body_bytes);
             None
         }

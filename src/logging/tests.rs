@@ -184,7 +184,7 @@ fn every_atom() {
         &record(&h, &resp, 0),
     );
     let want = format!(
-        "192.0.2.7|-|-|GET /caf%C3%A9?x=1&y=\\\"2\\\" HTTP/1.1|200|GET|/caf\\xc3\\xa9|x=1&y=\\\"2\\\"|HTTP/1.1|-|0|-|-|1|1234|1234567|1.234567|<{}>|two|text/plain|-|envval|-|-|100%\n",
+        "192.0.2.7|-|-|GET /caf%C3%A9?x=1&y=\\\"2\\\" HTTP/1.1|200|GET|/caf\\xc3\\xa9|x=1&y=\\\"2\\\"|HTTP/1.1|0|0|-|-|1|1234|1234567|1.234567|<{}>|two|text/plain|-|envval|-|-|100%\n",
         std::process::id()
     );
     assert_eq!(line, want);

@@ -672,8 +672,8 @@ impl Worker<'_> {
                             }
                         }
                         Err(e) => {
-                            tracing::debug!("Invalid request from {:?}: {e}", conn.peer);
-                            return self.refuse(index, &e);
+                            let line = http::request_line(conn.pending_input());
+                            return self.refuse(index, &e, line.as_ref());
                         }
                     }
                 }
@@ -706,8 +706,11 @@ impl Worker<'_> {
                             return Progress::Open;
                         }
                         Err(FeedError::Http(e)) => {
-                            tracing::debug!("Invalid request body from {:?}: {e}", conn.peer);
-                            return self.refuse(index, &e);
+                            let head = match std::mem::replace(&mut conn.state, State::Head) {
+                                State::Body(b) => Some(b.0),
+                                _ => None,
+                            };
+                            return self.refuse(index, &e, head.as_ref());
                         }
                         Err(FeedError::Io(e)) => {
                             tracing::error!("Storing request body: {e}");
@@ -724,10 +727,36 @@ impl Worker<'_> {
 
     /// Answer a request the parser refused (with `Connection: close`), or
     /// close silently when there is nothing to answer (truncated input).
-    fn refuse(&mut self, index: usize, e: &http::HttpError) -> Progress {
+    /// Logged as gunicorn does: `Invalid request from ip=…: reason` at
+    /// WARNING, and an access-log record when the request line was sound.
+    fn refuse(
+        &mut self,
+        index: usize,
+        e: &http::HttpError,
+        head: Option<&http::RequestHead>,
+    ) -> Progress {
         match (e.status(), self.conns[index].1.as_mut()) {
             (Some(status), Some(conn)) => {
-                conn.queue(http::error_response(status), false);
+                let peer = match &conn.peer {
+                    wsgi::SockAddr::Tcp(a) => Some(*a),
+                    wsgi::SockAddr::Unix(_) => None,
+                };
+                let ip = peer.map(|a| a.ip().to_string()).unwrap_or_default();
+                tracing::warn!("Invalid request from ip={ip}: {e}");
+                let response = http::error_response(status);
+                if let Some(head) = head.filter(|_| crate::logging::access_enabled()) {
+                    let status_line = format!("{status} {}", http::reason_phrase(status));
+                    crate::logging::access(&crate::logging::AccessRecord {
+                        peer,
+                        head,
+                        status: &status_line,
+                        response_headers: &[],
+                        body_bytes: http::error_body_len(status) as u64,
+                        started: SystemTime::now(),
+                        duration: Duration::ZERO,
+                    });
+                }
+                conn.queue(response, false);
                 conn.state = State::Closing;
                 Progress::Open
             }

@@ -145,7 +145,9 @@ impl Corral {
     pub fn gunicorn(app: &str) -> Corral {
         let mut c = Corral::app(app);
         c.program = Some(venv().join("bin/gunicorn"));
-        c
+        // Its control socket lives at one path per user: servers started
+        // side by side would take it from each other.
+        c.args(["--no-control-socket"])
     }
 
     /// Run the `corral` installed in virtualenv `venv`.

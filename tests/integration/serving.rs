@@ -534,6 +534,53 @@ fn access_log_to_stdout() {
     );
 }
 
+/// A request the parser refuses is logged as gunicorn 27 logs it: a
+/// WARNING naming the client. corral also writes its access-log line with
+/// the status; gunicorn does so only for some header errors, not this one.
+/// The same test runs against gunicorn, and both results are printed.
+#[test]
+fn a_refused_request_is_logged_like_gunicorn() {
+    for gunicorn in [false, true] {
+        let base = if gunicorn {
+            Corral::gunicorn("echo:app")
+        } else {
+            Corral::app("echo:app")
+        };
+        let server = base.args(["--access-logfile", "-"]).start();
+        let mut conn = Conn::tcp(server.port);
+        conn.send(b"GET /refused HTTP/1.1\r\nHost: t\r\nBad Header: y\r\n\r\n")
+            .unwrap();
+        let resp = conn.read_response(false).unwrap();
+        let who = if gunicorn { "gunicorn" } else { "corral" };
+        assert_eq!(resp.status, 400, "{who}: {resp:?}");
+        server.expect_log("[WARNING] Invalid request from ip=127.0.0.1: ");
+        // A request after it, on the same (single) worker: once its line is
+        // there, the refused one's would be too.
+        assert_eq!(get(server.port, "/after").status, 200);
+        server
+            .stdout
+            .wait_for(EVENT_TIMEOUT, |out| {
+                out.contains("\"GET /after HTTP/1.1\" 200").then_some(())
+            })
+            .unwrap_or_else(|| panic!("{who}: no access-log line for /after"));
+        let logged = server
+            .stdout
+            .text()
+            .lines()
+            .find(|l| l.contains("\"GET /refused HTTP/1.1\" 400 "))
+            .map(str::to_string);
+        eprintln!("{who}: access-log line for the refused request: {logged:?}");
+        if !gunicorn {
+            assert!(
+                logged.is_some(),
+                "no access-log line with status 400; stdout:\n{}\nstderr:\n{}",
+                server.stdout.text(),
+                server.stderr.text()
+            );
+        }
+    }
+}
+
 #[test]
 fn idle_keep_alive_connection_is_closed() {
     let server = Corral::app("echo:app")
