@@ -39,6 +39,12 @@ SCENARIOS = [
          wrk=["-s", os.path.join(HERE, "post1m.lua")]),
     dict(key="sleep", title="10 ms sleep (I/O-bound)", app="apps:sleep", conns=50),
     dict(key="flask", title="Flask JSON", app="flaskapp:app", conns=50),
+    # The same with every worker recycled after 40-50 requests: compare with
+    # the row above (the servers with gunicorn's flags only).
+    dict(key="flask-mr40", title="Flask JSON, --max-requests 40 (jitter 10)",
+         app="flaskapp:app", conns=50,
+         server_args=["--max-requests", "40", "--max-requests-jitter", "10"],
+         only=("corral-sync", "corral-gthread", "gunicorn-sync", "gunicorn-gthread")),
     dict(key="const", title="pre-built response (least Python)", app="apps:const", conns=50),
     dict(key="ceiling", title="no-Python ceiling (Rust responder, not corral)", app=None,
          conns=50),
@@ -195,7 +201,7 @@ def request_once(port, sc, timeout=2.0):
             return False
         if sc["key"] == "64k":
             return len(data) == 65536
-        if sc["key"] == "flask":
+        if sc["app"] == "flaskapp:app":
             return json.loads(data)["message"] == "Hello, World!"
         return data == b"Hello, World!"
     finally:
@@ -292,6 +298,8 @@ def run_wrk(port, sc, duration, conns=None):
 def one_case(server, sc, workers, port, args):
     res = dict(server=server["key"], scenario=sc["key"], workers=workers)
     argv = server["cmd"](sc["app"], port, workers)
+    # Scenario flags go before the app, the last argument.
+    argv[-1:-1] = sc.get("server_args", [])
     env = dict(os.environ, VIRTUAL_ENV=VENV, PATH=VBIN + ":" + os.environ["PATH"],
                PYTHONDONTWRITEBYTECODE="1")
     env.pop("WEB_CONCURRENCY", None)
@@ -829,7 +837,8 @@ def main():
             if sc["key"] not in want_sc:
                 continue
             servers = [CEILING] if sc["key"] == "ceiling" else [
-                s for s in SERVERS if s["key"] in want_sv and not (s.get("single") and w > 1)]
+                s for s in SERVERS if s["key"] in want_sv and not (s.get("single") and w > 1)
+                and s["key"] in sc.get("only", (s["key"],))]
             for s in servers:
                 port += 1
                 r = one_case(s, sc, w, port, args)

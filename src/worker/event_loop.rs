@@ -776,14 +776,16 @@ impl Worker<'_> {
     ) {
         let gen = self.conns[index].0;
         let keepalive_enabled = !self.keepalive.is_zero();
-        let last_allowed = self.max_requests > 0 && self.served + 1 >= self.max_requests;
         let Some(conn) = self.conns[index].1.as_mut() else {
             return;
         };
         let info = ResponseInfo {
             version: head.version,
             head_request: head.method == "HEAD",
-            keep_alive: head.keep_alive && keepalive_enabled && !draining && !last_allowed,
+            // Past --max-requests the connection stays alive too: the
+            // worker serves until it is retired, and its drain answers the
+            // client's next request with `Connection: close` then.
+            keep_alive: head.keep_alive && keepalive_enabled && !draining,
         };
         let flight = Arc::new(Flight::default());
         conn.claim = false;
