@@ -81,11 +81,11 @@ fn main(args: Vec<OsString>, relaunch: Relaunch, title: Option<ProcTitle>) -> i3
             return crate::exit::FAILURE;
         }
     }
-    if let Err(e) = crate::wsgi::init_interpreter(&crate::worker::interpreter_options(&settings)) {
+    if let Err(e) = crate::wsgi::init_interpreter(&crate::config::interpreter_options(&settings)) {
         eprintln!("error: {e}");
         return crate::exit::FAILURE;
     }
-    if let Err(e) = crate::logging::init(&crate::logging::LogConfig::from_settings(&settings)) {
+    if let Err(e) = crate::logging::init(&crate::config::log_config(&settings)) {
         eprintln!("error: cannot open log file: {e}");
         return crate::exit::FAILURE;
     }

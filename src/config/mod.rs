@@ -20,12 +20,17 @@ mod argv;
 mod docs;
 mod effective;
 pub mod gunicorn;
+mod plan;
 pub mod table;
 mod value;
 
 pub use effective::{python_literal, Shown};
 
 pub use docs::{help_text, reference_markdown};
+pub use plan::{interpreter_options, log_config};
+// Types of the plans other modules consume, defined where they are used.
+pub use crate::logging::LogLevel;
+pub use crate::wsgi::AllowIp;
 pub use table::{Kind, Section, Setting, SETTINGS};
 
 use std::ffi::OsString;
@@ -48,24 +53,6 @@ pub enum BindSpec {
 pub enum WorkerClass {
     Sync,
     Gthread,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Debug,
-    Info,
-    Warning,
-    Error,
-    Critical,
-}
-
-/// A network (CIDR) or `*`, for `--forwarded-allow-ips`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AllowIp {
-    Any,
-    Net(std::net::IpAddr, u8),
-    /// Unix-socket peers (gunicorn spells this as part of the list too).
-    Unix,
 }
 
 /// Every setting corral honours, validated.

@@ -207,7 +207,7 @@ pub fn early_exit(settings: &Settings) -> Option<i32> {
     }
     if settings.check_config {
         let app = settings.app.as_deref().unwrap_or_default();
-        let loaded = wsgi::init_interpreter(&crate::worker::interpreter_options(settings))
+        let loaded = wsgi::init_interpreter(&crate::config::interpreter_options(settings))
             .map_err(|e| e.to_string())
             .and_then(|()| {
                 wsgi::load_app(app)

@@ -10,7 +10,7 @@ use tracing::{Event, Level, Metadata};
 use tracing_subscriber::layer::Context;
 
 use super::sink::Sink;
-use crate::config::LogLevel;
+use super::LogLevel;
 
 /// Where the lines go and which ones pass.
 #[derive(Debug)]

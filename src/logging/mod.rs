@@ -35,7 +35,6 @@ use std::time::{Duration, SystemTime};
 
 use tracing_subscriber::layer::SubscriberExt as _;
 
-use crate::config::LogLevel;
 use access::Format;
 pub use error_log::ErrorLayer;
 use error_log::{ErrorLog, Target};
@@ -45,7 +44,18 @@ use sink::{Dest, Sink};
 pub const DEFAULT_ACCESS_FORMAT: &str =
     r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
 
-/// What the logging module needs from the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// The error log's threshold (`--log-level`).
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+/// What the logging module needs from the settings (built by
+/// `config::log_config`).
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     /// `-` for stderr, else a path.
@@ -57,21 +67,6 @@ pub struct LogConfig {
     /// Log natively to the journal (`--log-journald`, or stderr is the
     /// journal already).
     pub journald: bool,
-}
-
-impl LogConfig {
-    /// The logging part of the settings. Journald is used when asked for,
-    /// or when systemd connected stderr to the journal (`JOURNAL_STREAM`
-    /// names our stderr).
-    pub fn from_settings(s: &crate::config::Settings) -> LogConfig {
-        LogConfig {
-            errorlog: s.errorlog.clone(),
-            level: s.loglevel,
-            accesslog: s.accesslog.clone(),
-            access_log_format: s.access_log_format.clone(),
-            journald: s.log_journald || crate::systemd::stderr_is_journal(),
-        }
-    }
 }
 
 /// The target of access events handed to the journal.

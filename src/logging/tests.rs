@@ -225,16 +225,6 @@ fn format_errors() {
     assert!(validate_access_format(DEFAULT_ACCESS_FORMAT).is_ok());
 }
 
-#[test]
-fn log_config_from_settings() {
-    let s = crate::config::resolve(&[], &|_| None).unwrap();
-    let c = LogConfig::from_settings(&s);
-    assert_eq!(c.errorlog, "-");
-    assert_eq!(c.level, LogLevel::Info);
-    assert_eq!(c.accesslog, None);
-    assert_eq!(c.access_log_format, DEFAULT_ACCESS_FORMAT);
-}
-
 /// The global path: `init`, an event, an access line, `write_error_stream`
 /// and `reopen`, as the master and workers use them. The only test that
 /// installs the global subscriber.

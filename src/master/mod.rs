@@ -278,7 +278,7 @@ impl Master {
             if upgrade.parent.is_none() {
                 systemd::notify(&[Notify::ExtendTimeout(boot_allowance(&settings))]);
             }
-            wsgi::init_interpreter(&crate::worker::interpreter_options(&settings))
+            wsgi::init_interpreter(&crate::config::interpreter_options(&settings))
                 .map_err(|e| (exit::FAILURE, e))?;
             match wsgi::load_app(settings.app.as_deref().unwrap_or_default()) {
                 Ok(app) => Some(app),

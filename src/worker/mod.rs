@@ -214,7 +214,8 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
         Some(app) => AppRef::Preloaded(app),
         None => {
             let spec_str = s.app.as_deref().unwrap_or_default();
-            wsgi::init_interpreter(&interpreter_options(s)).map_err(|e| fail("Python", &e))?;
+            wsgi::init_interpreter(&crate::config::interpreter_options(s))
+                .map_err(|e| fail("Python", &e))?;
             match wsgi::load_app(spec_str) {
                 Ok(app) => AppRef::Own(app),
                 Err(e) => {
@@ -342,12 +343,6 @@ fn worker_signal_set() -> SigSet {
         mask.add(sig);
     }
     mask
-}
-
-pub fn interpreter_options(s: &Settings) -> wsgi::InterpreterOptions {
-    wsgi::InterpreterOptions {
-        pythonpath: s.pythonpath.clone(),
-    }
 }
 
 fn sock_addr(a: Addr) -> SockAddr {

@@ -13,8 +13,8 @@ use pyo3::{intern, Py};
 
 use super::errors::ErrorStream;
 use super::filewrapper::FileWrapper;
+use super::AllowIp;
 use super::{ServeContext, SockAddr};
-use crate::config::AllowIp;
 use crate::http::{RequestHead, Version};
 
 /// The `SERVER_SOFTWARE` value.

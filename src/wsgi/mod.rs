@@ -73,12 +73,22 @@ pub enum Outcome {
     Aborted,
 }
 
+/// A network (CIDR) or `*`: a peer trusted for `X-Forwarded-*`
+/// (`--forwarded-allow-ips`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowIp {
+    Any,
+    Net(std::net::IpAddr, u8),
+    /// Unix-socket peers (gunicorn spells this as part of the list too).
+    Unix,
+}
+
 /// Per-worker constants the environ needs.
 #[derive(Debug, Clone)]
 pub struct ServeContext {
     pub multithread: bool,
     pub multiprocess: bool,
-    pub forwarded_allow_ips: Vec<crate::config::AllowIp>,
+    pub forwarded_allow_ips: Vec<AllowIp>,
     /// `secure_scheme_headers` from the settings; `None` means gunicorn's
     /// default three headers.
     pub secure_scheme_headers: Option<Vec<(String, String)>>,

@@ -13,8 +13,8 @@ use std::sync::{Mutex, OnceLock};
 
 use pyo3::prelude::*;
 
+use super::AllowIp;
 use super::*;
-use crate::config::AllowIp;
 use crate::http::{BodyKind, Header, RequestHead, Version};
 
 fn module_dir() -> &'static PathBuf {
