@@ -16,6 +16,16 @@ use crate::client::{request_bytes, Conn};
 use crate::harness::{children_of, signal, wait_until, Corral, Server, EVENT_TIMEOUT};
 use crate::load::{Load, Tally};
 
+/// How many cycles each scenario runs: `normal`, or ten times as many
+/// with `CORRAL_LONG=1` (the long soak of docs/security.md).
+fn cycles(normal: usize) -> usize {
+    if std::env::var_os("CORRAL_LONG").is_some() {
+        normal * 10
+    } else {
+        normal
+    }
+}
+
 /// The two worker classes, as command-line flags.
 const CLASSES: [&[&str]; 2] = [&["-k", "sync"], &["-k", "gthread", "--threads", "4"]];
 
@@ -88,12 +98,12 @@ fn reloads_and_scaling(peer: Peer, class: &[&str]) -> Tally {
     let server = start(peer, &args);
     let load = load(server.port);
     let mut current = workers(server.pid, None);
-    for _ in 0..20 {
+    for _ in 0..cycles(20) {
         server.signal(libc::SIGHUP);
         current = wait_new_workers(&server, 2, &current);
         progress(&load);
     }
-    for _ in 0..3 {
+    for _ in 0..cycles(3) {
         server.signal(libc::SIGTTIN);
         wait_count(server.pid, 3);
         progress(&load);
@@ -136,7 +146,7 @@ fn two_upgrades(peer: Peer, class: &[&str]) -> Tally {
     let load = load(server.port);
     let mut cleanup = KillOnDrop(Vec::new());
     let mut old = server.pid;
-    for round in 0..2 {
+    for round in 0..cycles(2) {
         signal(old, libc::SIGUSR2);
         wait_until(EVENT_TIMEOUT, "PIDFILE.2 naming a new master", || {
             read_pid(&pidfile2).is_some_and(|p| p != old && live(p))
@@ -187,8 +197,10 @@ fn recycling(peer: Peer, class: &[&str]) -> (Tally, String) {
     args.extend_from_slice(class);
     let server = start(peer, &args);
     let load = load(server.port);
-    wait_until(Duration::from_secs(120), "20 recycled workers", || {
-        server.booted_workers().len() >= 22
+    let recycles = cycles(20);
+    let limit = Duration::from_secs(120) * cycles(1) as u32;
+    wait_until(limit, &format!("{recycles} recycled workers"), || {
+        server.booted_workers().len() >= 2 + recycles
     });
     let tally = load.finish();
     (tally, server.stderr.text())
@@ -213,7 +225,8 @@ fn twenty_reloads_and_scaling_lose_nothing() {
     for class in CLASSES {
         let corral = reloads_and_scaling(Peer::Corral, class);
         let gunicorn = reloads_and_scaling(Peer::Gunicorn, class);
-        assert_nothing_lost("20 HUP + 3 TTIN/TTOU", class, &corral, &gunicorn);
+        let what = format!("{} HUP + {} TTIN/TTOU", cycles(20), cycles(3));
+        assert_nothing_lost(&what, class, &corral, &gunicorn);
     }
 }
 
@@ -222,7 +235,8 @@ fn two_upgrades_in_a_row_lose_nothing() {
     for class in CLASSES {
         let corral = two_upgrades(Peer::Corral, class);
         let gunicorn = two_upgrades(Peer::Gunicorn, class);
-        assert_nothing_lost("2 x USR2, WINCH, QUIT", class, &corral, &gunicorn);
+        let what = format!("{} x USR2, WINCH, QUIT", cycles(2));
+        assert_nothing_lost(&what, class, &corral, &gunicorn);
     }
 }
 
@@ -231,7 +245,8 @@ fn recycling_loses_nothing_and_is_no_crash() {
     for class in CLASSES {
         let (corral, log) = recycling(Peer::Corral, class);
         let (gunicorn, _) = recycling(Peer::Gunicorn, class);
-        assert_nothing_lost("--max-requests 40 (jitter 10)", class, &corral, &gunicorn);
+        let what = format!("--max-requests 40 (jitter 10), {} recycles", cycles(20));
+        assert_nothing_lost(&what, class, &corral, &gunicorn);
         // A recycled worker is no crash: no ERROR line, no respawn back-off.
         assert!(!log.contains("[ERROR]"), "recycling logged errors:\n{log}");
         assert!(
@@ -250,7 +265,10 @@ fn recycling_loses_nothing_and_is_no_crash() {
 
 /// Connections a stopping worker holds with no request on them yet: one
 /// kept alive after a response, one just opened. Requests sent on them
-/// after the worker was told to go are answered, with `Connection: close`.
+/// after the worker was told to go are answered, and the connection is
+/// closed by a `Connection: close` answer (the master logs the retirement
+/// just before the worker reads its SIGTERM, so the first answer may still
+/// keep the connection: then the next one closes it).
 fn held_connections_are_answered(stop: impl FnOnce(&Server)) {
     let server = Corral::app("echo:app")
         .args(["-w", "1", "--log-level", "debug"])
@@ -264,17 +282,29 @@ fn held_connections_are_answered(stop: impl FnOnce(&Server)) {
     stop(&server);
     server.expect_log(&format!("Retiring worker (pid: {worker})"));
     for (name, conn) in [("kept-alive", &mut kept), ("fresh", &mut fresh)] {
-        let path = format!("/after-stop/{name}");
-        conn.send(&request_bytes("GET", &path, &[("Host", "t")], b""))
-            .unwrap();
-        let r = conn
-            .read_response(false)
-            .unwrap_or_else(|e| panic!("{name} connection: {e}; {}", server.stderr.text()));
-        assert_eq!(r.status, 200, "{name}: {r:?}");
-        assert!(r.text().contains(&path), "{name}: {r:?}");
+        let mut closed = false;
+        for n in 0..3 {
+            let path = format!("/after-stop/{name}/{n}");
+            conn.send(&request_bytes("GET", &path, &[("Host", "t")], b""))
+                .unwrap();
+            let r = conn.read_response(false).unwrap_or_else(|e| {
+                panic!(
+                    "{name} connection, request {n}: {e}; {}",
+                    server.stderr.text()
+                )
+            });
+            assert_eq!(r.status, 200, "{name}: {r:?}");
+            assert!(r.text().contains(&path), "{name}: {r:?}");
+            if r.has_token("Connection", "close") {
+                closed = true;
+                break;
+            }
+        }
+        // The fresh one may have waited in the backlog and gone to the new
+        // worker, which keeps it; the kept-alive one is the old worker's.
         assert!(
-            r.has_token("Connection", "close"),
-            "{name}: a stopping worker closes after answering: {r:?}"
+            closed || name == "fresh",
+            "{name}: the stopping worker never answered with close"
         );
     }
 }
