@@ -7,7 +7,8 @@
 //!
 //! - `entry`: the command users run, from the command line to an exit code.
 //! - [`config`]: command line, environment and config file into one
-//!   validated [`config::Settings`] value. No syscalls.
+//!   validated [`config::Settings`] value, and the plans other modules
+//!   consume (`config/plan.rs`). No syscalls.
 //! - [`master`]: the arbiter, a single-threaded loop that forks and supervises
 //!   workers and turns signals into actions.
 //! - [`worker`]: the per-worker event loop that owns every socket, and the
@@ -20,6 +21,10 @@
 //! - [`systemd`]: socket activation and sd_notify.
 //! - [`signals`], [`heartbeat`], [`logging`]: one concern each.
 //! - [`sys`]: the only home of `unsafe`, fork, exec and raw file descriptors.
+//!
+//! A module names only modules below it (docs/architecture.md, "Layers"):
+//! entry, master, worker, hooks, config, wsgi, logging, then http, systemd,
+//! signals and heartbeat, then sys.
 
 #![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -49,4 +54,82 @@ pub mod exit {
     pub const WORKER_BOOT_ERROR: i32 = 3;
     /// The application could not be imported.
     pub const APP_LOAD_ERROR: i32 = 4;
+}
+
+#[cfg(test)]
+mod layers {
+    /// The layers, highest first: a module may name only modules in lower
+    /// layers, or its own (`exit` is for everyone).
+    const LAYERS: &[&[&str]] = &[
+        &["entry"],
+        &["master"],
+        &["worker"],
+        &["hooks"],
+        &["config"],
+        &["wsgi"],
+        &["logging"],
+        &["http", "systemd", "signals", "heartbeat"],
+        &["sys"],
+    ];
+
+    fn layer(module: &str) -> Option<usize> {
+        LAYERS.iter().position(|l| l.contains(&module))
+    }
+
+    /// Every `crate::NAME` a source file of `module` mentions.
+    fn named_by(module: &str) -> Vec<(String, String)> {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![];
+        let dir = src.join(module);
+        if dir.is_dir() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                files.push(e.unwrap().path());
+            }
+        } else {
+            files.push(src.join(format!("{module}.rs")));
+        }
+        let mut out = vec![];
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (i, _) in text.match_indices("crate::") {
+                let rest = &text[i + 7..];
+                // `crate::{a, b::c}` names each of them.
+                let names: Vec<&str> = match rest.strip_prefix('{') {
+                    Some(list) => list[..list.find('}').unwrap_or(0)]
+                        .split(',')
+                        .map(|n| n.trim())
+                        .collect(),
+                    None => vec![rest],
+                };
+                for n in names {
+                    let name: String = n
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    out.push((f.display().to_string(), name));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn modules_name_only_lower_layers() {
+        let mut wrong = vec![];
+        for module in LAYERS.iter().flat_map(|l| l.iter()) {
+            let own = layer(module).unwrap();
+            for (file, name) in named_by(module) {
+                match layer(&name) {
+                    Some(l) if l > own || name == *module => {}
+                    None if name == "exit" => {}
+                    _ => wrong.push(format!("{file} names crate::{name}")),
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "a module names a higher one:\n{}",
+            wrong.join("\n")
+        );
+    }
 }

@@ -650,7 +650,9 @@ pub static SETTINGS: &[Setting] = &[
         default: Default::Unset,
         section: Section::ServerMechanics,
         summary: "Load the application in the master before forking workers.",
-        details: "Saves memory and start-up time; the code is then not reloaded on SIGHUP.",
+        details: "Saves memory and start-up time. On SIGHUP the master imports the app's own \
+                  modules afresh before forking the new workers (gunicorn keeps the old code); \
+                  if the new code fails to import, the old workers keep serving.",
         apply: |s, raw| {
             s.preload_app = v::boolean(raw)?;
             Ok(())

@@ -424,7 +424,7 @@ fn python_thread(
             Arc::clone(completions),
             logging,
         )));
-        let outcome = py.call(app, ctx, req, sink.clone());
+        let outcome = serve_with_hooks(py, app, ctx, req, sink.clone());
         heartbeat.set_busy(index, false);
         let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(head) = head {
@@ -440,6 +440,27 @@ fn python_thread(
         }
         sink.end(outcome);
     })
+}
+
+/// One request through the app, with the config file's `pre_request` and
+/// `post_request` around it when either is set (they see the response
+/// through a recording sink).
+fn serve_with_hooks(
+    py: &wsgi::PyThread<'_>,
+    app: &App,
+    ctx: &ServeContext,
+    req: wsgi::Request,
+    sink: wsgi::SharedSink,
+) -> wsgi::Outcome {
+    match crate::hooks::RequestHooks::begin(py.py(), &req.head, &sink) {
+        None => py.call(app, ctx, req, sink, None),
+        Some(hooks) => {
+            let mut environ = None;
+            let outcome = py.call(app, ctx, req, hooks.sink(), Some(&mut environ));
+            hooks.finish(py.py(), environ);
+            outcome
+        }
+    }
 }
 
 struct Worker<'a> {

@@ -162,8 +162,6 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// Import the application named by `spec`: `module`, `module:name`, or
-/// `module:factory(literal args)`. The interpreter must be initialised.
 /// Import the app again for a reload of a preloaded app (HUP with
 /// `--preload`, which gunicorn cannot do): every module loaded from outside
 /// the standard library and site-packages (the application's own code) is
@@ -209,6 +207,8 @@ def purge():
     importlib.invalidate_caches()
 "#;
 
+/// Import the application named by `spec`: `module`, `module:name`, or
+/// `module:factory(literal args)`. The interpreter must be initialised.
 pub fn load_app(spec: &str) -> Result<App, LoadError> {
     let (module, expr) = match spec.split_once(':') {
         Some((m, e)) => (m.trim(), e.trim()),
@@ -422,10 +422,6 @@ fn fork_finish(child: bool) {
     crate::sys::python::fork_finish(child, FORK_GIL_WAS_HELD.load(Ordering::Relaxed));
 }
 
-/// Every Python thread's current stack, for the log line of a worker that
-/// is being killed for a timeout. Attaches only for the dump. It needs the
-/// GIL: if a C extension holds it without ever yielding, this blocks, so
-/// call it from a thread whose wait can be bounded.
 /// What a worker does in Python before a graceful exit, as gunicorn's
 /// workers do by leaving through `sys.exit`: run the `atexit` handlers the
 /// app registered and flush `sys.stdout`/`sys.stderr`, so nothing the app
@@ -452,6 +448,10 @@ for stream in (sys.stdout, sys.stderr):
         pass
 "#;
 
+/// Every Python thread's current stack, for the log line of a worker that
+/// is being killed for a timeout. Attaches only for the dump. It needs the
+/// GIL: if a C extension holds it without ever yielding, this blocks, so
+/// call it from a thread whose wait can be bounded.
 pub fn thread_stacks() -> String {
     if !is_initialized() {
         return String::from("(Python not initialised)\n");

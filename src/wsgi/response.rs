@@ -419,10 +419,6 @@ pub struct PyThread<'py> {
     py: Python<'py>,
 }
 
-/// Attach the calling OS thread to Python for the duration of `f` — meant
-/// to wrap a worker thread's whole life, so its thread state is created
-/// once, not per request. `f` runs holding the GIL; use [`PyThread::idle`]
-/// around anything that waits.
 /// Run `f` with the GIL released, from code that may or may not hold it
 /// (the response sink waiting for a slow client must not stall the other
 /// Python threads).
@@ -430,6 +426,10 @@ pub fn allow_threads<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     Python::attach(|py| py.detach(f))
 }
 
+/// Attach the calling OS thread to Python for the duration of `f` — meant
+/// to wrap a worker thread's whole life, so its thread state is created
+/// once, not per request. `f` runs holding the GIL; use [`PyThread::idle`]
+/// around anything that waits.
 pub fn python_thread<R>(f: impl FnOnce(&PyThread<'_>) -> R) -> R {
     Python::attach(|py| f(&PyThread { py }))
 }
@@ -440,21 +440,16 @@ impl PyThread<'_> {
         self.py.detach(f)
     }
 
-    /// Run one request through `app`, writing the response to `sink`, with
-    /// the config file's `pre_request` / `post_request` around it if set.
-    pub fn call(&self, app: &App, ctx: &ServeContext, req: Request, sink: SharedSink) -> Outcome {
-        match crate::hooks::RequestHooks::begin(self.py, &req.head, &sink) {
-            None => self.serve(app, ctx, req, sink, None),
-            Some(hooks) => {
-                let mut environ = None;
-                let outcome = self.serve(app, ctx, req, hooks.sink(), Some(&mut environ));
-                hooks.finish(self.py, environ);
-                outcome
-            }
-        }
+    /// The interpreter token, for code that runs around a request (the
+    /// config file's request hooks, which the worker wraps around `call`).
+    pub fn py(&self) -> Python<'_> {
+        self.py
     }
 
-    fn serve(
+    /// Run one request through `app`, writing the response to `sink`. With
+    /// `environ_out`, the request's environ is left there afterwards (for a
+    /// `post_request` hook).
+    pub fn call(
         &self,
         app: &App,
         ctx: &ServeContext,
