@@ -51,7 +51,7 @@ fn main(args: Vec<OsString>, relaunch: Relaunch, title: Option<ProcTitle>) -> i3
         return crate::exit::FAILURE;
     }
     let env = |k: &str| std::env::var(k).ok();
-    let settings = match crate::hooks::load(&args, &env) {
+    let settings = match crate::startup::load(&args, &env) {
         Ok(Command::Run(s)) => s,
         Ok(Command::Help(text)) => {
             print!("{text}");
@@ -66,7 +66,7 @@ fn main(args: Vec<OsString>, relaunch: Relaunch, title: Option<ProcTitle>) -> i3
             return crate::exit::FAILURE;
         }
     };
-    if let Some(code) = crate::hooks::early_exit(&settings) {
+    if let Some(code) = crate::startup::early_exit(&settings) {
         return code;
     }
     if let Some(pid) = settings.reload {

@@ -16,14 +16,17 @@
 //! - [`http`]: HTTP/1.x parsing and response framing. Knows nothing of Python.
 //! - [`wsgi`]: app loading, environ, `start_response`, `wsgi.input`,
 //!   `wsgi.file_wrapper`.
-//! - [`hooks`]: the Python config file and gunicorn's server hooks. With
-//!   `wsgi`, the only modules that touch pyo3.
+//! - [`startup`]: command line and config file into the settings the
+//!   master runs with (at start and on SIGHUP), `raw_env`, and the
+//!   `--check-config`/`--print-config` exits.
+//! - [`hooks`]: running the Python config file, and gunicorn's server
+//!   hooks. With `wsgi`, the only modules that touch pyo3.
 //! - [`systemd`]: socket activation and sd_notify.
 //! - [`signals`], [`heartbeat`], [`logging`]: one concern each.
 //! - [`sys`]: the only home of `unsafe`, fork, exec and raw file descriptors.
 //!
 //! A module names only modules below it (docs/architecture.md, "Layers"):
-//! entry, master, worker, hooks, config, wsgi, logging, then http, systemd,
+//! entry, master, worker, startup, hooks, config, wsgi, logging, then http, systemd,
 //! signals and heartbeat, then sys.
 
 #![deny(unsafe_code)]
@@ -37,6 +40,7 @@ pub mod http;
 pub mod logging;
 pub mod master;
 pub mod signals;
+pub mod startup;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod systemd;
@@ -64,6 +68,7 @@ mod layers {
         &["entry"],
         &["master"],
         &["worker"],
+        &["startup"],
         &["hooks"],
         &["config"],
         &["wsgi"],

@@ -16,9 +16,63 @@ pub enum HookSide {
     Worker,
 }
 
+/// gunicorn's server hooks, in the order of [`HOOKS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    OnStarting,
+    OnReload,
+    WhenReady,
+    PreFork,
+    PostFork,
+    PostWorkerInit,
+    WorkerInt,
+    WorkerAbort,
+    PreExec,
+    PreRequest,
+    PostRequest,
+    ChildExit,
+    WorkerExit,
+    NworkersChanged,
+    OnExit,
+}
+
+impl Hook {
+    /// Every hook, in the order of [`HOOKS`].
+    pub const ALL: [Hook; 15] = [
+        Hook::OnStarting,
+        Hook::OnReload,
+        Hook::WhenReady,
+        Hook::PreFork,
+        Hook::PostFork,
+        Hook::PostWorkerInit,
+        Hook::WorkerInt,
+        Hook::WorkerAbort,
+        Hook::PreExec,
+        Hook::PreRequest,
+        Hook::PostRequest,
+        Hook::ChildExit,
+        Hook::WorkerExit,
+        Hook::NworkersChanged,
+        Hook::OnExit,
+    ];
+
+    pub fn spec(self) -> &'static HookSpec {
+        &HOOKS[self as usize]
+    }
+
+    /// The name a config file defines it under.
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    pub fn named(name: &str) -> Option<Hook> {
+        Hook::ALL.into_iter().find(|h| h.name() == name)
+    }
+}
+
 /// One server hook, called with gunicorn's arguments at gunicorn's moment.
 #[derive(Debug)]
-pub struct Hook {
+pub struct HookSpec {
     pub name: &'static str,
     /// The Python signature as documented, e.g. `(server, worker)`.
     pub signature: &'static str,
@@ -28,22 +82,22 @@ pub struct Hook {
     pub when: &'static str,
 }
 
-pub static HOOKS: &[Hook] = &[
-    Hook {
+pub static HOOKS: &[HookSpec] = &[
+    HookSpec {
         name: "on_starting",
         signature: "(server)",
         arity: 1,
         side: HookSide::Master,
         when: "Once, before the master opens its sockets. Raising stops start-up (exit 1).",
     },
-    Hook {
+    HookSpec {
         name: "on_reload",
         signature: "(server)",
         arity: 1,
         side: HookSide::Master,
         when: "On SIGHUP, after the configuration was re-read, before new workers start.",
     },
-    Hook {
+    HookSpec {
         name: "when_ready",
         signature: "(server)",
         arity: 1,
@@ -51,84 +105,84 @@ pub static HOOKS: &[Hook] = &[
         when: "Once the sockets are open, before the first worker is forked. Raising stops \
                start-up (exit 1).",
     },
-    Hook {
+    HookSpec {
         name: "pre_fork",
         signature: "(server, worker)",
         arity: 2,
         side: HookSide::Master,
         when: "In the master just before a worker is forked (`worker.pid` is still `None`).",
     },
-    Hook {
+    HookSpec {
         name: "post_fork",
         signature: "(server, worker)",
         arity: 2,
         side: HookSide::Worker,
         when: "In the new worker right after the fork.",
     },
-    Hook {
+    HookSpec {
         name: "post_worker_init",
         signature: "(worker)",
         arity: 1,
         side: HookSide::Worker,
         when: "In the worker once the application is loaded, before it serves.",
     },
-    Hook {
+    HookSpec {
         name: "worker_int",
         signature: "(worker)",
         arity: 1,
         side: HookSide::Worker,
         when: "In the worker when it receives SIGINT or SIGQUIT (quick shutdown).",
     },
-    Hook {
+    HookSpec {
         name: "worker_abort",
         signature: "(worker)",
         arity: 1,
         side: HookSide::Worker,
         when: "In the worker when it receives SIGABRT (the master's timeout).",
     },
-    Hook {
+    HookSpec {
         name: "pre_exec",
         signature: "(server)",
         arity: 1,
         side: HookSide::Master,
         when: "On SIGUSR2, in the master just before the new master is started.",
     },
-    Hook {
+    HookSpec {
         name: "pre_request",
         signature: "(worker, req)",
         arity: 2,
         side: HookSide::Worker,
         when: "On the Python thread serving a request, before the application is called.",
     },
-    Hook {
+    HookSpec {
         name: "post_request",
         signature: "(worker, req, environ, resp)",
         arity: 4,
         side: HookSide::Worker,
         when: "On the Python thread serving a request, after the response was produced.",
     },
-    Hook {
+    HookSpec {
         name: "child_exit",
         signature: "(server, worker)",
         arity: 2,
         side: HookSide::Master,
         when: "In the master after a worker process was reaped.",
     },
-    Hook {
+    HookSpec {
         name: "worker_exit",
         signature: "(server, worker)",
         arity: 2,
         side: HookSide::Worker,
         when: "In the worker just before it exits.",
     },
-    Hook {
+    HookSpec {
         name: "nworkers_changed",
         signature: "(server, new_value, old_value)",
         arity: 3,
         side: HookSide::Master,
         when: "In the master when the target number of workers changed (TTIN, TTOU, reload).",
     },
-    Hook {
+    HookSpec {
         name: "on_exit",
         signature: "(server)",
         arity: 1,
@@ -246,10 +300,6 @@ pub static UNSUPPORTED: &[Unsupported] = unsupported! {
     "control_socket_disable" ["--no-control-socket"] ["true"] CONTROL;
 };
 
-pub fn hook(name: &str) -> Option<&'static Hook> {
-    HOOKS.iter().find(|h| h.name == name)
-}
-
 pub fn unsupported(name: &str) -> Option<&'static Unsupported> {
     UNSUPPORTED.iter().find(|u| u.name == name)
 }
@@ -272,5 +322,19 @@ impl Unsupported {
     pub fn is_harmless(&self, raw: &str) -> bool {
         let v = raw.trim().to_ascii_lowercase();
         self.harmless.iter().any(|h| *h == v)
+    }
+}
+
+#[cfg(test)]
+mod hook_order {
+    use super::*;
+
+    #[test]
+    fn the_enum_follows_the_table() {
+        assert_eq!(Hook::ALL.len(), HOOKS.len());
+        for (i, h) in Hook::ALL.into_iter().enumerate() {
+            assert_eq!(h as usize, i);
+            assert_eq!(Hook::named(HOOKS[i].name), Some(h));
+        }
     }
 }

@@ -485,7 +485,7 @@ pub fn finish(
 }
 
 /// Resolve the command line and environment alone, without reading any
-/// config file (the binary goes through `hooks::load`, which adds it).
+/// config file (the binary goes through `startup::load`, which adds it).
 pub fn parse(
     args: &[OsString],
     env: &dyn Fn(&str) -> Option<String>,

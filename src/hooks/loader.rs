@@ -8,12 +8,12 @@ use std::ffi::CString;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::config::gunicorn::{self, HOOKS};
+use crate::config::gunicorn::{self, Hook, HOOKS};
 use crate::config::table::{self, Kind};
 use crate::config::{ConfigError, Layer, Origin};
 
-/// Hook callables found in a file, by index into [`HOOKS`].
-pub type HookFns = Vec<(usize, Py<PyAny>)>;
+/// Hook callables found in a file.
+pub type HookFns = Vec<(Hook, Py<PyAny>)>;
 
 /// Runs the file (or imports the module) and returns, per public name,
 /// `(name, line, tag, payload, type name)`. Tags: `callable` (payload: the object),
@@ -210,11 +210,11 @@ pub fn load(py: Python<'_>, spec: &str) -> Result<FileConfig, ConfigError> {
                 "wrong type for {name} (in {at}): expected {expected}, got {got}"
             ))
         };
-        if let Some(i) = HOOKS.iter().position(|h| h.name == name) {
+        if let Some(h) = Hook::named(&name) {
             if tag != "callable" {
-                return Err(wrong_type(&format!("a function {}", HOOKS[i].signature)));
+                return Err(wrong_type(&format!("a function {}", h.spec().signature)));
             }
-            hooks.push((i, payload.unbind()));
+            hooks.push((h, payload.unbind()));
             continue;
         }
         if let Some(u) = gunicorn::unsupported(&name) {

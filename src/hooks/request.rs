@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::prelude::*;
 
 use super::{call, objects, this_worker, REQUEST};
+use crate::config::gunicorn::Hook;
 use crate::wsgi::{ResponseSink, SharedSink, SinkError};
 
 /// Passes everything to the worker's sink and remembers the status, the
@@ -77,7 +78,7 @@ impl RequestHooks {
         let worker = this_worker(py)?;
         let req = objects::request(py, head).ok()?;
         // A failing hook is logged by `call`; the request goes on.
-        let _ = call(py, "pre_request", |_| Ok((worker, req.clone())));
+        let _ = call(py, Hook::PreRequest, |_| Ok((worker, req.clone())));
         Some(RequestHooks {
             req: req.unbind(),
             recorder: Arc::new(Mutex::new(Recorder {
@@ -101,7 +102,7 @@ impl RequestHooks {
             return;
         };
         let rec = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = call(py, "post_request", |py| {
+        let _ = call(py, Hook::PostRequest, |py| {
             let resp = objects::response(py, rec.status.as_deref(), &rec.headers, rec.sent)?;
             let environ = environ.unwrap_or_else(|| py.None());
             Ok((worker, self.req.clone_ref(py), environ, resp))

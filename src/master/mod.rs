@@ -470,7 +470,7 @@ impl Master {
     /// the old one once the new one serves (no gap in service).
     fn reload(&mut self) {
         tracing::info!("Hang up: {}", self.master_name());
-        match crate::hooks::load(&self.argv[1..], &|k| std::env::var(k).ok()) {
+        match crate::startup::load(&self.argv[1..], &|k| std::env::var(k).ok()) {
             Ok(crate::config::Command::Run(s)) => {
                 let old = std::mem::replace(&mut self.num_workers, s.workers);
                 self.settings = *s;

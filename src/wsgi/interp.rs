@@ -91,6 +91,30 @@ fn setup_sys(py: Python<'_>, opts: &InterpreterOptions) -> PyResult<()> {
     Ok(())
 }
 
+/// In a master whose config file started Python: put `front` at the head
+/// of `sys.path` (the `--chdir` directory, `--pythonpath`), so imports see
+/// what a worker's interpreter would, and apply `logconfig_dict` (JSON)
+/// with `logging.config.dictConfig`. The error is Python's, in one line.
+pub fn configure_python(front: &[String], logconfig_json: Option<&str>) -> Result<(), String> {
+    Python::attach(|py| {
+        let run = || -> PyResult<()> {
+            let path = py.import("sys")?.getattr("path")?;
+            for (i, entry) in front.iter().enumerate() {
+                if !path.contains(entry)? {
+                    path.call_method1("insert", (i, entry))?;
+                }
+            }
+            if let Some(json) = logconfig_json {
+                let dict = py.import("json")?.call_method1("loads", (json,))?;
+                py.import("logging.config")?
+                    .call_method1("dictConfig", (dict,))?;
+            }
+            Ok(())
+        };
+        run().map_err(|e| e.value(py).to_string())
+    })
+}
+
 /// Make `os.environ` agree with the process environment for `keys`, after
 /// Rust code set or removed them: Python copied the environment into
 /// `os.environ` when it started, and the app (and every `subprocess` it
