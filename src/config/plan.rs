@@ -2,8 +2,11 @@
 //! is defined by the module that uses it, and only `config` knows how a
 //! setting becomes part of one, so lower modules never name `config`.
 
-use super::Settings;
-use crate::{logging, systemd, wsgi};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Settings, WorkerClass};
+use crate::{http, logging, systemd, wsgi};
 
 /// The logging part of the settings. Journald is used when asked for, or
 /// when systemd connected stderr to the journal (`JOURNAL_STREAM` names our
@@ -23,6 +26,62 @@ pub fn log_config(s: &Settings) -> logging::LogConfig {
 pub fn interpreter_options(s: &Settings) -> wsgi::InterpreterOptions {
     wsgi::InterpreterOptions {
         pythonpath: s.pythonpath.clone(),
+    }
+}
+
+/// Python threads per worker: 1 for `-k sync`, `--threads` for gthread.
+pub fn python_threads(s: &Settings) -> usize {
+    match s.worker_class {
+        WorkerClass::Sync => 1,
+        WorkerClass::Gthread => s.threads.max(1),
+    }
+}
+
+/// What every worker of a generation runs with.
+#[derive(Debug, Clone)]
+pub struct WorkerPlan {
+    pub threads: usize,
+    pub limits: http::Limits,
+    /// What the WSGI environ needs from the settings.
+    pub serve: wsgi::ServeContext,
+    pub keepalive: Duration,
+    pub timeout: Duration,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub queue_timeout: Duration,
+    /// `--worker-connections`.
+    pub max_conns: usize,
+    /// Where request bodies too big for memory are spilled.
+    pub tmp_dir: PathBuf,
+}
+
+pub fn worker_plan(s: &Settings) -> WorkerPlan {
+    let threads = python_threads(s);
+    WorkerPlan {
+        threads,
+        limits: http::Limits {
+            request_line: s.limit_request_line,
+            fields: s.limit_request_fields,
+            field_size: s.limit_request_field_size,
+            permit_unconventional_http_method: s.permit_unconventional_http_method,
+            casefold_http_method: s.casefold_http_method,
+            permit_obsolete_folding: s.permit_obsolete_folding,
+            strip_header_spaces: s.strip_header_spaces,
+            header_map: s.header_map,
+        },
+        serve: wsgi::ServeContext {
+            multithread: threads > 1,
+            multiprocess: s.workers > 1,
+            forwarded_allow_ips: s.forwarded_allow_ips.clone(),
+            secure_scheme_headers: Some(s.secure_scheme_headers.clone()),
+        },
+        keepalive: s.keepalive,
+        timeout: s.timeout,
+        header_timeout: s.header_timeout,
+        body_timeout: s.body_timeout,
+        queue_timeout: s.queue_timeout,
+        max_conns: s.worker_connections,
+        tmp_dir: s.worker_tmp_dir.clone().unwrap_or_else(std::env::temp_dir),
     }
 }
 

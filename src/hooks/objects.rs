@@ -52,82 +52,56 @@ fn emit(level: Level, text: &str) {
     }
 }
 
-#[pymethods]
-impl Log {
-    #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn debug(
-        &self,
-        msg: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyDict>>,
-    ) {
-        emit(Level::Debug, &render(msg, args));
-    }
-    #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn info(
-        &self,
-        msg: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyDict>>,
-    ) {
-        emit(Level::Info, &render(msg, args));
-    }
-    #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn warning(
-        &self,
-        msg: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyDict>>,
-    ) {
-        emit(Level::Warning, &render(msg, args));
-    }
-    #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn warn(
-        &self,
-        msg: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyDict>>,
-    ) {
-        emit(Level::Warning, &render(msg, args));
-    }
-    #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn error(
-        &self,
-        msg: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyDict>>,
-    ) {
-        emit(Level::Error, &render(msg, args));
-    }
-    #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn critical(
-        &self,
-        msg: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyDict>>,
-    ) {
-        emit(Level::Critical, &render(msg, args));
-    }
-    /// Like `error`, followed by the traceback of the exception being
-    /// handled (called from an `except` block, as in Python).
-    #[pyo3(signature = (msg, *args, **_kwargs))]
-    fn exception(
-        &self,
-        py: Python<'_>,
-        msg: &Bound<'_, PyAny>,
-        args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyDict>>,
-    ) {
-        let tb = py
-            .import("traceback")
-            .and_then(|t| t.call_method0("format_exc"))
-            .and_then(|s| s.extract::<String>())
-            .unwrap_or_default();
-        emit(
-            Level::Error,
-            &format!("{}\n{}", render(msg, args), tb.trim_end()),
-        );
-    }
+/// `Log`'s methods: one per level, each taking `logging`'s `(msg, *args,
+/// **kwargs)`, plus `exception`. One macro so the level methods cannot
+/// drift apart (pyo3 wants every method of the class in one impl block).
+macro_rules! log_methods {
+    ($($name:ident => $level:expr),* $(,)?) => {
+        #[pymethods]
+        impl Log {
+            $(
+                #[pyo3(signature = (msg, *args, **_kwargs))]
+                fn $name(
+                    &self,
+                    msg: &Bound<'_, PyAny>,
+                    args: &Bound<'_, PyTuple>,
+                    _kwargs: Option<&Bound<'_, PyDict>>,
+                ) {
+                    emit($level, &render(msg, args));
+                }
+            )*
+
+            /// Like `error`, followed by the traceback of the exception being
+            /// handled (called from an `except` block, as in Python).
+            #[pyo3(signature = (msg, *args, **_kwargs))]
+            fn exception(
+                &self,
+                py: Python<'_>,
+                msg: &Bound<'_, PyAny>,
+                args: &Bound<'_, PyTuple>,
+                _kwargs: Option<&Bound<'_, PyDict>>,
+            ) {
+                let tb = py
+                    .import("traceback")
+                    .and_then(|t| t.call_method0("format_exc"))
+                    .and_then(|s| s.extract::<String>())
+                    .unwrap_or_default();
+                emit(
+                    Level::Error,
+                    &format!("{}\n{}", render(msg, args), tb.trim_end()),
+                );
+            }
+        }
+    };
+}
+
+log_methods! {
+    debug => Level::Debug,
+    info => Level::Info,
+    warning => Level::Warning,
+    warn => Level::Warning,
+    error => Level::Error,
+    critical => Level::Critical,
 }
 
 /// `server`: the master as hook code sees it.

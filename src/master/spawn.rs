@@ -12,10 +12,7 @@ impl Master {
     /// Fork one worker of the current generation; its pid, unless fork
     /// failed (logged, and retried later).
     pub(super) fn spawn_worker(&mut self) -> Result<Option<i32>, Halt> {
-        let threads = match self.settings.worker_class {
-            crate::config::WorkerClass::Sync => 1,
-            crate::config::WorkerClass::Gthread => self.settings.threads.max(1),
-        };
+        let threads = crate::config::python_threads(&self.settings);
         let heartbeat = match Heartbeat::new(threads) {
             Ok(h) => h,
             Err(e) => {

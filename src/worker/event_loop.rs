@@ -49,10 +49,6 @@ const BACKLOG_TICK: Duration = Duration::from_millis(10);
 /// worker without a free thread admits one.
 const BACKLOG_PATIENCE: Duration = Duration::from_millis(20);
 
-fn token(index: usize, generation: u32) -> Token {
-    ((generation as u64) << 32) | index as u64
-}
-
 fn is_listener(data: u64) -> bool {
     (TOKEN_LISTENER_BASE..TOKEN_WAKE).contains(&data)
 }
@@ -65,7 +61,7 @@ impl Worker<'_> {
         let mut next_sweep = Instant::now();
         loop {
             self.heartbeat.beat();
-            if self.draining && self.live == 0 {
+            if self.draining && self.conns.len() == 0 {
                 return exit::OK;
             }
             let wait = if self.revisit.is_empty() {
@@ -184,8 +180,8 @@ impl Worker<'_> {
         );
         let limit = self.timeout;
         let now = Instant::now();
-        for i in 0..self.conns.len() {
-            let stuck = match &self.conns[i].1 {
+        for i in 0..self.conns.slots() {
+            let stuck = match self.conns.get(i) {
                 Some(c) => {
                     matches!(c.state, State::Busy(_))
                         && c.dispatched_at
@@ -194,8 +190,8 @@ impl Worker<'_> {
                 None => false,
             };
             if stuck {
-                let gen = self.conns[i].0;
-                if let Some(c) = self.conns[i].1.as_mut() {
+                let tok = self.conns.token(i);
+                if let Some(c) = self.conns.get_mut(i) {
                     if let State::Busy(f) = &c.state {
                         f.abandon();
                     }
@@ -205,7 +201,7 @@ impl Worker<'_> {
                     c.queue(http::error_response(504), false);
                     c.state = State::Closing;
                 }
-                self.after_io(token(i, gen));
+                self.after_io(tok);
             }
         }
         self.start_draining();
@@ -245,7 +241,7 @@ impl Worker<'_> {
         let now = Instant::now();
         self.conns
             .iter()
-            .filter_map(|(_, c)| c.as_ref())
+            .map(|(_, c)| c)
             .filter(|c| match c.state {
                 State::Busy(_) => c
                     .dispatched_at
@@ -267,7 +263,7 @@ impl Worker<'_> {
         self.draining = true;
         self.stop_accepting();
         let until = Instant::now() + DRAIN_GRACE;
-        for c in self.conns.iter_mut().filter_map(|(_, c)| c.as_mut()) {
+        for c in self.conns.values_mut() {
             if matches!(c.state, State::Head) && c.pending_input().is_empty() {
                 c.deadline = Some(c.deadline.map_or(until, |d| d.min(until)));
             }
@@ -319,7 +315,7 @@ impl Worker<'_> {
             let held = until > now
                 && self
                     .slot(tok)
-                    .and_then(|s| self.conns[s].1.as_ref())
+                    .and_then(|s| self.conns.get(s))
                     .is_some_and(|c| c.claim);
             if held {
                 i += 1;
@@ -447,7 +443,7 @@ impl Worker<'_> {
     /// Accept one connection and read its request if it came with it.
     /// Returns whether the backlog gave one.
     fn accept_one(&mut self, index: usize, now: Instant) -> bool {
-        if self.live >= self.max_conns && !self.evict_one() {
+        if self.conns.len() >= self.max_conns && !self.evict_one() {
             self.conn_limit = true;
             self.stop_accepting();
             return false;
@@ -464,25 +460,17 @@ impl Worker<'_> {
         let mut conn = Conn::new(stream, sock_addr(peer), self.locals[index].clone());
         conn.deadline = Some(now + self.header_timeout);
         conn.claim = true;
-        let slot = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.conns.push((0, None));
-                self.conns.len() - 1
-            }
-        };
-        let gen = self.conns[slot].0;
-        let tok = token(slot, gen);
+        let slot = self.conns.insert(conn);
+        let tok = self.conns.token(slot);
+        let fd = self.conns.get(slot).expect("just inserted").stream.as_fd();
         if let Err(e) = self.epoll.add(
-            conn.stream.as_fd(),
+            fd,
             EpollEvent::new(EpollFlags::from_bits_truncate(CONN_EVENTS), tok),
         ) {
             tracing::error!("epoll add failed: {e}");
-            self.free.push(slot);
+            self.conns.remove(slot);
             return true;
         }
-        self.conns[slot].1 = Some(conn);
-        self.live += 1;
         self.claims.push((tok, now + CLAIM));
         // Most clients send the request with the connection; try now
         // instead of waiting for another epoll round.
@@ -492,12 +480,7 @@ impl Worker<'_> {
 
     /// The slot a token names, if that connection is still open.
     fn slot(&self, tok: Token) -> Option<usize> {
-        let index = (tok & 0xffff_ffff) as usize;
-        let gen = (tok >> 32) as u32;
-        match self.conns.get(index) {
-            Some((g, Some(_))) if *g == gen => Some(index),
-            _ => None,
-        }
+        self.conns.find(tok)
     }
 
     /// Make room for a new client at the connection limit: close an idle
@@ -509,8 +492,7 @@ impl Worker<'_> {
     fn evict_one(&mut self) -> bool {
         let mut idle = None;
         let mut slowest: Option<(Instant, usize)> = None;
-        for (i, (_, c)) in self.conns.iter().enumerate() {
-            let Some(c) = c else { continue };
+        for (i, c) in self.conns.iter() {
             if !matches!(c.state, State::Head) || !c.out.is_empty() {
                 continue;
             }
@@ -535,7 +517,7 @@ impl Worker<'_> {
 
     fn lookup(&mut self, tok: Token) -> Option<(usize, &mut Conn)> {
         let index = self.slot(tok)?;
-        self.conns[index].1.as_mut().map(|c| (index, c))
+        self.conns.get_mut(index).map(|c| (index, c))
     }
 
     fn on_socket(&mut self, tok: Token, flags: EpollFlags) {
@@ -568,8 +550,8 @@ impl Worker<'_> {
     fn pump(&mut self, index: usize) -> Progress {
         let draining = self.draining;
         let (header_timeout, body_timeout) = (self.header_timeout, self.body_timeout);
-        let gen = self.conns[index].0;
-        let Some(conn) = self.conns[index].1.as_mut() else {
+        let tok = self.conns.token(index);
+        let Some(conn) = self.conns.get_mut(index) else {
             return Progress::Closed;
         };
         if !conn.readable {
@@ -600,7 +582,7 @@ impl Worker<'_> {
                 // The fairness cap stopped the read: no new edge will come
                 // for what is left, so look again on the next turn.
                 if conn.readable {
-                    self.revisit.push(token(index, gen));
+                    self.revisit.push(tok);
                 }
                 self.advance(index, draining)
             }
@@ -620,7 +602,7 @@ impl Worker<'_> {
         let limits = self.limits.clone();
         let tmp_dir = self.tmp_dir.clone();
         loop {
-            let Some(conn) = self.conns[index].1.as_mut() else {
+            let Some(conn) = self.conns.get_mut(index) else {
                 return Progress::Closed;
             };
             match &mut conn.state {
@@ -735,7 +717,7 @@ impl Worker<'_> {
         e: &http::HttpError,
         head: Option<&http::RequestHead>,
     ) -> Progress {
-        match (e.status(), self.conns[index].1.as_mut()) {
+        match (e.status(), self.conns.get_mut(index)) {
             (Some(status), Some(conn)) => {
                 let peer = match &conn.peer {
                     wsgi::SockAddr::Tcp(a) => Some(*a),
@@ -774,9 +756,9 @@ impl Worker<'_> {
         body: wsgi::Body,
         draining: bool,
     ) {
-        let gen = self.conns[index].0;
+        let tok = self.conns.token(index);
         let keepalive_enabled = !self.keepalive.is_zero();
-        let Some(conn) = self.conns[index].1.as_mut() else {
+        let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
         let info = ResponseInfo {
@@ -807,7 +789,7 @@ impl Worker<'_> {
             local: conn.local.clone(),
         };
         self.jobs.push(Job {
-            token: token(index, gen),
+            token: tok,
             req,
             info,
             flight,
@@ -826,7 +808,7 @@ impl Worker<'_> {
         };
         let keepalive = self.keepalive;
         let draining = self.draining;
-        let conn = self.conns[index].1.as_mut().expect("slot checked");
+        let conn = self.conns.get_mut(index).expect("slot checked");
         let State::Busy(_) = &conn.state else {
             // A response for a request already answered (504 after abort).
             return;
@@ -872,7 +854,7 @@ impl Worker<'_> {
         // A pipelined request may already be buffered, or have arrived on
         // the socket while this one was with Python.
         let draining = self.draining;
-        if let Some(conn) = self.conns[index].1.as_ref() {
+        if let Some(conn) = self.conns.get(index) {
             if matches!(conn.state, State::Head) {
                 let progress = if conn.readable {
                     self.pump(index)
@@ -891,7 +873,7 @@ impl Worker<'_> {
 
     /// Write queued output, crediting the request's back-pressure account.
     fn write_out(&mut self, index: usize) -> io::Result<()> {
-        let Some(conn) = self.conns[index].1.as_mut() else {
+        let Some(conn) = self.conns.get_mut(index) else {
             return Ok(());
         };
         let written = conn.flush()?;
@@ -917,7 +899,7 @@ impl Worker<'_> {
             self.close(index);
             return;
         }
-        let conn = self.conns[index].1.as_mut().expect("slot checked");
+        let conn = self.conns.get_mut(index).expect("slot checked");
         if !conn.out.is_empty() {
             return;
         }
@@ -941,7 +923,7 @@ impl Worker<'_> {
     }
 
     fn close(&mut self, index: usize) {
-        if let Some(conn) = self.conns[index].1.take() {
+        if let Some(conn) = self.conns.remove(index) {
             let _ = self.epoll.delete(conn.stream.as_fd());
             if let State::Busy(f) = &conn.state {
                 f.abandon();
@@ -949,10 +931,7 @@ impl Worker<'_> {
             if conn.reused {
                 self.reused_in_flight -= 1;
             }
-            self.conns[index].0 = self.conns[index].0.wrapping_add(1);
-            self.free.push(index);
-            self.live -= 1;
-            if self.live < self.max_conns {
+            if self.conns.len() < self.max_conns {
                 self.conn_limit = false;
                 self.resume_accepting();
             }
@@ -961,9 +940,11 @@ impl Worker<'_> {
 
     /// Close connections whose deadline passed.
     fn sweep(&mut self, now: Instant) {
-        for i in 0..self.conns.len() {
-            let expired =
-                matches!(&self.conns[i].1, Some(c) if c.deadline.is_some_and(|d| now >= d));
+        for i in 0..self.conns.slots() {
+            let expired = self
+                .conns
+                .get(i)
+                .is_some_and(|c| c.deadline.is_some_and(|d| now >= d));
             if expired {
                 self.close(i);
             }

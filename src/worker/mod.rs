@@ -13,6 +13,7 @@ mod body;
 mod conn;
 mod event_loop;
 mod pool;
+mod slab;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
-use crate::config::{Settings, WorkerClass};
+use crate::config::Settings;
 use crate::exit;
 use crate::heartbeat::Heartbeat;
 use crate::http::Limits;
@@ -78,7 +79,7 @@ pub fn run(spec: WorkerSpec<'_>) -> ! {
         Ok((mut worker, app, ctx, threads)) => {
             crate::hooks::post_worker_init();
             let jobs_q = Arc::clone(&worker.jobs);
-            let queue_timeout = spec.settings.queue_timeout;
+            let queue_timeout = worker.queue_timeout;
             let done = Arc::clone(&worker.completions);
             let (jobs, completions) = (&*jobs_q, &done);
             let (ctx, app, hb) = (&ctx, &app, spec.heartbeat);
@@ -267,17 +268,8 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             .map_err(|e| fail("epoll", &e))?;
     }
 
-    let threads = match s.worker_class {
-        WorkerClass::Sync => 1,
-        WorkerClass::Gthread => s.threads.max(1),
-    };
-    let ctx = ServeContext {
-        multithread: threads > 1,
-        multiprocess: s.workers > 1,
-        forwarded_allow_ips: s.forwarded_allow_ips.clone(),
-        secure_scheme_headers: Some(s.secure_scheme_headers.clone()),
-    };
-    let tmp_dir = s.worker_tmp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let plan = crate::config::worker_plan(s);
+    let threads = plan.threads;
     Ok((
         Worker {
             epoll,
@@ -286,10 +278,8 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             jobs: Arc::new(JobQueue::default()),
             listeners: spec.listeners,
             locals,
-            conns: Vec::new(),
-            free: Vec::new(),
+            conns: slab::Slab::new(),
             revisit: Vec::new(),
-            live: 0,
             accepting: true,
             threads,
             in_flight: 0,
@@ -298,33 +288,24 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             conn_limit: false,
             backlog_since: None,
             next_backlog_check: Instant::now(),
-            queue_timeout: s.queue_timeout,
+            queue_timeout: plan.queue_timeout,
             draining: false,
             recycle_asked: false,
             served: 0,
             max_requests: spec.max_requests,
-            limits: Limits {
-                request_line: s.limit_request_line,
-                fields: s.limit_request_fields,
-                field_size: s.limit_request_field_size,
-                permit_unconventional_http_method: s.permit_unconventional_http_method,
-                casefold_http_method: s.casefold_http_method,
-                permit_obsolete_folding: s.permit_obsolete_folding,
-                strip_header_spaces: s.strip_header_spaces,
-                header_map: s.header_map,
-            },
-            keepalive: s.keepalive,
-            timeout: s.timeout,
-            header_timeout: s.header_timeout,
-            body_timeout: s.body_timeout,
-            max_conns: s.worker_connections,
-            tmp_dir,
+            limits: plan.limits,
+            keepalive: plan.keepalive,
+            timeout: plan.timeout,
+            header_timeout: plan.header_timeout,
+            body_timeout: plan.body_timeout,
+            max_conns: plan.max_conns,
+            tmp_dir: plan.tmp_dir,
             heartbeat: spec.heartbeat,
             boot_pipe: spec.boot_pipe,
             master: spec.master,
         },
         app,
-        ctx,
+        plan.serve,
         threads,
     ))
 }
@@ -470,13 +451,12 @@ struct Worker<'a> {
     jobs: Arc<JobQueue>,
     listeners: &'a [Listener],
     locals: Vec<SockAddr>,
-    /// Connection slots; a slot's generation makes stale tokens harmless.
-    conns: Vec<(u32, Option<Conn>)>,
-    free: Vec<usize>,
+    /// The open connections; a slot's generation makes stale tokens
+    /// harmless.
+    conns: slab::Slab<Conn>,
     /// Connections whose read stopped at the fairness cap with bytes left:
     /// an edge-triggered registration will not report them again.
     revisit: Vec<pool::Token>,
-    live: usize,
     /// The listeners are in this worker's epoll set: it is in the kernel's
     /// queue of workers to wake for a new connection.
     accepting: bool,
