@@ -254,10 +254,7 @@ impl Master {
         for l in &listeners {
             tracing::info!("Listening at: {} ({pid})", l.addr());
         }
-        let class = match settings.worker_class {
-            crate::config::WorkerClass::Sync => "sync",
-            crate::config::WorkerClass::Gthread => "gthread",
-        };
+        let class = crate::worker::class(settings.worker_class).name();
         tracing::info!("Using worker: {class}");
         if let Some(p) = &settings.pidfile {
             // A new master started by USR2 writes PIDFILE.2 until promoted.

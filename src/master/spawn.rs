@@ -12,7 +12,8 @@ impl Master {
     /// Fork one worker of the current generation; its pid, unless fork
     /// failed (logged, and retried later).
     pub(super) fn spawn_worker(&mut self) -> Result<Option<i32>, Halt> {
-        let threads = crate::config::python_threads(&self.settings);
+        let class = crate::worker::class(self.settings.worker_class);
+        let threads = class.python_threads(&self.settings);
         let heartbeat = match Heartbeat::new(threads) {
             Ok(h) => h,
             Err(e) => {
@@ -36,7 +37,7 @@ impl Master {
                         pt.set(t);
                     }
                 };
-                crate::worker::run(crate::worker::WorkerSpec {
+                class.run(crate::worker::WorkerSpec {
                     settings: &self.settings,
                     listeners: &self.listeners,
                     heartbeat: &heartbeat,

@@ -17,7 +17,7 @@ use super::body::{BodyReader, FeedError};
 use super::conn::{Conn, Out, Progress, State};
 use super::pool::{Flight, Job, Piece, Token};
 use super::{
-    sock_addr, Worker, DRAIN_GRACE, LINGER, TOKEN_LISTENER_BASE, TOKEN_SIGNAL, TOKEN_WAKE,
+    sock_addr, Stage, Worker, DRAIN_GRACE, LINGER, TOKEN_LISTENER_BASE, TOKEN_SIGNAL, TOKEN_WAKE,
 };
 use crate::exit;
 use crate::http::{self, BodyKind, Parsed, ResponseInfo};
@@ -61,7 +61,7 @@ impl Worker<'_> {
         let mut next_sweep = Instant::now();
         loop {
             self.heartbeat.beat();
-            if self.draining && self.conns.len() == 0 {
+            if self.draining() && self.conns.len() == 0 {
                 return exit::OK;
             }
             let wait = if self.revisit.is_empty() {
@@ -257,10 +257,10 @@ impl Worker<'_> {
     /// its way (it is answered with `Connection: close`), then closed by the
     /// sweep.
     fn start_draining(&mut self) {
-        if self.draining {
+        if self.draining() {
             return;
         }
-        self.draining = true;
+        self.stage = Stage::Draining;
         self.stop_accepting();
         let until = Instant::now() + DRAIN_GRACE;
         for c in self.conns.values_mut() {
@@ -273,10 +273,10 @@ impl Worker<'_> {
     /// `--max-requests` reached: ask the master for a replacement and keep
     /// serving until it retires this worker, so capacity never drops.
     fn ask_recycle(&mut self) {
-        if self.recycle_asked || self.draining {
+        if self.stage != Stage::Serving {
             return;
         }
-        self.recycle_asked = true;
+        self.stage = Stage::Replacing;
         tracing::info!("Autorestarting worker after current request.");
         self.heartbeat.ask_recycle();
         let _ = nix::unistd::write(self.boot_pipe, &[2]);
@@ -330,7 +330,7 @@ impl Worker<'_> {
     /// Whether this worker should be in the accept queue: a Python thread is
     /// free for the next connection and there is room for one more.
     fn has_room(&mut self, now: Instant) -> bool {
-        !self.draining && !self.conn_limit && self.free_threads(now) > 0
+        !self.draining() && !self.conn_limit && self.free_threads(now) > 0
     }
 
     /// Join or leave the kernel's queue of workers to wake for a new
@@ -379,7 +379,7 @@ impl Worker<'_> {
 
     fn may_admit_waiting(&self) -> bool {
         !self.accepting
-            && !self.draining
+            && !self.draining()
             && !self.conn_limit
             && (self.reused_in_flight > 0 || !self.queue_timeout.is_zero())
     }
@@ -548,7 +548,7 @@ impl Worker<'_> {
     /// and parse it. Not while a request is with Python: responses must
     /// stay in order, and what arrives meanwhile is read after the response.
     fn pump(&mut self, index: usize) -> Progress {
-        let draining = self.draining;
+        let draining = self.draining();
         let (header_timeout, body_timeout) = (self.header_timeout, self.body_timeout);
         let tok = self.conns.token(index);
         let Some(conn) = self.conns.get_mut(index) else {
@@ -807,7 +807,7 @@ impl Worker<'_> {
             return;
         };
         let keepalive = self.keepalive;
-        let draining = self.draining;
+        let draining = self.draining();
         let conn = self.conns.get_mut(index).expect("slot checked");
         let State::Busy(_) = &conn.state else {
             // A response for a request already answered (504 after abort).
@@ -853,7 +853,7 @@ impl Worker<'_> {
         }
         // A pipelined request may already be buffered, or have arrived on
         // the socket while this one was with Python.
-        let draining = self.draining;
+        let draining = self.draining();
         if let Some(conn) = self.conns.get(index) {
             if matches!(conn.state, State::Head) {
                 let progress = if conn.readable {

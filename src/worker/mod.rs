@@ -66,6 +66,50 @@ pub struct WorkerSpec<'a> {
     pub title: &'a dyn Fn(&str),
 }
 
+/// A worker class as the master drives it: its name, how many Python
+/// threads its heartbeat page tracks, and what the forked process runs.
+/// The master knows no more of a class than this. `sync` and `gthread` are
+/// one engine (this module's event loop) with one or `--threads` Python
+/// threads; a class with another engine brings its own `run`.
+pub trait Class: Sync {
+    /// As gunicorn logs it: `Using worker: NAME`.
+    fn name(&self) -> &'static str;
+    fn python_threads(&self, s: &Settings) -> usize;
+    /// The worker process's whole life, after fork.
+    fn run(&self, spec: WorkerSpec<'_>) -> !;
+}
+
+struct Threaded(&'static str);
+
+impl Worker<'_> {
+    fn draining(&self) -> bool {
+        self.stage == Stage::Draining
+    }
+}
+
+impl Class for Threaded {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    fn python_threads(&self, s: &Settings) -> usize {
+        crate::config::python_threads(s)
+    }
+
+    fn run(&self, spec: WorkerSpec<'_>) -> ! {
+        run(spec)
+    }
+}
+
+/// The implementation of a `-k` class.
+pub fn class(c: crate::config::WorkerClass) -> &'static dyn Class {
+    use crate::config::WorkerClass;
+    match c {
+        WorkerClass::Sync => &Threaded("sync"),
+        WorkerClass::Gthread => &Threaded("gthread"),
+    }
+}
+
 /// Run a worker in a freshly forked child. Never returns.
 ///
 /// Python thread 0 is the process's main thread, as in gunicorn's sync
@@ -74,7 +118,7 @@ pub struct WorkerSpec<'a> {
 /// other Python threads run on threads that block every asynchronous
 /// signal, so the kernel delivers those to the main thread, where Python
 /// runs its handlers (and where a blocking call is interrupted for them).
-pub fn run(spec: WorkerSpec<'_>) -> ! {
+fn run(spec: WorkerSpec<'_>) -> ! {
     let code = match boot(&spec) {
         Ok((mut worker, app, ctx, threads)) => {
             crate::hooks::post_worker_init();
@@ -289,8 +333,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             backlog_since: None,
             next_backlog_check: Instant::now(),
             queue_timeout: plan.queue_timeout,
-            draining: false,
-            recycle_asked: false,
+            stage: Stage::Serving,
             served: 0,
             max_requests: spec.max_requests,
             limits: plan.limits,
@@ -444,6 +487,19 @@ fn serve_with_hooks(
     }
 }
 
+/// Where a worker is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Serving,
+    /// Served `--max-requests` and told the master so; serving on until
+    /// the master retires it.
+    Replacing,
+    /// Stopping: no new connections; requests already on the way are
+    /// answered with `Connection: close`; the worker exits once every
+    /// connection is gone.
+    Draining,
+}
+
 struct Worker<'a> {
     epoll: Epoll,
     signals: SignalFd,
@@ -479,12 +535,7 @@ struct Worker<'a> {
     backlog_since: Option<Instant>,
     next_backlog_check: Instant,
     queue_timeout: Duration,
-    /// Stopping: no new connections; requests already on the way are
-    /// answered with `Connection: close`; the worker exits once every
-    /// connection is gone.
-    draining: bool,
-    /// Served `--max-requests` and told the master so.
-    recycle_asked: bool,
+    stage: Stage,
     served: u64,
     max_requests: u64,
     limits: Limits,
