@@ -346,6 +346,7 @@ fn bad_files_give_one_line_with_file_and_line() {
         ("workers = 2\nbind = [\n", "error: FILE:2: syntax error: '[' was never closed\n"),
         ("workers = 2\n\nworkers = 'four'\n", "error: invalid value 'four' for workers (in FILE:3): expected a positive integer\n"),
         ("timeout = True\n", "error: wrong type for timeout (in FILE:1): expected an int, got bool\n"),
+        ("max_worker_memory = [96]\n", "error: wrong type for max_worker_memory (in FILE:1): expected an int, got list\n"),
         ("import os\nwokers = 2\n", "error: unknown setting 'wokers' (in FILE:2); did you mean 'workers'?\n"),
         ("def on_startng(server):\n    pass\n", "error: unknown server hook 'on_startng' (in FILE:1); did you mean 'on_starting'?\n"),
         ("post_fork = 3\n", "error: wrong type for post_fork (in FILE:1): expected a function (server, worker), got int\n"),

@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use super::{accounts, value as v, Settings};
+use super::effective::{int, ips, opt_str, path, Shown};
+use super::{accounts, value as v, BindSpec, LogLevel, Settings, WorkerClass};
 
 /// How a setting takes its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,23 @@ pub enum Kind {
     Append,
     /// The positional argument (the application).
     Positional,
+}
+
+/// What a Python config file may give for a setting (`None` always means
+/// "keep the default").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileValue {
+    Bool,
+    Int,
+    Str,
+    /// A list (or one string): every item is one occurrence.
+    List,
+    /// A list of strings, or one comma-separated string.
+    CommaList,
+    /// A dict of strings, passed on as `key=value,...`.
+    Dict,
+    /// A dict of JSON values, passed on as JSON text.
+    Json,
 }
 
 /// Where a setting appears in `--help` and in the reference, in this order.
@@ -90,6 +108,7 @@ pub struct Setting {
     /// used in messages. Empty for the positional.
     pub flags: &'static [&'static str],
     pub kind: Kind,
+    pub file_value: FileValue,
     /// Placeholder for the value in `--help` (`INT`, `ADDRESS`).
     pub meta: &'static str,
     pub default: Default,
@@ -98,6 +117,8 @@ pub struct Setting {
     pub summary: &'static str,
     /// Further paragraphs for the reference document (may be empty).
     pub details: &'static str,
+    /// The effective value, typed (`--print-config`, `server.cfg.NAME`).
+    pub show: fn(&Settings) -> Shown,
     pub apply: Apply,
 }
 
@@ -136,6 +157,7 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["-c", "--config"],
         kind: Kind::Value,
         meta: "CONFIG",
+        file_value: FileValue::Str,
         default: Default::Unset,
         section: Section::ConfigFile,
         summary: "A gunicorn-style Python config file: PATH, file:PATH or python:MODULE.",
@@ -146,6 +168,7 @@ pub static SETTINGS: &[Setting] = &[
                   and helper functions are ignored; any other unknown name is an error, and so \
                   is a gunicorn setting corral does not implement (see the end of this page). \
                   Only meaningful on the command line or in `*_CMD_ARGS`. SIGHUP re-reads it.",
+        show: |s| opt_str(&s.config),
         apply: |s, raw| {
             s.config = Some(v::non_empty(raw)?);
             Ok(())
@@ -156,10 +179,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--check-config"],
         kind: Kind::Flag,
         meta: "",
+        file_value: FileValue::Bool,
         default: Default::Unset,
         section: Section::ConfigFile,
         summary: "Check the configuration and the application import, then exit (0 or 1).",
         details: "",
+        show: |s| Shown::Bool(s.check_config),
         apply: |s, raw| {
             s.check_config = v::boolean(raw)?;
             Ok(())
@@ -170,6 +195,7 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--reload"],
         kind: Kind::Value,
         meta: "PID",
+        file_value: FileValue::Int,
         default: Default::Unset,
         section: Section::ServerMechanics,
         summary: "Reload the running master PID (HUP) and wait until the reload is done; exit 0 \
@@ -177,6 +203,7 @@ pub static SETTINGS: &[Setting] = &[
         details: "For `ExecReload=corral --reload $MAINPID`: with a plain `kill -HUP`, systemd \
                   252 may consider the reload finished before corral has even started it. The \
                   master acknowledges a HUP sent this way once its new workers serve.",
+        show: |s| s.reload.map_or(Shown::None, |p| Shown::Int(p as i64)),
         apply: |s, raw| {
             s.reload = Some(v::positive(raw)? as i32);
             Ok(())
@@ -187,10 +214,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--print-config"],
         kind: Kind::Flag,
         meta: "",
+        file_value: FileValue::Bool,
         default: Default::Unset,
         section: Section::ConfigFile,
         summary: "Print the effective settings, one `name = value` per line, and exit.",
         details: "",
+        show: |s| Shown::Bool(s.print_config),
         apply: |s, raw| {
             s.print_config = v::boolean(raw)?;
             Ok(())
@@ -201,12 +230,14 @@ pub static SETTINGS: &[Setting] = &[
         flags: &[],
         kind: Kind::Positional,
         meta: "APP",
+        file_value: FileValue::Str,
         default: Default::Unset,
         section: Section::Application,
         summary: "The WSGI application: MODULE:VARIABLE, MODULE or MODULE:FACTORY(ARGS).",
         details: "Given as the one positional argument. `MODULE` alone means the variable \
                   `application` in it; `MODULE:FACTORY(ARGS)` calls the factory with literal \
                   arguments and serves what it returns.",
+        show: |s| opt_str(&s.app),
         apply: |s, raw| {
             s.app = Some(v::app(raw)?);
             Ok(())
@@ -217,6 +248,7 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["-b", "--bind"],
         kind: Kind::Append,
         meta: "ADDRESS",
+        file_value: FileValue::List,
         default: Default::FromEnv {
             var: "PORT",
             template: "0.0.0.0:{}",
@@ -229,6 +261,16 @@ pub static SETTINGS: &[Setting] = &[
                   hostname listens on every address it resolves to. Under systemd socket \
                   activation the inherited sockets are used instead and only `fd://` entries \
                   are kept.",
+        show: |s| Shown::List(
+            s.bind
+                .iter()
+                .map(|b| match b {
+                    BindSpec::Tcp(_, shown) => shown.clone(),
+                    BindSpec::Unix(p) => format!("unix:{}", p.display()),
+                    BindSpec::Fd(n) => format!("fd://{n}"),
+                })
+                .collect(),
+        ),
         apply: |s, raw| {
             s.bind.push(v::bind(raw)?);
             Ok(())
@@ -239,10 +281,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--backlog"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("2048"),
         section: Section::ServerSocket,
         summary: "The maximum number of pending connections.",
         details: "Passed to `listen(2)`; the kernel caps it at `net.core.somaxconn`.",
+        show: |s| int(s.backlog),
         apply: |s, raw| {
             s.backlog = v::bounded(v::non_negative(raw)?)?;
             Ok(())
@@ -253,10 +297,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--reuse-port"],
         kind: Kind::Flag,
         meta: "",
+        file_value: FileValue::Bool,
         default: Default::Unset,
         section: Section::ServerSocket,
         summary: "Set SO_REUSEPORT on listening sockets.",
         details: "",
+        show: |s| Shown::Bool(s.reuse_port),
         apply: |s, raw| {
             s.reuse_port = v::boolean(raw)?;
             Ok(())
@@ -267,6 +313,7 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["-w", "--workers"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::FromEnv {
             var: "WEB_CONCURRENCY",
             template: "{}",
@@ -276,6 +323,7 @@ pub static SETTINGS: &[Setting] = &[
         summary: "The number of worker processes.",
         details: "A common starting point is two to four per CPU core. Changed at run time \
                   with SIGTTIN and SIGTTOU.",
+        show: |s| int(s.workers),
         apply: |s, raw| {
             s.workers = v::bounded(v::positive(raw)?)?;
             Ok(())
@@ -286,6 +334,7 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["-k", "--worker-class"],
         kind: Kind::Value,
         meta: "STRING",
+        file_value: FileValue::Str,
         default: Default::Text("sync"),
         section: Section::WorkerProcesses,
         summary: "The type of worker: sync or gthread.",
@@ -293,6 +342,13 @@ pub static SETTINGS: &[Setting] = &[
                   `gunicorn.workers.sync.SyncWorker` (and the gthread equivalents) are \
                   accepted. Asynchronous classes (gevent, eventlet, tornado, uvicorn) are not \
                   supported. As in gunicorn, `sync` with more than one thread becomes `gthread`.",
+        show: |s| Shown::Str(
+            match s.worker_class {
+                WorkerClass::Sync => "sync",
+                WorkerClass::Gthread => "gthread",
+            }
+            .into(),
+        ),
         apply: |s, raw| {
             s.worker_class = v::worker_class(raw)?;
             Ok(())
@@ -303,10 +359,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--threads"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("1"),
         section: Section::WorkerProcesses,
         summary: "The number of threads per worker for handling requests.",
         details: "More than one implies the gthread worker class.",
+        show: |s| int(s.threads),
         apply: |s, raw| {
             s.threads = v::bounded(v::positive(raw)?)?;
             Ok(())
@@ -317,12 +375,14 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--max-requests"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("0"),
         section: Section::WorkerProcesses,
         summary: "Restart a worker after this many requests (0 = never).",
         details: "A simple guard against memory leaks in the application. The worker keeps \
                   serving until its replacement does, and one worker is replaced at a time, so \
                   capacity never drops (see docs/lifecycle.md, Recycling).",
+        show: |s| int(s.max_requests),
         apply: |s, raw| {
             s.max_requests = v::non_negative(raw)?;
             Ok(())
@@ -333,10 +393,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--max-requests-jitter"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("0"),
         section: Section::WorkerProcesses,
         summary: "Add up to this many requests, at random, to each worker's max-requests.",
         details: "Spreads the restarts of workers started together.",
+        show: |s| int(s.max_requests_jitter),
         apply: |s, raw| {
             s.max_requests_jitter = v::non_negative(raw)?;
             Ok(())
@@ -347,6 +409,7 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--max-worker-memory"],
         kind: Kind::Value,
         meta: "MIB",
+        file_value: FileValue::Int,
         default: Default::Text("0"),
         section: Section::WorkerProcesses,
         summary: "Recycle a worker whose resident memory exceeds this many MiB (0 = no limit).",
@@ -354,6 +417,7 @@ pub static SETTINGS: &[Setting] = &[
                   replaced, then retired gracefully once its replacement serves, so a leaking \
                   app cannot grow without bound. Not a gunicorn setting (uWSGI's reload-on-rss, \
                   granian's --workers-max-rss).",
+        show: |s| int(s.max_worker_memory),
         apply: |s, raw| {
             s.max_worker_memory = v::non_negative(raw)?;
             Ok(())
@@ -364,12 +428,14 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["-t", "--timeout"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("30"),
         section: Section::WorkerProcesses,
         summary: "Abort a worker whose event loop, or any of whose requests, is stuck this many seconds (0 = never).",
         details: "The stuck request's client gets 504 Gateway Timeout, the worker logs every \
                   Python thread's stack, its other requests finish, and it is replaced. Applies \
                   to every thread of a gthread worker, unlike gunicorn.",
+        show: |s| int(s.timeout.as_secs()),
         apply: |s, raw| {
             s.timeout = seconds(raw)?;
             Ok(())
@@ -380,10 +446,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--graceful-timeout"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("30"),
         section: Section::WorkerProcesses,
         summary: "Seconds a worker gets to finish its requests when stopping or restarting.",
         details: "After this the worker is killed. Keep systemd's `TimeoutStopSec` longer.",
+        show: |s| int(s.graceful_timeout.as_secs()),
         apply: |s, raw| {
             s.graceful_timeout = seconds(raw)?;
             Ok(())
@@ -394,12 +462,14 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--keep-alive"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("2"),
         section: Section::WorkerProcesses,
         summary: "Seconds to wait for the next request on a keep-alive connection (0 = no keep-alive).",
         details: "Both worker classes keep connections alive (gunicorn's sync worker does \
                   not): an idle connection costs the event loop a few hundred bytes, never a \
                   Python thread.",
+        show: |s| int(s.keepalive.as_secs()),
         apply: |s, raw| {
             s.keepalive = seconds(raw)?;
             Ok(())
@@ -410,6 +480,7 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--worker-connections"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("1000"),
         section: Section::WorkerProcesses,
         summary: "Most open client connections per worker.",
@@ -417,6 +488,7 @@ pub static SETTINGS: &[Setting] = &[
                   keep-alive connection, or else the connection that has waited longest for \
                   its request head (silent or trickling), so such clients cannot lock \
                   others out.",
+        show: |s| int(s.worker_connections),
         apply: |s, raw| {
             s.worker_connections = v::positive(raw)? as usize;
             Ok(())
@@ -427,12 +499,14 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--header-timeout"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("10"),
         section: Section::WorkerProcesses,
         summary: "Seconds a client has to send a complete request head.",
         details: "Counted from the connection's first byte, or from the first byte of the \
                   next request on a keep-alive connection; a client that takes longer is \
                   disconnected (slowloris).",
+        show: |s| int(s.header_timeout.as_secs()),
         apply: |s, raw| {
             s.header_timeout = seconds(raw)?.max(std::time::Duration::from_secs(1));
             Ok(())
@@ -443,11 +517,13 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--body-timeout"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("30"),
         section: Section::WorkerProcesses,
         summary: "Seconds a request body may stall between two reads.",
         details: "Bodies are received in full before the app runs; a client that stops \
                   sending for this long is disconnected.",
+        show: |s| int(s.body_timeout.as_secs()),
         apply: |s, raw| {
             s.body_timeout = seconds(raw)?.max(std::time::Duration::from_secs(1));
             Ok(())
@@ -458,6 +534,7 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--queue-timeout"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("0"),
         section: Section::WorkerProcesses,
         summary: "Answer 503 to a request that waited this many seconds for a Python thread (0 = never).",
@@ -466,6 +543,7 @@ pub static SETTINGS: &[Setting] = &[
                   Off by default because gunicorn queues indefinitely and an app behind a \
                   load balancer that retries elsewhere is the case where shedding helps; \
                   set it to a few seconds there.",
+        show: |s| int(s.queue_timeout.as_secs()),
         apply: |s, raw| {
             s.queue_timeout = seconds(raw)?;
             Ok(())
@@ -476,11 +554,13 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--limit-request-line"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("4094"),
         section: Section::Security,
         summary: "The longest request line accepted, in bytes.",
         details: "0 means the built-in maximum of 8190 bytes, as in gunicorn; so do larger \
                   values. Longer lines are answered with 414.",
+        show: |s| int(s.limit_request_line),
         apply: |s, raw| {
             s.limit_request_line = count(raw)?;
             Ok(())
@@ -491,10 +571,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--limit-request-fields"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("100"),
         section: Section::Security,
         summary: "The most header fields accepted in a request.",
         details: "More are answered with 431.",
+        show: |s| int(s.limit_request_fields),
         apply: |s, raw| {
             s.limit_request_fields = count(raw)?;
             Ok(())
@@ -506,11 +588,13 @@ pub static SETTINGS: &[Setting] = &[
         // form is what people type when they guess.
         flags: &["--limit-request-field-size", "--limit-request-field_size"],
         kind: Kind::Value,
+        file_value: FileValue::Int,
         meta: "INT",
         default: Default::Text("8190"),
         section: Section::Security,
         summary: "The largest header field accepted, in bytes.",
         details: "Larger fields are answered with 431.",
+        show: |s| int(s.limit_request_field_size),
         apply: |s, raw| {
             s.limit_request_field_size = count(raw)?;
             Ok(())
@@ -521,6 +605,7 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--forwarded-allow-ips"],
         kind: Kind::Value,
         meta: "STRING",
+        file_value: FileValue::CommaList,
         default: Default::FromEnv {
             var: "FORWARDED_ALLOW_IPS",
             template: "{}",
@@ -531,6 +616,7 @@ pub static SETTINGS: &[Setting] = &[
         details: "A comma-separated list of addresses and CIDR networks (`10.0.0.0/8`), `unix` \
                   for peers on a Unix socket, or `*` to trust everyone (only behind a proxy \
                   that overwrites these headers).",
+        show: |s| ips(&s.forwarded_allow_ips),
         apply: |s, raw| {
             s.forwarded_allow_ips = v::allow_ips(raw)?;
             Ok(())
@@ -541,6 +627,7 @@ pub static SETTINGS: &[Setting] = &[
         flags: &[],
         kind: Kind::Value,
         meta: "DICT",
+        file_value: FileValue::Dict,
         default: Default::Text(
             "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on",
         ),
@@ -550,6 +637,7 @@ pub static SETTINGS: &[Setting] = &[
                   'https'}`. When a trusted peer (`forwarded_allow_ips`) sends one of these \
                   headers with the given value, `wsgi.url_scheme` is `https`; headers that \
                   contradict each other are answered with 400. An empty dict turns this off.",
+        show: |s| Shown::Dict(s.secure_scheme_headers.clone()),
         apply: |s, raw| {
             s.secure_scheme_headers = v::scheme_headers(raw)?;
             Ok(())
@@ -560,12 +648,14 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--proxy-allow-from"],
         kind: Kind::Value,
         meta: "STRING",
+        file_value: FileValue::CommaList,
         default: Default::Text("127.0.0.1,::1"),
         section: Section::Security,
         summary: "Front-end addresses allowed to use the PROXY protocol.",
         details: "Accepted and validated so that gunicorn configurations load, but it has no \
                   effect: corral does not implement the PROXY protocol (`proxy_protocol` is \
                   refused), so no peer ever uses it.",
+        show: |s| ips(&s.proxy_allow_ips),
         apply: |s, raw| {
             s.proxy_allow_ips = v::allow_ips(raw)?;
             Ok(())
@@ -576,11 +666,20 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--header-map"],
         kind: Kind::Value,
         meta: "STRING",
+        file_value: FileValue::Str,
         default: Default::Text("drop"),
         section: Section::Security,
         summary: "What to do with request header names containing `_`: drop, refuse or dangerous.",
         details: "`drop` leaves them out of the environ (they could otherwise impersonate a \
                   header spelled with `-`), `refuse` answers 400, `dangerous` passes them on.",
+        show: |s| Shown::Str(
+            match s.header_map {
+                crate::http::HeaderMap::Drop => "drop",
+                crate::http::HeaderMap::Refuse => "refuse",
+                crate::http::HeaderMap::Dangerous => "dangerous",
+            }
+            .into(),
+        ),
         apply: |s, raw| {
             s.header_map = v::header_map(raw)?;
             Ok(())
@@ -591,10 +690,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--permit-obsolete-folding"],
         kind: Kind::Flag,
         meta: "",
+        file_value: FileValue::Bool,
         default: Default::Unset,
         section: Section::Security,
         summary: "Accept obsolete folded header lines instead of answering 400.",
         details: "",
+        show: |s| Shown::Bool(s.permit_obsolete_folding),
         apply: |s, raw| {
             s.permit_obsolete_folding = v::boolean(raw)?;
             Ok(())
@@ -605,10 +706,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--strip-header-spaces"],
         kind: Kind::Flag,
         meta: "",
+        file_value: FileValue::Bool,
         default: Default::Unset,
         section: Section::Security,
         summary: "Strip spaces between a header name and its colon instead of answering 400.",
         details: "Dangerous behind a proxy that reads such headers differently.",
+        show: |s| Shown::Bool(s.strip_header_spaces),
         apply: |s, raw| {
             s.strip_header_spaces = v::boolean(raw)?;
             Ok(())
@@ -619,10 +722,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--permit-unconventional-http-method"],
         kind: Kind::Flag,
         meta: "",
+        file_value: FileValue::Bool,
         default: Default::Unset,
         section: Section::Security,
         summary: "Accept any token as a method, not only 3 to 20 upper-case letters.",
         details: "",
+        show: |s| Shown::Bool(s.permit_unconventional_http_method),
         apply: |s, raw| {
             s.permit_unconventional_http_method = v::boolean(raw)?;
             Ok(())
@@ -633,10 +738,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--casefold-http-method"],
         kind: Kind::Flag,
         meta: "",
+        file_value: FileValue::Bool,
         default: Default::Unset,
         section: Section::Security,
         summary: "Upper-case lower-case methods instead of answering 400.",
         details: "",
+        show: |s| Shown::Bool(s.casefold_http_method),
         apply: |s, raw| {
             s.casefold_http_method = v::boolean(raw)?;
             Ok(())
@@ -647,12 +754,14 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--preload"],
         kind: Kind::Flag,
         meta: "",
+        file_value: FileValue::Bool,
         default: Default::Unset,
         section: Section::ServerMechanics,
         summary: "Load the application in the master before forking workers.",
         details: "Saves memory and start-up time. On SIGHUP the master imports the app's own \
                   modules afresh before forking the new workers (gunicorn keeps the old code); \
                   if the new code fails to import, the old workers keep serving.",
+        show: |s| Shown::Bool(s.preload_app),
         apply: |s, raw| {
             s.preload_app = v::boolean(raw)?;
             Ok(())
@@ -663,10 +772,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--chdir"],
         kind: Kind::Value,
         meta: "DIR",
+        file_value: FileValue::Str,
         default: Default::Unset,
         section: Section::ServerMechanics,
         summary: "Change to this directory before loading the application.",
         details: "",
+        show: |s| path(&s.chdir),
         apply: |s, raw| {
             s.chdir = Some(v::path(raw)?);
             Ok(())
@@ -677,10 +788,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--pythonpath"],
         kind: Kind::Value,
         meta: "STRING",
+        file_value: FileValue::CommaList,
         default: Default::Unset,
         section: Section::ServerMechanics,
         summary: "Comma-separated directories to add to the Python path.",
         details: "",
+        show: |s| Shown::List(s.pythonpath.clone()),
         apply: |s, raw| {
             s.pythonpath = v::comma_list(raw);
             Ok(())
@@ -691,10 +804,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["-e", "--env"],
         kind: Kind::Append,
         meta: "ENV",
+        file_value: FileValue::List,
         default: Default::Unset,
         section: Section::ServerMechanics,
         summary: "Set an environment variable for the application (KEY=VALUE); repeatable.",
         details: "",
+        show: |s| Shown::List(s.raw_env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         apply: |s, raw| {
             s.raw_env.push(v::env_pair(raw)?);
             Ok(())
@@ -705,10 +820,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["-p", "--pid"],
         kind: Kind::Value,
         meta: "FILE",
+        file_value: FileValue::Str,
         default: Default::Unset,
         section: Section::ServerMechanics,
         summary: "Write the master's PID to this file.",
         details: "Rarely needed under systemd, which tracks the main PID itself.",
+        show: |s| path(&s.pidfile),
         apply: |s, raw| {
             s.pidfile = Some(v::path(raw)?);
             Ok(())
@@ -719,10 +836,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["-u", "--user"],
         kind: Kind::Value,
         meta: "USER",
+        file_value: FileValue::Str,
         default: Default::Unset,
         section: Section::ServerMechanics,
         summary: "Run workers as this user (name or uid).",
         details: "Names are looked up in `/etc/passwd`.",
+        show: |s| opt_str(&s.user),
         apply: |s, raw| {
             s.user = Some(accounts::resolve(raw, Path::new(accounts::PASSWD), "user")?);
             Ok(())
@@ -733,10 +852,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["-g", "--group"],
         kind: Kind::Value,
         meta: "GROUP",
+        file_value: FileValue::Str,
         default: Default::Unset,
         section: Section::ServerMechanics,
         summary: "Run workers as this group (name or gid).",
         details: "Names are looked up in `/etc/group`.",
+        show: |s| opt_str(&s.group),
         apply: |s, raw| {
             s.group = Some(accounts::resolve(raw, Path::new(accounts::GROUP), "group")?);
             Ok(())
@@ -747,10 +868,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["-m", "--umask"],
         kind: Kind::Value,
         meta: "INT",
+        file_value: FileValue::Int,
         default: Default::Text("0"),
         section: Section::ServerMechanics,
         summary: "The umask for files the server writes.",
         details: "Read like gunicorn: `0o22`, `022` (leading zero = octal), `0x12` or `18`.",
+        show: |s| int(s.umask),
         apply: |s, raw| {
             s.umask = v::umask(raw)?;
             Ok(())
@@ -761,10 +884,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--worker-tmp-dir"],
         kind: Kind::Value,
         meta: "DIR",
+        file_value: FileValue::Str,
         default: Default::Unset,
         section: Section::ServerMechanics,
         summary: "Directory for the workers' heartbeat files.",
         details: "Defaults to the system temporary directory; `/dev/shm` avoids disk writes.",
+        show: |s| path(&s.worker_tmp_dir),
         apply: |s, raw| {
             s.worker_tmp_dir = Some(v::path(raw)?);
             Ok(())
@@ -775,10 +900,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--access-logfile"],
         kind: Kind::Value,
         meta: "FILE",
+        file_value: FileValue::Str,
         default: Default::Unset,
         section: Section::Logging,
         summary: "The access log file; '-' for stdout. Off unless given.",
         details: "",
+        show: |s| opt_str(&s.accesslog),
         apply: |s, raw| {
             s.accesslog = Some(v::non_empty(raw)?);
             Ok(())
@@ -789,6 +916,7 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--access-logformat"],
         kind: Kind::Value,
         meta: "STRING",
+        file_value: FileValue::Str,
         default: Default::Text(crate::logging::DEFAULT_ACCESS_FORMAT),
         section: Section::Logging,
         summary: "The access log format.",
@@ -802,6 +930,7 @@ pub static SETTINGS: &[Setting] = &[
                   Unknown atoms print `-`. Quotes, backslashes and control characters in \
                   values are escaped (`\\\"`, `\\\\`, `\\xHH`) so that a client cannot forge \
                   log lines.",
+        show: |s| Shown::Str(s.access_log_format.clone()),
         apply: |s, raw| {
             crate::logging::validate_access_format(raw)?;
             s.access_log_format = raw.to_string();
@@ -813,10 +942,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--error-logfile", "--log-file"],
         kind: Kind::Value,
         meta: "FILE",
+        file_value: FileValue::Str,
         default: Default::Text("-"),
         section: Section::Logging,
         summary: "The error log file; '-' for stderr.",
         details: "Reopened on SIGUSR1, for log rotation.",
+        show: |s| Shown::Str(s.errorlog.clone()),
         apply: |s, raw| {
             s.errorlog = v::non_empty(raw)?;
             Ok(())
@@ -827,10 +958,21 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--log-level"],
         kind: Kind::Value,
         meta: "LEVEL",
+        file_value: FileValue::Str,
         default: Default::Text("info"),
         section: Section::Logging,
         summary: "The error log level: debug, info, warning, error or critical.",
         details: "",
+        show: |s| Shown::Str(
+            match s.loglevel {
+                LogLevel::Debug => "debug",
+                LogLevel::Info => "info",
+                LogLevel::Warning => "warning",
+                LogLevel::Error => "error",
+                LogLevel::Critical => "critical",
+            }
+            .into(),
+        ),
         apply: |s, raw| {
             s.loglevel = v::log_level(raw)?;
             Ok(())
@@ -841,12 +983,17 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--log-config-dict"],
         kind: Kind::Value,
         meta: "JSON",
+        file_value: FileValue::Json,
         default: Default::Unset,
         section: Section::Logging,
         summary: "Configure the application's Python logging with logging.config.dictConfig.",
         details: "A dict in a config file, JSON on the command line. It is applied once in the \
                   master, so every worker inherits it; it configures Python loggers (the \
                   application's and libraries'), not corral's own error and access logs.",
+        show: |s| s
+            .logconfig_dict
+            .as_ref()
+            .map_or(Shown::None, |j| Shown::Json(j.clone())),
         apply: |s, raw| {
             s.logconfig_dict = Some(v::json_object(raw)?);
             Ok(())
@@ -857,10 +1004,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["--log-journald"],
         kind: Kind::Flag,
         meta: "",
+        file_value: FileValue::Bool,
         default: Default::Unset,
         section: Section::Logging,
         summary: "Send the error log to the systemd journal with structured fields.",
         details: "",
+        show: |s| Shown::Bool(s.log_journald),
         apply: |s, raw| {
             s.log_journald = v::boolean(raw)?;
             Ok(())
@@ -871,10 +1020,12 @@ pub static SETTINGS: &[Setting] = &[
         flags: &["-n", "--name"],
         kind: Kind::Value,
         meta: "STRING",
+        file_value: FileValue::Str,
         default: Default::Unset,
         section: Section::ProcessNaming,
         summary: "The process name shown by ps and top.",
         details: "Defaults to the application's name.",
+        show: |s| opt_str(&s.proc_name),
         apply: |s, raw| {
             s.proc_name = Some(v::non_empty(raw)?);
             Ok(())

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::config::gunicorn::{self, Hook, HOOKS};
-use crate::config::table::{self, Kind};
+use crate::config::table::{self, FileValue, Kind};
 use crate::config::{ConfigError, Layer, Origin};
 
 /// Hook callables found in a file.
@@ -165,8 +165,6 @@ fn suggestion(name: &str, candidates: impl Iterator<Item = &'static str>) -> Opt
 
 /// Settings whose single value may be written as a Python list (gunicorn
 /// accepts lists or comma-separated strings for these).
-const COMMA_LISTS: [&str; 3] = ["pythonpath", "forwarded_allow_ips", "proxy_allow_ips"];
-
 /// Execute `spec` (`PATH`, `file:PATH` or `python:MODULE`). The interpreter
 /// must be initialised.
 pub fn load(py: Python<'_>, spec: &str) -> Result<FileConfig, ConfigError> {
@@ -250,44 +248,42 @@ pub fn load(py: Python<'_>, spec: &str) -> Result<FileConfig, ConfigError> {
         if setting.kind == Kind::Positional && tag == "callable" {
             return Err(wrong_type("a string such as 'module:app'"));
         }
-        let expected = match (setting.kind, setting.meta) {
-            (Kind::Flag, _) => "True or False",
-            (_, "INT") => "an int",
-            (Kind::Append, _) => "a string or a list of strings",
-            (_, "DICT") => "a dict",
-            (_, "JSON") => "a dict",
-            _ if COMMA_LISTS.contains(&setting.name) => "a string or a list of strings",
-            _ => "a string",
+        let expected = match setting.file_value {
+            FileValue::Bool => "True or False",
+            FileValue::Int => "an int",
+            FileValue::List | FileValue::CommaList => "a string or a list of strings",
+            FileValue::Dict | FileValue::Json => "a dict",
+            FileValue::Str => "a string",
         };
         match tag.as_str() {
             // `pidfile = None`: the setting keeps its default.
             "none" => {}
             "callable" | "bad" => return Err(wrong_type(expected)),
-            "bool" if setting.kind != Kind::Flag => return Err(wrong_type(expected)),
+            "bool" if setting.file_value != FileValue::Bool => return Err(wrong_type(expected)),
             "bool" | "scalar" => {
                 let value: String = payload.extract().unwrap_or_default();
-                if setting.meta == "DICT" || setting.meta == "JSON" {
+                if matches!(setting.file_value, FileValue::Dict | FileValue::Json) {
                     return Err(wrong_type(expected));
                 }
                 layer.set_at(&name, value, line)?;
             }
             "list" => {
                 let items: Vec<String> = payload.extract().unwrap_or_default();
-                if setting.kind == Kind::Append {
-                    for item in items {
-                        layer.set_at(&name, item, line)?;
+                match setting.file_value {
+                    FileValue::List => {
+                        for item in items {
+                            layer.set_at(&name, item, line)?;
+                        }
                     }
-                } else if COMMA_LISTS.contains(&setting.name) {
-                    layer.set_at(&name, items.join(","), line)?;
-                } else {
-                    return Err(wrong_type(expected));
+                    FileValue::CommaList => layer.set_at(&name, items.join(","), line)?,
+                    _ => return Err(wrong_type(expected)),
                 }
             }
             "dict" => {
                 let (json, items): (Option<String>, Vec<(String, String)>) =
                     payload.extract().unwrap_or_default();
-                match setting.meta {
-                    "DICT" => {
+                match setting.file_value {
+                    FileValue::Dict => {
                         let text = items
                             .iter()
                             .map(|(k, v)| format!("{k}={v}"))
@@ -295,7 +291,7 @@ pub fn load(py: Python<'_>, spec: &str) -> Result<FileConfig, ConfigError> {
                             .join(",");
                         layer.set_at(&name, text, line)?;
                     }
-                    "JSON" => match json {
+                    FileValue::Json => match json {
                         Some(j) => layer.set_at(&name, j, line)?,
                         None => {
                             return Err(ConfigError(format!(
