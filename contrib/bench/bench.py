@@ -40,7 +40,9 @@ SCENARIOS = [
     dict(key="sleep", title="10 ms sleep (I/O-bound)", app="apps:sleep", conns=50),
     dict(key="flask", title="Flask JSON", app="flaskapp:app", conns=50),
     # The same with every worker recycled after 40-50 requests: compare with
-    # the row above (the servers with gunicorn's flags only).
+    # the row above (the servers with gunicorn's flags only). Its CPU column
+    # undercounts: workers that exited during the run are not in the tree
+    # measured at the end.
     dict(key="flask-mr40", title="Flask JSON, --max-requests 40 (jitter 10)",
          app="flaskapp:app", conns=50,
          server_args=["--max-requests", "40", "--max-requests-jitter", "10"],

@@ -922,8 +922,8 @@ pub static SETTINGS: &[Setting] = &[
         summary: "The access log format.",
         details: "Python `%(ATOM)s` placeholders: `h` remote address, `l` `-`, `u` user name \
                   (from Basic authentication), `t` date, `r` request line, `m` method, `U` \
-                  path, `q` query string, `H` protocol, `s` status, `b` response length or \
-                  `-`, `B` response length, `f` referer, `a` user agent, `T` seconds, `M` \
+                  path, `q` query string, `H` protocol, `s` status, `b` and `B` response \
+                  body length (`0` when empty, as in gunicorn), `f` referer, `a` user agent, `T` seconds, `M` \
                   milliseconds, `D` microseconds, `L` decimal seconds, `p` process id, \
                   `{header}i` a request header, `{header}o` a response header, `{NAME}e` an \
                   environment variable of the worker process; `%%` is a literal `%`. \
