@@ -517,13 +517,13 @@ impl Master {
     fn retire(&mut self, pid: i32, why: Retire) {
         if let Some(w) = self.workers.get_mut(&pid) {
             if !w.retiring() {
+                w.life = Life::Retiring(why);
+                let _ = kill(w.pid, Signal::SIGTERM);
                 tracing::debug!(
                     WORKER_PID = pid,
                     "Retiring worker (pid: {pid}): {}",
                     why.as_str()
                 );
-                w.life = Life::Retiring(why);
-                let _ = kill(w.pid, Signal::SIGTERM);
             }
         }
     }

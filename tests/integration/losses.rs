@@ -266,9 +266,10 @@ fn recycling_loses_nothing_and_is_no_crash() {
 /// Connections a stopping worker holds with no request on them yet: one
 /// kept alive after a response, one just opened. Requests sent on them
 /// after the worker was told to go are answered, and the connection is
-/// closed by a `Connection: close` answer (the master logs the retirement
-/// just before the worker reads its SIGTERM, so the first answer may still
-/// keep the connection: then the next one closes it).
+/// closed by a `Connection: close` answer. The master logs the retirement
+/// once it has sent SIGTERM, but the worker may answer a request or more
+/// before it reads the signal (on a loaded machine), so the test keeps
+/// asking: every answer must be a 200, and one of them must close.
 fn held_connections_are_answered(stop: impl FnOnce(&Server)) {
     let server = Corral::app("echo:app")
         .args(["-w", "1", "--log-level", "debug"])
@@ -283,7 +284,7 @@ fn held_connections_are_answered(stop: impl FnOnce(&Server)) {
     server.expect_log(&format!("Retiring worker (pid: {worker})"));
     for (name, conn) in [("kept-alive", &mut kept), ("fresh", &mut fresh)] {
         let mut closed = false;
-        for n in 0..3 {
+        for n in 0..200 {
             let path = format!("/after-stop/{name}/{n}");
             conn.send(&request_bytes("GET", &path, &[("Host", "t")], b""))
                 .unwrap();
