@@ -580,7 +580,7 @@ impl Master {
         }
         self.finish_replacements();
         let gen = self.generation;
-        let current: Vec<(u64, i32)> = self
+        let mut current: Vec<(u64, i32)> = self
             .workers
             .iter()
             .filter(|(_, w)| w.generation == gen && !w.retiring())
@@ -596,9 +596,8 @@ impl Master {
         let places = current.len() - replaced;
         if places > self.num_workers {
             // Oldest first, as gunicorn does.
-            let mut by_age = current.clone();
-            by_age.sort();
-            for (_, pid) in by_age.into_iter().take(places - self.num_workers) {
+            current.sort();
+            for (_, pid) in current.into_iter().take(places - self.num_workers) {
                 self.retire(pid, Retire::Scale);
             }
         }
@@ -630,11 +629,6 @@ impl Master {
         if self.phase != Phase::Running || now < self.spawn_after || now < self.recycle_rest_until {
             return None;
         }
-        for w in self.workers.values_mut() {
-            if w.recycle.is_none() && w.serving() && w.heartbeat.wants_recycle() {
-                w.recycle = Some(Retire::Recycle);
-            }
-        }
         let under_way = self.workers.values().any(|w| {
             w.replaces.is_some()
                 || matches!(w.life, Life::Retiring(Retire::Recycle | Retire::Memory))
@@ -665,7 +659,7 @@ impl Master {
     fn recycle_wanted(&self) -> bool {
         self.workers
             .values()
-            .any(|w| w.serving() && (w.recycle.is_some() || w.heartbeat.wants_recycle()))
+            .any(|w| w.serving() && w.recycle.is_some())
     }
 
     /// Retire the workers whose replacements now serve.
@@ -794,9 +788,14 @@ impl Master {
                 break;
             }
         }
+        // The pipe's bytes only wake us; the heartbeat pages say what
+        // happened (a worker booted, or served its --max-requests).
         for w in self.workers.values_mut() {
             if w.life == Life::Booting && w.heartbeat.booted() {
                 w.life = Life::Serving;
+            }
+            if w.serving() && w.recycle.is_none() && w.heartbeat.wants_recycle() {
+                w.recycle = Some(Retire::Recycle);
             }
         }
     }

@@ -178,7 +178,7 @@ impl Worker<'_> {
             "Worker aborted after a request exceeded the timeout; Python threads:\n{}",
             stacks.trim_end()
         );
-        let limit = self.timeout;
+        let limit = self.plan.timeout;
         let now = Instant::now();
         for i in 0..self.conns.slots() {
             let stuck = match self.conns.get(i) {
@@ -245,7 +245,7 @@ impl Worker<'_> {
             .filter(|c| match c.state {
                 State::Busy(_) => c
                     .dispatched_at
-                    .is_some_and(|t| now.duration_since(t) < self.timeout),
+                    .is_some_and(|t| now.duration_since(t) < self.plan.timeout),
                 State::Lingering => false,
                 _ => !c.out.is_empty(),
             })
@@ -323,7 +323,8 @@ impl Worker<'_> {
                 self.claims.swap_remove(i);
             }
         }
-        self.threads
+        self.plan
+            .threads
             .saturating_sub(self.in_flight + self.claims.len())
     }
 
@@ -381,7 +382,7 @@ impl Worker<'_> {
         !self.accepting
             && !self.draining()
             && !self.conn_limit
-            && (self.reused_in_flight > 0 || !self.queue_timeout.is_zero())
+            && (self.reused_in_flight > 0 || !self.plan.queue_timeout.is_zero())
     }
 
     /// A listener with connections waiting in its backlog, looked at
@@ -443,7 +444,7 @@ impl Worker<'_> {
     /// Accept one connection and read its request if it came with it.
     /// Returns whether the backlog gave one.
     fn accept_one(&mut self, index: usize, now: Instant) -> bool {
-        if self.conns.len() >= self.max_conns && !self.evict_one() {
+        if self.conns.len() >= self.plan.max_conns && !self.evict_one() {
             self.conn_limit = true;
             self.stop_accepting();
             return false;
@@ -458,7 +459,7 @@ impl Worker<'_> {
             }
         };
         let mut conn = Conn::new(stream, sock_addr(peer), self.locals[index].clone());
-        conn.deadline = Some(now + self.header_timeout);
+        conn.deadline = Some(now + self.plan.header_timeout);
         conn.claim = true;
         let slot = self.conns.insert(conn);
         let tok = self.conns.token(slot);
@@ -549,7 +550,7 @@ impl Worker<'_> {
     /// stay in order, and what arrives meanwhile is read after the response.
     fn pump(&mut self, index: usize) -> Progress {
         let draining = self.draining();
-        let (header_timeout, body_timeout) = (self.header_timeout, self.body_timeout);
+        let (header_timeout, body_timeout) = (self.plan.header_timeout, self.plan.body_timeout);
         let tok = self.conns.token(index);
         let Some(conn) = self.conns.get_mut(index) else {
             return Progress::Closed;
@@ -599,8 +600,8 @@ impl Worker<'_> {
 
     /// Parse and receive what has been read; dispatch complete requests.
     fn advance(&mut self, index: usize, draining: bool) -> Progress {
-        let limits = self.limits.clone();
-        let tmp_dir = self.tmp_dir.clone();
+        let limits = self.plan.limits.clone();
+        let tmp_dir = self.plan.tmp_dir.clone();
         loop {
             let Some(conn) = self.conns.get_mut(index) else {
                 return Progress::Closed;
@@ -648,7 +649,7 @@ impl Worker<'_> {
                                     if head.expect_continue && conn.pending_input().is_empty() {
                                         conn.queue(http::CONTINUE_100.to_vec(), false);
                                     }
-                                    conn.deadline = Some(Instant::now() + self.body_timeout);
+                                    conn.deadline = Some(Instant::now() + self.plan.body_timeout);
                                     conn.state = State::Body(Box::new((head, r)));
                                 }
                             }
@@ -719,10 +720,7 @@ impl Worker<'_> {
     ) -> Progress {
         match (e.status(), self.conns.get_mut(index)) {
             (Some(status), Some(conn)) => {
-                let peer = match &conn.peer {
-                    wsgi::SockAddr::Tcp(a) => Some(*a),
-                    wsgi::SockAddr::Unix(_) => None,
-                };
+                let peer = conn.peer.tcp();
                 let ip = peer.map(|a| a.ip().to_string()).unwrap_or_default();
                 tracing::warn!("Invalid request from ip={ip}: {e}");
                 let response = http::error_response(status);
@@ -757,7 +755,7 @@ impl Worker<'_> {
         draining: bool,
     ) {
         let tok = self.conns.token(index);
-        let keepalive_enabled = !self.keepalive.is_zero();
+        let keepalive_enabled = !self.plan.keepalive.is_zero();
         let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
@@ -806,7 +804,7 @@ impl Worker<'_> {
         let Some(index) = self.slot(tok) else {
             return;
         };
-        let keepalive = self.keepalive;
+        let keepalive = self.plan.keepalive;
         let draining = self.draining();
         let conn = self.conns.get_mut(index).expect("slot checked");
         let State::Busy(_) = &conn.state else {
@@ -931,7 +929,7 @@ impl Worker<'_> {
             if conn.reused {
                 self.reused_in_flight -= 1;
             }
-            if self.conns.len() < self.max_conns {
+            if self.conns.len() < self.plan.max_conns {
                 self.conn_limit = false;
                 self.resume_accepting();
             }

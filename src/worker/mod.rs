@@ -6,8 +6,9 @@
 //!
 //! Lifecycle: boot (Python, app import) → serve → drain on SIGTERM → exit.
 //! A worker that reaches `--max-requests` asks the master to replace it and
-//! keeps serving until the master retires it with SIGTERM. Exit codes follow gunicorn: 0 normal, 1 aborted,
-//! 3 failed before boot, 4 app import error.
+//! keeps serving until the master retires it with SIGTERM. Exit codes
+//! follow gunicorn: 0 normal, 1 aborted, 3 failed before boot, 4 app import
+//! error.
 
 mod body;
 mod conn;
@@ -16,7 +17,6 @@ mod pool;
 mod slab;
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,6 @@ use nix::unistd::Pid;
 use crate::config::Settings;
 use crate::exit;
 use crate::heartbeat::Heartbeat;
-use crate::http::Limits;
 use crate::sys::net::Addr;
 use crate::sys::Listener;
 use crate::wsgi::{self, App, ServeContext, SockAddr};
@@ -81,12 +80,6 @@ pub trait Class: Sync {
 
 struct Threaded(&'static str);
 
-impl Worker<'_> {
-    fn draining(&self) -> bool {
-        self.stage == Stage::Draining
-    }
-}
-
 impl Class for Threaded {
     fn name(&self) -> &'static str {
         self.0
@@ -123,7 +116,7 @@ fn run(spec: WorkerSpec<'_>) -> ! {
         Ok((mut worker, app, ctx, threads)) => {
             crate::hooks::post_worker_init();
             let jobs_q = Arc::clone(&worker.jobs);
-            let queue_timeout = worker.queue_timeout;
+            let queue_timeout = worker.plan.queue_timeout;
             let done = Arc::clone(&worker.completions);
             let (jobs, completions) = (&*jobs_q, &done);
             let (ctx, app, hb) = (&ctx, &app, spec.heartbeat);
@@ -314,6 +307,9 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
 
     let plan = crate::config::worker_plan(s);
     let threads = plan.threads;
+    // The Python threads borrow the serve context while the event loop
+    // owns the worker: each gets its own.
+    let serve = plan.serve.clone();
     Ok((
         Worker {
             epoll,
@@ -325,30 +321,22 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             conns: slab::Slab::new(),
             revisit: Vec::new(),
             accepting: true,
-            threads,
             in_flight: 0,
             reused_in_flight: 0,
             claims: Vec::new(),
             conn_limit: false,
             backlog_since: None,
             next_backlog_check: Instant::now(),
-            queue_timeout: plan.queue_timeout,
             stage: Stage::Serving,
             served: 0,
             max_requests: spec.max_requests,
-            limits: plan.limits,
-            keepalive: plan.keepalive,
-            timeout: plan.timeout,
-            header_timeout: plan.header_timeout,
-            body_timeout: plan.body_timeout,
-            max_conns: plan.max_conns,
-            tmp_dir: plan.tmp_dir,
+            plan,
             heartbeat: spec.heartbeat,
             boot_pipe: spec.boot_pipe,
             master: spec.master,
         },
         app,
-        plan.serve,
+        serve,
         threads,
     ))
 }
@@ -436,10 +424,7 @@ fn python_thread(
         let logging = crate::logging::access_enabled();
         let clock = Instant::now();
         let head = logging.then(|| req.head.clone());
-        let peer = match &req.peer {
-            SockAddr::Tcp(a) => Some(*a),
-            SockAddr::Unix(_) => None,
-        };
+        let peer = req.peer.tcp();
         heartbeat.set_busy(index, true);
         let sink = Arc::new(Mutex::new(Sink::new(
             token,
@@ -500,6 +485,12 @@ enum Stage {
     Draining,
 }
 
+impl Worker<'_> {
+    fn draining(&self) -> bool {
+        self.stage == Stage::Draining
+    }
+}
+
 struct Worker<'a> {
     epoll: Epoll,
     signals: SignalFd,
@@ -516,8 +507,6 @@ struct Worker<'a> {
     /// The listeners are in this worker's epoll set: it is in the kernel's
     /// queue of workers to wake for a new connection.
     accepting: bool,
-    /// Python threads: the most requests this worker takes on at once.
-    threads: usize,
     /// Requests handed to the Python threads whose End has not come back
     /// (queued or running; a request whose client left still holds its
     /// thread until the app returns).
@@ -534,17 +523,12 @@ struct Worker<'a> {
     /// while this worker had no free thread.
     backlog_since: Option<Instant>,
     next_backlog_check: Instant,
-    queue_timeout: Duration,
     stage: Stage,
+    /// Threads (the most requests this worker takes on at once), limits,
+    /// timeouts: what every worker of the generation runs with.
+    plan: crate::config::WorkerPlan,
     served: u64,
     max_requests: u64,
-    limits: Limits,
-    keepalive: Duration,
-    timeout: Duration,
-    header_timeout: Duration,
-    body_timeout: Duration,
-    max_conns: usize,
-    tmp_dir: PathBuf,
     heartbeat: &'a Heartbeat,
     /// Wakes the master (boot, and asking to be recycled).
     boot_pipe: &'a OwnedFd,

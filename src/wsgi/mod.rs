@@ -16,6 +16,16 @@ pub enum SockAddr {
     Unix(Option<PathBuf>),
 }
 
+impl SockAddr {
+    /// The TCP address, for the access log (a unix-socket peer has none).
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            SockAddr::Tcp(a) => Some(*a),
+            SockAddr::Unix(_) => None,
+        }
+    }
+}
+
 /// A fully received request body. The worker's event loop reads the whole
 /// body before dispatching, so the app never waits on the client; large
 /// bodies are spilled to an unlinked temporary file to bound memory.
