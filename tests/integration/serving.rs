@@ -616,3 +616,71 @@ fn fd_bind_serves_an_inherited_socket() {
     assert_eq!(resp.status, 200, "{resp:?}");
     assert_eq!(field(&resp.json(), "PATH_INFO"), "/from-fd");
 }
+
+/// The HTTP rows of docs/migrating.md ("What clients and operators see
+/// differently"), sent to gunicorn 27 and to corral (both `-k sync`): each
+/// server answers as the table says.
+#[test]
+fn differences_from_gunicorn_are_as_documented() {
+    // (request, gunicorn's status, corral's status)
+    let statuses: &[(&str, &[u8], u16, u16)] = &[
+        ("HTTP/1.1 without Host", b"GET / HTTP/1.1\r\n\r\n", 200, 400),
+        (
+            "Transfer-Encoding: gzip, chunked",
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            200,
+            501,
+        ),
+        (
+            "Transfer-Encoding: identity",
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\n",
+            400,
+            501,
+        ),
+        (
+            "Content-Length as a trailer",
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nContent-Length: 5\r\n\r\n",
+            400,
+            400,
+        ),
+    ];
+    for gunicorn in [true, false] {
+        let (who, base) = if gunicorn {
+            ("gunicorn", Corral::gunicorn("echo:app"))
+        } else {
+            ("corral", Corral::app("echo:app"))
+        };
+        let server = base.args(["-k", "sync"]).start();
+        let ask = |raw: &[u8]| {
+            let mut c = Conn::tcp(server.port);
+            c.send(raw).unwrap();
+            c.read_response(false)
+                .unwrap_or_else(|e| panic!("{who}: {e}"))
+        };
+        for (what, raw, g, c) in statuses {
+            let want = if gunicorn { *g } else { *c };
+            let r = ask(raw);
+            assert_eq!(r.status, want, "{who}, {what}: {r:?}");
+        }
+        let ok = ask(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        let kept = !ok.has_token("Connection", "close");
+        assert_eq!(kept, !gunicorn, "{who}: keep-alive with -k sync: {ok:?}");
+        assert_eq!(
+            ok.header("Server"),
+            Some(who),
+            "{who}: Server header: {ok:?}"
+        );
+        let old = ask(b"GET / HTTP/1.0\r\n\r\n");
+        let version = if gunicorn { "HTTP/1.0" } else { "HTTP/1.1" };
+        assert_eq!(old.version, version, "{who}: answer to HTTP/1.0: {old:?}");
+        assert!(old.has_token("Connection", "close"), "{who}: {old:?}");
+        let refused = ask(b"GET / HTTP/9.9\r\nHost: t\r\n\r\n");
+        let kind = if gunicorn { "text/html" } else { "text/plain" };
+        assert!(
+            refused
+                .header("Content-Type")
+                .is_some_and(|t| t.starts_with(kind)),
+            "{who}: error body type: {refused:?}"
+        );
+    }
+}
