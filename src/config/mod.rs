@@ -36,7 +36,6 @@ pub use table::{Kind, Section, Setting, SETTINGS};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Where to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,70 +48,14 @@ pub enum BindSpec {
     Fd(i32),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WorkerClass {
+    #[default]
     Sync,
     Gthread,
 }
 
-/// Every setting corral honours, validated.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub app: Option<String>,
-    pub bind: Vec<BindSpec>,
-    pub backlog: i32,
-    pub workers: usize,
-    pub worker_class: WorkerClass,
-    pub threads: usize,
-    pub timeout: Duration,
-    pub graceful_timeout: Duration,
-    pub keepalive: Duration,
-    pub worker_connections: usize,
-    pub header_timeout: Duration,
-    pub body_timeout: Duration,
-    pub queue_timeout: Duration,
-    pub max_requests: u64,
-    pub max_requests_jitter: u64,
-    /// RSS ceiling per worker in MiB; 0 = none.
-    pub max_worker_memory: u64,
-    pub limit_request_line: usize,
-    pub limit_request_fields: usize,
-    pub limit_request_field_size: usize,
-    pub preload_app: bool,
-    pub chdir: Option<PathBuf>,
-    pub pythonpath: Vec<String>,
-    pub raw_env: Vec<(String, String)>,
-    pub proc_name: Option<String>,
-    pub pidfile: Option<PathBuf>,
-    pub accesslog: Option<String>,
-    pub access_log_format: String,
-    pub errorlog: String,
-    pub loglevel: LogLevel,
-    pub forwarded_allow_ips: Vec<AllowIp>,
-    pub reuse_port: bool,
-    pub user: Option<u32>,
-    pub group: Option<u32>,
-    pub umask: u32,
-    pub worker_tmp_dir: Option<PathBuf>,
-    /// `--log-journald`: send the error log to the journal.
-    pub log_journald: bool,
-    /// The config file named by `-c` (as given), if any.
-    pub config: Option<String>,
-    pub check_config: bool,
-    /// `--reload PID`: act as a client that reloads a running master.
-    pub reload: Option<i32>,
-    pub print_config: bool,
-    /// `(HEADER, value)` pairs, header names upper-case.
-    pub secure_scheme_headers: Vec<(String, String)>,
-    pub proxy_allow_ips: Vec<AllowIp>,
-    pub header_map: crate::http::HeaderMap,
-    pub permit_obsolete_folding: bool,
-    pub strip_header_spaces: bool,
-    pub permit_unconventional_http_method: bool,
-    pub casefold_http_method: bool,
-    /// JSON text of a dict for Python's `logging.config.dictConfig`.
-    pub logconfig_dict: Option<String>,
-}
+pub use table::Settings;
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -248,62 +191,6 @@ impl Layer {
 }
 
 impl Settings {
-    /// The state before any value is applied. Never handed out: [`resolve`]
-    /// applies every setting's default or given value on top of it, so each
-    /// placeholder here is overwritten or is the documented "unset".
-    fn blank() -> Settings {
-        Settings {
-            app: None,
-            bind: Vec::new(),
-            backlog: 0,
-            workers: 0,
-            worker_class: WorkerClass::Sync,
-            threads: 0,
-            timeout: Duration::ZERO,
-            graceful_timeout: Duration::ZERO,
-            keepalive: Duration::ZERO,
-            worker_connections: 1000,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            queue_timeout: Duration::ZERO,
-            max_requests: 0,
-            max_requests_jitter: 0,
-            max_worker_memory: 0,
-            limit_request_line: 0,
-            limit_request_fields: 0,
-            limit_request_field_size: 0,
-            preload_app: false,
-            chdir: None,
-            pythonpath: Vec::new(),
-            raw_env: Vec::new(),
-            proc_name: None,
-            pidfile: None,
-            accesslog: None,
-            access_log_format: String::new(),
-            errorlog: String::new(),
-            loglevel: LogLevel::Info,
-            forwarded_allow_ips: Vec::new(),
-            reuse_port: false,
-            user: None,
-            group: None,
-            umask: 0,
-            worker_tmp_dir: None,
-            log_journald: false,
-            config: None,
-            check_config: false,
-            reload: None,
-            print_config: false,
-            secure_scheme_headers: Vec::new(),
-            proxy_allow_ips: Vec::new(),
-            header_map: crate::http::HeaderMap::Drop,
-            permit_obsolete_folding: false,
-            strip_header_spaces: false,
-            permit_unconventional_http_method: false,
-            casefold_http_method: false,
-            logconfig_dict: None,
-        }
-    }
-
     /// Validate and apply one value to the setting called `name`, as a
     /// config-file assignment would (list settings append). For code that
     /// adjusts settings after [`resolve`]; sources with precedence should go
@@ -358,7 +245,7 @@ pub fn resolve(
     // Highest precedence first; the sort is stable, so equal ranks keep the
     // caller's order.
     ordered.sort_by_key(|l| std::cmp::Reverse(l.origin.rank()));
-    let mut settings = Settings::blank();
+    let mut settings = Settings::default();
     for setting in SETTINGS {
         let winner = ordered
             .iter()

@@ -1,12 +1,16 @@
 //! The settings table: the single description of every setting corral
 //! accepts. The command-line parser, `--help`, `*_CMD_ARGS`, validation,
 //! the Python config-file mapping (by `name`) and `docs/configuration.md`
-//! are all driven from [`SETTINGS`], so none of them can drift apart.
+//! are all driven from [`SETTINGS`], so none of them can drift apart. The
+//! [`Settings`] struct is declared by the same entries (each field beside
+//! its row), so adding a setting is one entry in this file.
 
 use std::path::Path;
 
 use super::effective::{int, ips, opt_str, path, Shown};
-use super::{accounts, value as v, BindSpec, LogLevel, Settings, WorkerClass};
+use super::{accounts, value as v, AllowIp, BindSpec, LogLevel, WorkerClass};
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// How a setting takes its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,8 +155,26 @@ fn seconds(raw: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(v::non_negative(raw)?))
 }
 
-pub static SETTINGS: &[Setting] = &[
-    Setting {
+/// Declares every setting once: its field in [`Settings`] (type and doc)
+/// next to its row in [`SETTINGS`], so the struct and the table cannot
+/// drift apart and adding a setting is one entry here.
+macro_rules! settings {
+    ($( $(#[$doc:meta])* $field:ident : $ty:ty => $row:expr ),* $(,)?) => {
+        /// Every setting corral honours, validated. Built only by
+        /// [`super::resolve`], which applies each setting's given value or
+        /// default on top of `Default::default()`.
+        #[derive(Debug, Clone, Default)]
+        pub struct Settings {
+            $( $(#[$doc])* pub $field: $ty, )*
+        }
+
+        pub static SETTINGS: &[Setting] = &[ $( $row ),* ];
+    };
+}
+
+settings! {
+    /// The config file named by `-c` (as given), if any.
+    config: Option<String> => Setting {
         name: "config",
         flags: &["-c", "--config"],
         kind: Kind::Value,
@@ -174,7 +196,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    check_config: bool => Setting {
         name: "check_config",
         flags: &["--check-config"],
         kind: Kind::Flag,
@@ -190,7 +212,8 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    /// `--reload PID`: act as a client that reloads a running master.
+    reload: Option<i32> => Setting {
         name: "reload",
         flags: &["--reload"],
         kind: Kind::Value,
@@ -209,7 +232,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    print_config: bool => Setting {
         name: "print_config",
         flags: &["--print-config"],
         kind: Kind::Flag,
@@ -225,7 +248,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    app: Option<String> => Setting {
         name: "wsgi_app",
         flags: &[],
         kind: Kind::Positional,
@@ -243,7 +266,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    bind: Vec<BindSpec> => Setting {
         name: "bind",
         flags: &["-b", "--bind"],
         kind: Kind::Append,
@@ -276,7 +299,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    backlog: i32 => Setting {
         name: "backlog",
         flags: &["--backlog"],
         kind: Kind::Value,
@@ -292,7 +315,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    reuse_port: bool => Setting {
         name: "reuse_port",
         flags: &["--reuse-port"],
         kind: Kind::Flag,
@@ -308,7 +331,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    workers: usize => Setting {
         name: "workers",
         flags: &["-w", "--workers"],
         kind: Kind::Value,
@@ -329,7 +352,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    worker_class: WorkerClass => Setting {
         name: "worker_class",
         flags: &["-k", "--worker-class"],
         kind: Kind::Value,
@@ -354,7 +377,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    threads: usize => Setting {
         name: "threads",
         flags: &["--threads"],
         kind: Kind::Value,
@@ -370,7 +393,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    max_requests: u64 => Setting {
         name: "max_requests",
         flags: &["--max-requests"],
         kind: Kind::Value,
@@ -388,7 +411,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    max_requests_jitter: u64 => Setting {
         name: "max_requests_jitter",
         flags: &["--max-requests-jitter"],
         kind: Kind::Value,
@@ -404,7 +427,8 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    /// RSS ceiling per worker in MiB; 0 = none.
+    max_worker_memory: u64 => Setting {
         name: "max_worker_memory",
         flags: &["--max-worker-memory"],
         kind: Kind::Value,
@@ -423,7 +447,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    timeout: Duration => Setting {
         name: "timeout",
         flags: &["-t", "--timeout"],
         kind: Kind::Value,
@@ -441,7 +465,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    graceful_timeout: Duration => Setting {
         name: "graceful_timeout",
         flags: &["--graceful-timeout"],
         kind: Kind::Value,
@@ -457,7 +481,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    keepalive: Duration => Setting {
         name: "keepalive",
         flags: &["--keep-alive"],
         kind: Kind::Value,
@@ -475,7 +499,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    worker_connections: usize => Setting {
         name: "worker_connections",
         flags: &["--worker-connections"],
         kind: Kind::Value,
@@ -494,7 +518,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    header_timeout: Duration => Setting {
         name: "header_timeout",
         flags: &["--header-timeout"],
         kind: Kind::Value,
@@ -512,7 +536,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    body_timeout: Duration => Setting {
         name: "body_timeout",
         flags: &["--body-timeout"],
         kind: Kind::Value,
@@ -529,7 +553,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    queue_timeout: Duration => Setting {
         name: "queue_timeout",
         flags: &["--queue-timeout"],
         kind: Kind::Value,
@@ -549,7 +573,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    limit_request_line: usize => Setting {
         name: "limit_request_line",
         flags: &["--limit-request-line"],
         kind: Kind::Value,
@@ -566,7 +590,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    limit_request_fields: usize => Setting {
         name: "limit_request_fields",
         flags: &["--limit-request-fields"],
         kind: Kind::Value,
@@ -582,7 +606,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    limit_request_field_size: usize => Setting {
         name: "limit_request_field_size",
         // gunicorn's flag really is spelled with an underscore; the dashed
         // form is what people type when they guess.
@@ -600,7 +624,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    forwarded_allow_ips: Vec<AllowIp> => Setting {
         name: "forwarded_allow_ips",
         flags: &["--forwarded-allow-ips"],
         kind: Kind::Value,
@@ -622,7 +646,8 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    /// `(HEADER, value)` pairs, header names upper-case.
+    secure_scheme_headers: Vec<(String, String)> => Setting {
         name: "secure_scheme_headers",
         flags: &[],
         kind: Kind::Value,
@@ -643,7 +668,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    proxy_allow_ips: Vec<AllowIp> => Setting {
         name: "proxy_allow_ips",
         flags: &["--proxy-allow-from"],
         kind: Kind::Value,
@@ -661,7 +686,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    header_map: crate::http::HeaderMap => Setting {
         name: "header_map",
         flags: &["--header-map"],
         kind: Kind::Value,
@@ -685,7 +710,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    permit_obsolete_folding: bool => Setting {
         name: "permit_obsolete_folding",
         flags: &["--permit-obsolete-folding"],
         kind: Kind::Flag,
@@ -701,7 +726,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    strip_header_spaces: bool => Setting {
         name: "strip_header_spaces",
         flags: &["--strip-header-spaces"],
         kind: Kind::Flag,
@@ -717,7 +742,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    permit_unconventional_http_method: bool => Setting {
         name: "permit_unconventional_http_method",
         flags: &["--permit-unconventional-http-method"],
         kind: Kind::Flag,
@@ -733,7 +758,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    casefold_http_method: bool => Setting {
         name: "casefold_http_method",
         flags: &["--casefold-http-method"],
         kind: Kind::Flag,
@@ -749,7 +774,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    preload_app: bool => Setting {
         name: "preload_app",
         flags: &["--preload"],
         kind: Kind::Flag,
@@ -767,7 +792,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    chdir: Option<PathBuf> => Setting {
         name: "chdir",
         flags: &["--chdir"],
         kind: Kind::Value,
@@ -783,7 +808,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    pythonpath: Vec<String> => Setting {
         name: "pythonpath",
         flags: &["--pythonpath"],
         kind: Kind::Value,
@@ -799,7 +824,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    raw_env: Vec<(String, String)> => Setting {
         name: "raw_env",
         flags: &["-e", "--env"],
         kind: Kind::Append,
@@ -815,7 +840,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    pidfile: Option<PathBuf> => Setting {
         name: "pidfile",
         flags: &["-p", "--pid"],
         kind: Kind::Value,
@@ -831,7 +856,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    user: Option<u32> => Setting {
         name: "user",
         flags: &["-u", "--user"],
         kind: Kind::Value,
@@ -847,7 +872,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    group: Option<u32> => Setting {
         name: "group",
         flags: &["-g", "--group"],
         kind: Kind::Value,
@@ -863,7 +888,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    umask: u32 => Setting {
         name: "umask",
         flags: &["-m", "--umask"],
         kind: Kind::Value,
@@ -879,7 +904,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    worker_tmp_dir: Option<PathBuf> => Setting {
         name: "worker_tmp_dir",
         flags: &["--worker-tmp-dir"],
         kind: Kind::Value,
@@ -895,7 +920,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    accesslog: Option<String> => Setting {
         name: "accesslog",
         flags: &["--access-logfile"],
         kind: Kind::Value,
@@ -911,7 +936,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    access_log_format: String => Setting {
         name: "access_log_format",
         flags: &["--access-logformat"],
         kind: Kind::Value,
@@ -937,7 +962,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    errorlog: String => Setting {
         name: "errorlog",
         flags: &["--error-logfile", "--log-file"],
         kind: Kind::Value,
@@ -953,7 +978,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    loglevel: LogLevel => Setting {
         name: "loglevel",
         flags: &["--log-level"],
         kind: Kind::Value,
@@ -978,7 +1003,8 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    /// JSON text of a dict for Python's `logging.config.dictConfig`.
+    logconfig_dict: Option<String> => Setting {
         name: "logconfig_dict",
         flags: &["--log-config-dict"],
         kind: Kind::Value,
@@ -999,7 +1025,8 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    /// `--log-journald`: send the error log to the journal.
+    log_journald: bool => Setting {
         name: "log_journald",
         flags: &["--log-journald"],
         kind: Kind::Flag,
@@ -1015,7 +1042,7 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-    Setting {
+    proc_name: Option<String> => Setting {
         name: "proc_name",
         flags: &["-n", "--name"],
         kind: Kind::Value,
@@ -1031,4 +1058,4 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
-];
+}

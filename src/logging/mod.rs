@@ -44,10 +44,11 @@ use sink::{Dest, Sink};
 pub const DEFAULT_ACCESS_FORMAT: &str =
     r#"%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s""#;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 /// The error log's threshold (`--log-level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum LogLevel {
     Debug,
+    #[default]
     Info,
     Warning,
     Error,
