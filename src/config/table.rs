@@ -160,9 +160,10 @@ fn seconds(raw: &str) -> Result<std::time::Duration, String> {
 /// drift apart and adding a setting is one entry here.
 macro_rules! settings {
     ($( $(#[$doc:meta])* $field:ident : $ty:ty => $row:expr ),* $(,)?) => {
-        /// Every setting corral honours, validated. Built only by
-        /// [`super::resolve`], which applies each setting's given value or
-        /// default on top of `Default::default()`.
+        /// Every setting corral honours, validated. `Default` is only the
+        /// blank state (zeros, empty, unset) that [`super::resolve`] starts
+        /// from before it applies each setting's given value or default;
+        /// use `resolve` to get real settings.
         #[derive(Debug, Clone, Default)]
         pub struct Settings {
             $( $(#[$doc])* pub $field: $ty, )*
