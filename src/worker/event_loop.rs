@@ -99,12 +99,7 @@ impl Worker<'_> {
                 let flags = ev.events();
                 match data {
                     TOKEN_SIGNAL => {}
-                    TOKEN_WAKE => {
-                        self.completions.drain(&mut pieces);
-                        for (tok, piece) in pieces.drain(..) {
-                            self.on_piece(tok, piece);
-                        }
-                    }
+                    TOKEN_WAKE => self.on_completions(&mut pieces),
                     t if is_listener(t) => {}
                     t => self.on_socket(t, flags),
                 }
@@ -217,12 +212,7 @@ impl Worker<'_> {
                 .unwrap_or(0);
             for ev in &events[..n] {
                 match ev.data() {
-                    TOKEN_WAKE => {
-                        self.completions.drain(&mut pieces);
-                        for (tok, piece) in pieces.drain(..) {
-                            self.on_piece(tok, piece);
-                        }
-                    }
+                    TOKEN_WAKE => self.on_completions(&mut pieces),
                     TOKEN_SIGNAL => while let Ok(Some(_)) = self.signals.read_signal() {},
                     t if is_listener(t) => {}
                     t => self.on_socket(t, ev.events()),
@@ -796,11 +786,32 @@ impl Worker<'_> {
         });
     }
 
-    fn on_piece(&mut self, tok: Token, piece: Piece) {
-        if let Piece::End { .. } = piece {
-            // The thread is free, whether or not the client is still there.
-            self.in_flight = self.in_flight.saturating_sub(1);
+    /// What the Python threads sent since the last wake-up. The threads
+    /// that finished rejoin the accept queue (at its back) before any byte
+    /// of their answers is written: a client that opens its next
+    /// connection as soon as it has its answer must find this worker
+    /// behind the idle ones. Joining after the write let that connection
+    /// reach the backlog first; the kernel reports a waiting connection to
+    /// a listener as it is added, so this worker took it ahead of the idle
+    /// worker woken for it, and kept-alive clients piled up on one worker.
+    fn on_completions(&mut self, pieces: &mut Vec<(Token, Piece)>) {
+        self.completions.drain(pieces);
+        let ended = pieces
+            .iter()
+            .filter(|(_, p)| matches!(p, Piece::End { .. }))
+            .count();
+        if ended > 0 {
+            // Those threads are free, whether or not the clients are still
+            // there.
+            self.in_flight = self.in_flight.saturating_sub(ended);
+            self.settle_accepting(Instant::now());
         }
+        for (tok, piece) in pieces.drain(..) {
+            self.on_piece(tok, piece);
+        }
+    }
+
+    fn on_piece(&mut self, tok: Token, piece: Piece) {
         let Some(index) = self.slot(tok) else {
             return;
         };
