@@ -3,158 +3,75 @@
 //! master's `READY=1` on a `NOTIFY_SOCKET` we own, and progress after
 //! signals from the hook log itself (polled against a deadline).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+#[path = "support/client.rs"]
+mod client;
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/installed.rs"]
 mod installed;
+#[path = "support/notify.rs"]
+mod notify;
+
+use client::{fetch, loopback, Conn};
+use harness::{
+    free_port, poll, run, temp_dir, Corral, Finished, Server, SETTINGS_ENV, START_TIMEOUT,
+};
+
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config_file")
 }
 
-/// A fresh, empty directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("corral-cf-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Run corral to completion (for --print-config, --check-config, errors).
-fn corral(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+fn corral(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Finished {
     let mut cmd = Command::new(installed::corral());
     cmd.args(args).current_dir(dir);
-    for var in [
-        "GUNICORN_CMD_ARGS",
-        "CORRAL_CMD_ARGS",
-        "WEB_CONCURRENCY",
-        "PORT",
-        "NOTIFY_SOCKET",
-    ] {
+    for var in SETTINGS_ENV.iter().chain(&["NOTIFY_SOCKET"]) {
         cmd.env_remove(var);
     }
     cmd.env("PYTHONPATH", fixtures());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    run(cmd, START_TIMEOUT)
 }
 
 /// The `name = value` line --print-config shows for `name`.
-fn printed(o: &Output, name: &str) -> String {
-    assert!(o.status.success(), "{}", stderr(o));
-    stdout(o)
+fn printed(o: &Finished, name: &str) -> String {
+    assert!(o.status.success(), "{}", o.stderr);
+    o.stdout
         .lines()
         .find(|l| l.split(" = ").next().map(str::trim) == Some(name))
         .map(|l| l.split_once(" = ").unwrap().1.to_string())
-        .unwrap_or_else(|| panic!("{name} not printed:\n{}", stdout(o)))
+        .unwrap_or_else(|| panic!("{name} not printed:\n{}", o.stdout))
 }
 
-struct Server {
-    child: Child,
-    notify: UnixDatagram,
+/// corral with config file `conf`, run in `dir` with the fixtures on the
+/// Python path; waits for READY=1.
+fn serve(dir: &Path, conf: impl AsRef<Path>, env: &[(&str, &str)]) -> Server {
+    let mut c = Corral::from_config(conf.as_ref())
+        .current_dir(dir)
+        .env("PYTHONPATH", fixtures().display().to_string());
+    for (k, v) in env {
+        c = c.env(k, *v);
+    }
+    let mut server = c.spawn();
+    server.wait_ready_within(DEADLINE);
+    server
 }
 
-impl Server {
-    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let sock = dir.join("notify.sock");
-        let notify = UnixDatagram::bind(&sock).unwrap();
-        notify.set_read_timeout(Some(DEADLINE)).unwrap();
-        let mut cmd = Command::new(installed::corral());
-        cmd.args(args)
-            .current_dir(dir)
-            .env("NOTIFY_SOCKET", &sock)
-            .env("PYTHONPATH", fixtures())
-            .env_remove("GUNICORN_CMD_ARGS")
-            .env_remove("CORRAL_CMD_ARGS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        Server {
-            child: cmd.spawn().unwrap(),
-            notify,
-        }
-    }
-
-    /// Wait for the next datagram carrying READY=1.
-    fn ready(&self) {
-        let until = Instant::now() + DEADLINE;
-        let mut buf = [0u8; 4096];
-        while Instant::now() < until {
-            let n = self.notify.recv(&mut buf).expect("no READY=1 from corral");
-            if String::from_utf8_lossy(&buf[..n])
-                .lines()
-                .any(|l| l == "READY=1")
-            {
-                return;
-            }
-        }
-        panic!("no READY=1 from corral");
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    fn wait(mut self) -> i32 {
-        let until = Instant::now() + DEADLINE;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < until, "corral did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn get(port: u16, target: &str, extra: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+/// An answer to a plain request: `HTTP/1.1 200 OK`.
+fn assert_ok(resp: &client::Response) {
+    assert_eq!(
+        (resp.version.as_str(), resp.status, resp.reason.as_str()),
+        ("HTTP/1.1", 200, "OK"),
+        "{resp:?}"
+    );
 }
 
 fn lines(log: &Path) -> Vec<String> {
@@ -167,19 +84,11 @@ fn lines(log: &Path) -> Vec<String> {
 
 /// Poll the hook log until `pred` holds (the hooks are what we wait for).
 fn wait_log(log: &Path, what: &str, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
-    let until = Instant::now() + DEADLINE;
-    loop {
+    poll(DEADLINE, || {
         let l = lines(log);
-        if pred(&l) {
-            return l;
-        }
-        assert!(
-            Instant::now() < until,
-            "timed out waiting for {what}:\n{}",
-            l.join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        pred(&l).then_some(l)
+    })
+    .unwrap_or_else(|| panic!("timed out waiting for {what}:\n{}", lines(log).join("\n")))
 }
 
 fn count(l: &[String], prefix: &str) -> usize {
@@ -194,7 +103,8 @@ fn pos(l: &[String], line: &str) -> usize {
 
 #[test]
 fn gunicorn_config_runs_unchanged_with_every_hook() {
-    let dir = scratch("hooks");
+    let tmp = temp_dir("cf-hooks");
+    let dir = tmp.path();
     let log = dir.join("hooks.log");
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
@@ -203,8 +113,7 @@ fn gunicorn_config_runs_unchanged_with_every_hook() {
         ("HOOK_LOG", log.to_str().unwrap()),
         ("TEST_BIND", bind.as_str()),
     ];
-    let server = Server::start(&dir, &["-c", conf.to_str().unwrap()], &env);
-    server.ready();
+    let mut server = serve(dir, &conf, &env);
 
     let l = lines(&log);
     assert_eq!(l[0], "on_starting 2 2 True");
@@ -214,26 +123,37 @@ fn gunicorn_config_runs_unchanged_with_every_hook() {
     assert_eq!(count(&l, "post_worker_init True from-raw-env"), 2);
 
     // A request: raw_env reached the app, secure_scheme_headers applied.
-    let resp = get(
-        port,
+    let mut conn = Conn::tcp(port);
+    let resp = conn.request(
+        "GET",
         "/hi?x=1",
-        "X-Test: yes\r\nX-Forwarded-Proto: https\r\n",
+        &[
+            ("Host", "t"),
+            ("X-Test", "yes"),
+            ("X-Forwarded-Proto", "https"),
+            ("Connection", "close"),
+        ],
+        b"",
     );
-    assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
-    assert!(resp.ends_with("hello from-raw-env https\n"), "{resp}");
+    assert_ok(&resp);
+    assert!(
+        resp.text().ends_with("hello from-raw-env https\n"),
+        "{resp:?}"
+    );
+    conn.expect_eof().expect("closed after Connection: close");
     let l = wait_log(&log, "post_request", |l| count(l, "post_request") == 1);
     let pre = pos(&l, "pre_request GET /hi x=1 (1, 1) yes");
     let post = pos(&l, "post_request /hi /hi https 200 '200 OK' 25");
     assert!(pre < post);
 
     // TTIN: one more worker, announced to nworkers_changed.
-    server.signal("TTIN");
+    server.signal(libc::SIGTTIN);
     let l = wait_log(&log, "third worker", |l| count(l, "post_worker_init") == 3);
     assert!(pos(&l, "nworkers_changed 3 2") < pos(&l, "pre_fork 2 None"));
 
     // HUP: the file is read again; TTIN's count goes back to the file's 2.
-    server.signal("HUP");
-    server.ready();
+    server.signal(libc::SIGHUP);
+    server.wait_ready_within(DEADLINE);
     let l = wait_log(&log, "old generation gone", |l| count(l, "child_exit") == 3);
     let reload = pos(&l, "on_reload 2");
     assert!(reload < pos(&l, "nworkers_changed 2 3"));
@@ -241,8 +161,8 @@ fn gunicorn_config_runs_unchanged_with_every_hook() {
     assert_eq!(count(&l, "worker_exit True"), 3);
 
     // TERM: every worker exits through its hook, on_exit comes last.
-    server.signal("TERM");
-    assert_eq!(server.wait(), 0);
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_code(DEADLINE), 0);
     let l = lines(&log);
     assert_eq!(l.last().map(String::as_str), Some("on_exit"));
     assert_eq!(count(&l, "worker_exit True"), 5);
@@ -259,16 +179,17 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 
 #[test]
 fn precedence_command_line_env_file_defaults() {
-    let dir = scratch("prec");
+    let tmp = temp_dir("cf-prec");
+    let dir = tmp.path();
     let conf = write(
-        &dir,
+        dir,
         "c.py",
         "workers = 3\ntimeout = 40\nwsgi_app = 'app:application'\n",
     );
     let p = |args: &[&str], env: &[(&str, &str)], name: &str| {
         let mut all = vec!["--print-config", "-c", conf.as_str()];
         all.extend_from_slice(args);
-        printed(&corral(&dir, &all, env), name)
+        printed(&corral(dir, &all, env), name)
     };
     assert_eq!(p(&[], &[], "workers"), "3");
     assert_eq!(p(&["-w", "5"], &[], "workers"), "5");
@@ -295,34 +216,36 @@ fn precedence_command_line_env_file_defaults() {
 
 #[test]
 fn default_config_file_lookup() {
-    let dir = scratch("lookup");
-    let o = corral(&dir, &["--print-config"], &[]);
+    let tmp = temp_dir("cf-lookup");
+    let dir = tmp.path();
+    let o = corral(dir, &["--print-config"], &[]);
     assert_eq!(printed(&o, "config"), "None");
-    write(&dir, "gunicorn.conf.py", "workers = 4\n");
+    write(dir, "gunicorn.conf.py", "workers = 4\n");
     assert_eq!(
-        printed(&corral(&dir, &["--print-config"], &[]), "workers"),
+        printed(&corral(dir, &["--print-config"], &[]), "workers"),
         "4"
     );
-    write(&dir, "corral.conf.py", "workers = 5\n");
+    write(dir, "corral.conf.py", "workers = 5\n");
     assert_eq!(
-        printed(&corral(&dir, &["--print-config"], &[]), "workers"),
+        printed(&corral(dir, &["--print-config"], &[]), "workers"),
         "5"
     );
     // python:MODULE imports a module from the Python path.
     let o = corral(
-        &dir,
+        dir,
         &["--print-config", "-c", "python:pyconf"],
         &[("PYTHONPATH", dir.to_str().unwrap())],
     );
     assert!(!o.status.success(), "missing module must fail");
     assert!(
-        stderr(&o).contains("cannot import config module pyconf: ModuleNotFoundError"),
+        o.stderr
+            .contains("cannot import config module pyconf: ModuleNotFoundError"),
         "{}",
-        stderr(&o)
+        o.stderr
     );
-    write(&dir, "pyconf.py", "workers = 8\n");
+    write(dir, "pyconf.py", "workers = 8\n");
     let o = corral(
-        &dir,
+        dir,
         &["--print-config", "-c", "python:pyconf"],
         &[("PYTHONPATH", dir.to_str().unwrap())],
     );
@@ -331,12 +254,13 @@ fn default_config_file_lookup() {
 
 /// Run with a config file holding `text`; returns (exit code, stderr).
 fn bad(text: &str) -> (i32, String) {
-    let dir = scratch("bad");
-    let conf = write(&dir, "bad.conf.py", text);
-    let o = corral(&dir, &["-c", &conf, "app:application"], &[]);
+    let tmp = temp_dir("cf-bad");
+    let dir = tmp.path();
+    let conf = write(dir, "bad.conf.py", text);
+    let o = corral(dir, &["-c", &conf, "app:application"], &[]);
     (
         o.status.code().unwrap_or(-1),
-        stderr(&o).replace(&conf, "FILE"),
+        o.stderr.replace(&conf, "FILE"),
     )
 }
 
@@ -364,28 +288,30 @@ fn bad_files_give_one_line_with_file_and_line() {
 
 #[test]
 fn unsupported_flags_on_the_command_line_are_named() {
-    let dir = scratch("flags");
-    let o = corral(&dir, &["--daemon", "app:application"], &[]);
+    let tmp = temp_dir("cf-flags");
+    let o = corral(tmp.path(), &["--daemon", "app:application"], &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).starts_with("error: --daemon: gunicorn setting 'daemon' is not supported"),
+        o.stderr
+            .starts_with("error: --daemon: gunicorn setting 'daemon' is not supported"),
         "{}",
-        stderr(&o)
+        o.stderr
     );
 }
 
 #[test]
 fn harmless_values_of_unsupported_settings_load() {
-    let dir = scratch("harmless");
+    let tmp = temp_dir("cf-harmless");
+    let dir = tmp.path();
     let conf = write(
-        &dir,
+        dir,
         "c.py",
         "daemon = False\nworker_connections = 1000\nreload = False\nstatsd_host = None\n\
          sendfile = True\nproxy_protocol = False\nworkers = 2\n",
     );
     assert_eq!(
         printed(
-            &corral(&dir, &["--print-config", "-c", &conf], &[]),
+            &corral(dir, &["--print-config", "-c", &conf], &[]),
             "workers"
         ),
         "2"
@@ -394,15 +320,16 @@ fn harmless_values_of_unsupported_settings_load() {
 
 #[test]
 fn print_config_shows_file_values_in_python_spelling() {
-    let dir = scratch("print");
+    let tmp = temp_dir("cf-print");
+    let dir = tmp.path();
     let conf = write(
-        &dir,
+        dir,
         "c.py",
         "bind = ['127.0.0.1:9001', 'unix:/tmp/x.sock']\nraw_env = ['A=1']\npreload_app = True\n\
          secure_scheme_headers = {'X-SCHEME': 'https'}\nheader_map = 'refuse'\n\
          pythonpath = ['/a', '/b']\nlogconfig_dict = {'version': 1}\n",
     );
-    let o = corral(&dir, &["--print-config", "-c", &conf], &[]);
+    let o = corral(dir, &["--print-config", "-c", &conf], &[]);
     assert_eq!(
         printed(&o, "bind"),
         "['127.0.0.1:9001', 'unix:/tmp/x.sock']"
@@ -420,22 +347,23 @@ fn print_config_shows_file_values_in_python_spelling() {
 
 #[test]
 fn check_config_validates_file_and_app() {
-    let dir = scratch("check");
+    let tmp = temp_dir("cf-check");
+    let dir = tmp.path();
     let good = write(
-        &dir,
+        dir,
         "good.py",
         "workers = 2\nwsgi_app = 'app:application'\n",
     );
-    let o = corral(&dir, &["--check-config", "-c", &good], &[]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).starts_with("Configuration OK"));
-    let missing = write(&dir, "missing.py", "wsgi_app = 'no_such_module:app'\n");
-    let o = corral(&dir, &["--check-config", "-c", &missing], &[]);
+    let o = corral(dir, &["--check-config", "-c", &good], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    assert!(o.stdout.starts_with("Configuration OK"));
+    let missing = write(dir, "missing.py", "wsgi_app = 'no_such_module:app'\n");
+    let o = corral(dir, &["--check-config", "-c", &missing], &[]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("ModuleNotFoundError"), "{}", stderr(&o));
-    let broken = write(&dir, "broken.py", "workers = 0\n");
+    assert!(o.stderr.contains("ModuleNotFoundError"), "{}", o.stderr);
+    let broken = write(dir, "broken.py", "workers = 0\n");
     let o = corral(
-        &dir,
+        dir,
         &["--check-config", "-c", &broken, "app:application"],
         &[],
     );
@@ -443,13 +371,13 @@ fn check_config_validates_file_and_app() {
     // -e reaches os.environ before --check-config imports the app, as in a
     // real start (the app reads its settings module from it at import).
     write(
-        &dir,
+        dir,
         "needs_env.py",
         "import os\nassert os.environ['CORRAL_CHECK_ENV'] == 'yes'\n\
          def application(environ, start_response):\n    return []\n",
     );
     let o = corral(
-        &dir,
+        dir,
         &[
             "--check-config",
             "-e",
@@ -458,25 +386,26 @@ fn check_config_validates_file_and_app() {
         ],
         &[],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).starts_with("Configuration OK"), "{}", stdout(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", o.stderr);
+    assert!(o.stdout.starts_with("Configuration OK"), "{}", o.stdout);
 }
 
 #[test]
 fn failing_start_up_hook_stops_start_up() {
-    let dir = scratch("failhook");
+    let tmp = temp_dir("cf-failhook");
+    let dir = tmp.path();
     let port = free_port();
     let conf = write(
-        &dir,
+        dir,
         "c.py",
         &format!(
             "bind = '127.0.0.1:{port}'\nwsgi_app = 'app:application'\n\
              def when_ready(server):\n    raise RuntimeError('database unreachable')\n"
         ),
     );
-    let o = corral(&dir, &["-c", &conf], &[]);
+    let o = corral(dir, &["-c", &conf], &[]);
     assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
+    let err = &o.stderr;
     assert!(
         err.contains("Exception in when_ready hook:\nTraceback"),
         "{err}"
@@ -490,22 +419,22 @@ fn failing_start_up_hook_stops_start_up() {
 
 #[test]
 fn failing_request_hook_does_not_kill_the_worker() {
-    let dir = scratch("reqhook");
+    let tmp = temp_dir("cf-reqhook");
+    let dir = tmp.path();
     let port = free_port();
     let conf = write(
-        &dir,
+        dir,
         "c.py",
         &format!(
             "bind = '127.0.0.1:{port}'\nwsgi_app = 'app:application'\n\
              def pre_request(worker, req):\n    raise ValueError('boom')\n"
         ),
     );
-    let server = Server::start(&dir, &["-c", &conf], &[]);
-    server.ready();
+    let mut server = serve(dir, &conf, &[]);
     for _ in 0..3 {
-        let r = get(port, "/", "");
-        assert!(r.starts_with("HTTP/1.1 200 OK"), "{r}");
+        let r = fetch(loopback(port), "/", DEADLINE).unwrap_or_else(|e| panic!("GET /: {e}"));
+        assert_ok(&r);
     }
-    server.signal("TERM");
-    assert_eq!(server.wait(), 0);
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_code(DEADLINE), 0);
 }

@@ -12,10 +12,14 @@
 //! Heavy tests serialise on `common::heavy()`. Longer runs: see
 //! docs/security.md (`CORRAL_LONG=1`, `tests/fuzz/run-long`).
 
+#[path = "support/client.rs"]
+mod client;
 #[path = "hostile/common.rs"]
 mod common;
 #[path = "hostile/fuzz_logic.rs"]
 mod fuzz_logic;
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/installed.rs"]
 mod installed;
 #[path = "support/notify.rs"]

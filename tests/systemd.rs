@@ -13,14 +13,20 @@
 //! These need root, `unshare` and systemd 252 or later; without them they
 //! fail and say why.
 
+#[path = "support/client.rs"]
+mod client;
 #[path = "systemd/common.rs"]
 mod common;
+#[path = "support/harness.rs"]
+mod harness;
 #[path = "support/installed.rs"]
 mod installed;
 #[path = "support/load.rs"]
 mod load;
 #[path = "systemd/namespace.rs"]
 mod namespace;
+#[path = "support/notify.rs"]
+mod notify;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -29,8 +35,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use common::{corral, get, wait_for, Activated, Msg};
+use common::{get, pid_in, Activated};
+use harness::{free_port, poll, temp_dir, wait_for};
+use installed::corral;
 use load::Load;
+use notify::{Msg, Notifications};
 
 const STATUS_SHAPE: &str = "N workers serving, N booting; N requests served by current workers";
 
@@ -61,7 +70,7 @@ fn markers(dir: &Path) -> BTreeSet<i32> {
 
 fn assert_from_master(c: &Activated) {
     let master = c.pid();
-    for m in &c.notify.got {
+    for m in &c.notify.all() {
         assert_eq!(
             m.pid,
             Some(master),
@@ -71,10 +80,6 @@ fn assert_from_master(c: &Activated) {
             m.pid
         );
     }
-}
-
-fn is_ready(m: &Msg) -> bool {
-    m.get("READY") == Some("1")
 }
 
 /// Start app.py with 2 workers whose import takes a while, and wait for
@@ -87,12 +92,14 @@ fn start_ready(extra_env: &[(&str, String)]) -> (Activated, std::path::PathBuf, 
     let addr = c.addr;
     let first = std::thread::spawn(move || {
         wait_for(
-            "systemd-socket-activate to launch corral",
             Duration::from_secs(30),
+            "systemd-socket-activate to launch corral",
             || get(addr, "/", Duration::from_secs(30)).ok(),
         )
     });
-    let ready = c.notify.wait("READY=1", Duration::from_secs(30), is_ready);
+    let ready = c
+        .notify
+        .expect("READY=1", Duration::from_secs(30), Msg::is_ready);
     let imported = markers(&marks);
     assert_eq!(
         imported.len(),
@@ -145,7 +152,7 @@ fn notify_ready_only_once_all_workers_serve() {
 /// named socket is still the one to serve on, and `--bind` is ignored.
 #[test]
 fn socket_activation_with_named_socket() {
-    let unused = common::free_port();
+    let unused = free_port();
     let bind = format!("127.0.0.1:{unused}");
     let mut c = Activated::start_named(
         "app:app",
@@ -156,18 +163,21 @@ fn socket_activation_with_named_socket() {
     let addr = c.addr;
     let first = std::thread::spawn(move || {
         // Retried while systemd-socket-activate is not listening yet.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        let mut refused = String::new();
+        poll(Duration::from_secs(20), || {
             match get(addr, "/", Duration::from_secs(20)) {
-                Err(e) if e.starts_with("connect") && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
+                Err(e) if e.starts_with("connect") => {
+                    refused = e;
+                    None
                 }
-                r => return r,
+                r => Some(r),
             }
-        }
+        })
+        .unwrap_or(Err(refused))
     });
     let ready = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        c.notify.wait("READY=1", Duration::from_secs(30), is_ready);
+        c.notify
+            .expect("READY=1", Duration::from_secs(30), Msg::is_ready);
     }));
     if ready.is_err() {
         panic!("no READY=1; log:\n{}", c.log());
@@ -191,7 +201,7 @@ fn notify_status_counts_requests_live() {
         assert_eq!(r.status, 200);
     }
     // 1 request from start-up + 5.
-    let m = c.notify.wait(
+    let m = c.notify.expect(
         "STATUS= counting 6 requests",
         Duration::from_secs(10),
         |m| {
@@ -215,7 +225,7 @@ fn notify_reload_on_hup() {
     c.signal(Signal::SIGHUP);
     let reloading = c
         .notify
-        .wait("RELOADING=1", Duration::from_secs(10), |m| !m.status_only());
+        .expect("RELOADING=1", Duration::from_secs(10), |m| !m.status_only());
     let after = common::monotonic_usec();
     assert_eq!(
         reloading.get("RELOADING"),
@@ -240,10 +250,10 @@ fn notify_reload_on_hup() {
     );
     let ready = c
         .notify
-        .wait("READY=1 after the reload", Duration::from_secs(20), |m| {
+        .expect("READY=1 after the reload", Duration::from_secs(20), |m| {
             !m.status_only()
         });
-    assert!(is_ready(&ready), "after RELOADING=1 came {:?}", ready.raw);
+    assert!(ready.is_ready(), "after RELOADING=1 came {:?}", ready.raw);
     let new = c.workers();
     assert_eq!(new.len(), 2, "workers after reload: {new:?}");
     assert!(
@@ -253,7 +263,8 @@ fn notify_reload_on_hup() {
     load.progress(3, Duration::from_secs(15));
     let report = load.finish();
     assert_eq!(report.lost, 0, "during the reload: {}", report.summary());
-    let states: Vec<Vec<&str>> = c.notify.states().iter().map(|m| m.keys()).collect();
+    let states = c.notify.states();
+    let states: Vec<Vec<&str>> = states.iter().map(|m| m.keys()).collect();
     assert_eq!(
         states,
         vec![
@@ -274,13 +285,13 @@ fn notify_stopping_on_term_and_inflight_finishes() {
     let addr = c.addr;
     let path = format!("/slow?s=1.5&mark={}", mark.display());
     let slow = std::thread::spawn(move || get(addr, &path, Duration::from_secs(20)));
-    wait_for("the slow request to start", Duration::from_secs(10), || {
+    wait_for(Duration::from_secs(10), "the slow request to start", || {
         mark.exists().then_some(())
     });
     c.signal(Signal::SIGTERM);
     let stopping = c
         .notify
-        .wait("STOPPING=1", Duration::from_secs(5), |m| !m.status_only());
+        .expect("STOPPING=1", Duration::from_secs(5), |m| !m.status_only());
     assert_eq!(
         stopping.keys(),
         ["STOPPING"],
@@ -292,7 +303,7 @@ fn notify_stopping_on_term_and_inflight_finishes() {
         .join()
         .unwrap()
         .expect("the in-flight request must complete during a graceful stop");
-    assert_eq!((r.status, r.body.as_str()), (200, "slept 1.5"));
+    assert_eq!((r.status, r.text()), (200, "slept 1.5".to_string()));
     let st = c.wait_exit(Duration::from_secs(20));
     assert_eq!(st.code(), Some(0), "exit after TERM; log:\n{}", c.log());
     assert_from_master(&c);
@@ -303,26 +314,21 @@ fn notify_import_failure_status_and_exit_4() {
     let mut c = Activated::start("broken:app", &["-w", "2"], &[]);
     c.trigger();
     let st = c.wait_exit(Duration::from_secs(30));
-    // Drain what was sent before the exit.
-    while c
-        .notify
-        .recv(Instant::now() + Duration::from_millis(200))
-        .is_some()
-    {}
+    // What was sent before the exit.
+    c.notify.settle(Duration::from_millis(200));
     assert_eq!(
         st.code(),
         Some(4),
         "exit status for an app that fails to import; log:\n{}",
         c.log()
     );
+    let got = c.notify.all();
     assert!(
-        !c.notify.got.iter().any(is_ready),
+        !got.iter().any(Msg::is_ready),
         "READY=1 sent for an app that cannot load: {:?}",
         c.notify.raws()
     );
-    let status = c
-        .notify
-        .got
+    let status = got
         .iter()
         .rev()
         .find_map(|m| m.get("STATUS"))
@@ -336,14 +342,14 @@ fn notify_import_failure_status_and_exit_4() {
 
 #[test]
 fn notify_bind_failure_status_and_errno() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut notify = common::Notifier::bind(dir.path());
+    let dir = temp_dir("sdbind");
+    let notify = Notifications::listen(&dir.path().join("notify.sock"));
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let mut child = std::process::Command::new(corral())
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
-        .env("NOTIFY_SOCKET", &notify.path)
+        .env("NOTIFY_SOCKET", notify.path())
         .args(["-w", "1", "-b", &addr.to_string(), "--chdir"])
         .arg(common::apps_dir())
         .arg("app:app")
@@ -353,16 +359,13 @@ fn notify_bind_failure_status_and_errno() {
         .spawn()
         .unwrap();
     // gunicorn's retry: 5 attempts 1 s apart.
-    let st = wait_for("corral to give up binding", Duration::from_secs(30), || {
+    let st = wait_for(Duration::from_secs(30), "corral to give up binding", || {
         child.try_wait().ok().flatten()
     });
-    while notify
-        .recv(Instant::now() + Duration::from_millis(200))
-        .is_some()
-    {}
+    notify.settle(Duration::from_millis(200));
     assert_ne!(st.code(), Some(0), "bind failure must exit non-zero");
     let last = notify
-        .got
+        .all()
         .last()
         .unwrap_or_else(|| panic!("no sd_notify message for a bind failure"))
         .clone();
@@ -383,13 +386,15 @@ fn notify_bind_failure_status_and_errno() {
 
 #[test]
 fn notify_watchdog_pings() {
-    let (mut c, _marks, _ready) = start_ready(&[("WATCHDOG_USEC", "200000".into())]);
+    let (c, _marks, _ready) = start_ready(&[("WATCHDOG_USEC", "200000".into())]);
     let from = Instant::now();
     let window = Duration::from_millis(1500);
-    while c.notify.recv(from + window).is_some() {}
+    // The reader thread stamps each ping as it comes: watch them for the
+    // window.
+    std::thread::sleep(window);
     let pings: Vec<Instant> = c
         .notify
-        .got
+        .all()
         .iter()
         .filter(|m| m.get("WATCHDOG") == Some("1"))
         .map(|m| m.at)
@@ -516,11 +521,11 @@ fn scenario_socket_activation(e: &E2e) {
         .unwrap_or_else(|err| panic!("first request through {SOCKET_UNIT}: {err}\n{}", e.state()));
     assert_eq!(r.status, 200, "{r:?}");
     wait_for(
-        "the service to be active (running)",
         Duration::from_secs(10),
+        "the service to be active (running)",
         || e.active_running().then_some(()),
     );
-    let serving = r.pid().expect("pid in body");
+    let serving = pid_in(&r).expect("pid in body");
     assert!(
         e.workers().contains(&serving),
         "the request was not served by a worker of the service's main process"
@@ -538,8 +543,8 @@ fn scenario_status_text(e: &E2e) {
     let mut last = String::new();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_for(
-            "StatusText to count 4 requests",
             Duration::from_secs(10),
+            "StatusText to count 4 requests",
             || {
                 last = e.prop("StatusText");
                 parse_status(&last)
@@ -612,14 +617,14 @@ fn scenario_usr2_upgrade(e: &E2e) {
             SERVICE_UNIT,
         ]);
         let new = wait_for(
-            "MainPID to move to the new master",
             Duration::from_secs(30),
+            "MainPID to move to the new master",
             || {
                 let p = e.main_pid();
                 (p != old && p != 0).then_some(p)
             },
         );
-        wait_for("the old master to exit", Duration::from_secs(30), || {
+        wait_for(Duration::from_secs(30), "the old master to exit", || {
             let out = e.sd.run(&["test", "-e", &format!("/proc/{old}")]);
             (!out.status.success()).then_some(())
         });
@@ -677,7 +682,7 @@ fn scenario_journal(e: &E2e) {
         Duration::from_secs(10),
     )
     .unwrap();
-    let printer = printed.pid().expect("pid");
+    let printer = pid_in(&printed).expect("pid");
     assert_eq!(
         get(e.addr, "/status/500", Duration::from_secs(10))
             .unwrap()
@@ -799,16 +804,9 @@ fn wait_for_entries(
     matches: &[&str],
     find: impl Fn(&[serde_json::Value]) -> Option<serde_json::Value>,
 ) -> Option<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = find(&e.sd.journal(SERVICE_UNIT, matches)) {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    poll(Duration::from_secs(10), || {
+        find(&e.sd.journal(SERVICE_UNIT, matches))
+    })
 }
 
 /// `systemctl stop` with requests in flight, on a service whose master
@@ -825,8 +823,8 @@ fn scenario_stop_finishes_inflight(e: &E2e) {
         .collect();
     for (mark, _) in &slow {
         wait_for(
-            "the slow requests to start",
             Duration::from_secs(10),
+            "the slow requests to start",
             || mark.exists().then_some(()),
         );
     }
@@ -838,7 +836,7 @@ fn scenario_stop_finishes_inflight(e: &E2e) {
                 e.state()
             )
         });
-        assert_eq!((r.status, r.body.as_str()), (200, "slept 2.0"));
+        assert_eq!((r.status, r.text()), (200, "slept 2.0".to_string()));
     }
     let state = e.prop("ActiveState");
     assert_eq!(state, "inactive", "after stop: Result={}", e.prop("Result"));
@@ -1004,7 +1002,7 @@ fn scenario_shipped_template_venv(e: &E2e) {
         let text = std::fs::read_to_string(root.join(unit)).unwrap();
         e.sd.write(&format!("/run/systemd/system/{unit}"), &text);
     }
-    let port = common::free_port();
+    let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let socket = format!("corral@{name}.socket");
     let service = format!("corral@{name}.service");
@@ -1030,7 +1028,7 @@ fn scenario_shipped_template_venv(e: &E2e) {
     let r = get(addr, "/probe", Duration::from_secs(60))
         .unwrap_or_else(|err| panic!("GET /probe through {socket}: {err}\n{}", journal()));
     assert_eq!(r.status, 200, "{r:?}\n{}", journal());
-    assert_probe(&r.body, &venv, "flask");
+    assert_probe(&r.text(), &venv, "flask");
     assert_eq!(e.sd.prop(&service, "DynamicUser"), "yes");
     assert_eq!(e.sd.prop(&service, "ProtectHome"), "yes");
     assert_eq!(e.sd.prop(&service, "ProtectSystem"), "strict");
@@ -1044,7 +1042,7 @@ fn scenario_shipped_template_venv(e: &E2e) {
     let r = get(addr, "/probe/", Duration::from_secs(60))
         .unwrap_or_else(|err| panic!("GET /probe/ (Django): {err}\n{}", journal()));
     assert_eq!(r.status, 200, "{r:?}\n{}", journal());
-    assert_probe(&r.body, &venv, "django");
+    assert_probe(&r.text(), &venv, "django");
     e.sd.ok(&["systemctl", "stop", &service, &socket]);
 }
 
@@ -1053,7 +1051,7 @@ fn scenario_shipped_template_venv(e: &E2e) {
 /// corral, nothing in Environment=.
 fn scenario_pyenv_venv_unit(e: &E2e) {
     let venv = installed::venv();
-    let port = common::free_port();
+    let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let unit = "shop.service";
     e.sd.write(
@@ -1072,14 +1070,14 @@ fn scenario_pyenv_venv_unit(e: &E2e) {
     e.sd.ok(&["systemctl", "start", unit]);
     let r = get(addr, "/probe", Duration::from_secs(30)).unwrap();
     assert_eq!(r.status, 200, "{r:?}");
-    assert_probe(&r.body, &venv, "flask");
-    let info: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_probe(&r.text(), &venv, "flask");
+    let info: serde_json::Value = serde_json::from_str(&r.text()).unwrap();
     assert_eq!(
         info["main_thread"], true,
         "sync view off the main thread: {info}"
     );
     let r = get(addr, "/signal", Duration::from_secs(30)).unwrap();
-    assert_eq!(r.body, "interrupted", "{r:?}");
+    assert_eq!(r.text(), "interrupted", "{r:?}");
     e.sd.ok(&["systemctl", "stop", unit]);
 }
 
@@ -1092,16 +1090,9 @@ fn real_systemd() {
     let sd = namespace::Systemd::boot();
     let e = E2e {
         sd,
-        addr: format!("127.0.0.1:{}", common::free_port())
-            .parse()
-            .unwrap(),
-        wd_addr: format!("127.0.0.1:{}", common::free_port())
-            .parse()
-            .unwrap(),
-        scratch: tempfile::Builder::new()
-            .prefix("corral-sde2e-")
-            .tempdir()
-            .unwrap(),
+        addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        wd_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        scratch: temp_dir("sde2e"),
     };
     units(&e);
     let scenarios: [Scenario; 11] = [

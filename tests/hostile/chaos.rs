@@ -11,7 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::common::{children_of, fd_count, get, heavy, proc_state, tail, Server};
+use crate::client::{fetch, loopback};
+use crate::common::{fd_count, heavy, hostile_app, tail};
+use crate::harness::children_with_state;
 
 #[derive(Default, Debug)]
 struct Tally {
@@ -49,20 +51,21 @@ fn chaos_soak() {
             40
         });
     let workers = 3;
-    let srv = Server::start(&[
-        "-w",
-        "3",
-        "--threads",
-        "2",
-        "-t",
-        "3",
-        "--graceful-timeout",
-        "5",
-        "--max-worker-memory",
-        "96",
-        "hostile_app:app",
-    ]);
-    srv.wait_workers(workers, Duration::from_secs(20));
+    let srv = hostile_app()
+        .args([
+            "-w",
+            "3",
+            "--threads",
+            "2",
+            "-t",
+            "3",
+            "--graceful-timeout",
+            "5",
+            "--max-worker-memory",
+            "96",
+        ])
+        .start();
+    srv.wait_live_workers(workers, Duration::from_secs(20));
     let fds_before = fd_count(srv.pid);
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -91,8 +94,8 @@ fn chaos_soak() {
                     let leak = if path == "leak" { "&mb=24" } else { "" };
                     let t = Instant::now();
                     // --timeout 3 plus abort and 504: 20 s means hung.
-                    let r = get(
-                        port,
+                    let r = fetch(
+                        loopback(port),
                         &format!("/{path}?id={id}{leak}"),
                         Duration::from_secs(20),
                     );
@@ -117,15 +120,9 @@ fn chaos_soak() {
                             r.status,
                             r.text()
                         )),
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                            ) =>
-                        {
-                            k.hangs
-                                .push(format!("{id} /{path}: no answer in {:?}", t.elapsed()))
-                        }
+                        Err(e) if e.timed_out => k
+                            .hangs
+                            .push(format!("{id} /{path}: no answer in {:?}", t.elapsed())),
                         Err(_) => k.cut += 1,
                     }
                 }
@@ -145,11 +142,7 @@ fn chaos_soak() {
         round += 1;
         match round % 5 {
             0 | 1 => {
-                let live: Vec<i32> = srv
-                    .workers()
-                    .into_iter()
-                    .filter(|&p| proc_state(p).is_some_and(|s| s != 'Z'))
-                    .collect();
+                let live = srv.workers();
                 if !live.is_empty() {
                     let victim = live[(rng.next() % live.len() as u64) as usize];
                     if kill(Pid::from_raw(victim), Signal::SIGKILL).is_ok() {
@@ -158,16 +151,16 @@ fn chaos_soak() {
                 }
             }
             2 => {
-                srv.signal(Signal::SIGHUP);
+                srv.signal(libc::SIGHUP);
                 hups += 1;
             }
             3 if extra < 2 => {
-                srv.signal(Signal::SIGTTIN);
+                srv.signal(libc::SIGTTIN);
                 ttin += 1;
                 extra += 1;
             }
             _ if extra > 0 => {
-                srv.signal(Signal::SIGTTOU);
+                srv.signal(libc::SIGTTOU);
                 ttou += 1;
                 extra -= 1;
             }
@@ -175,7 +168,7 @@ fn chaos_soak() {
         }
     }
     while extra > 0 {
-        srv.signal(Signal::SIGTTOU);
+        srv.signal(libc::SIGTTOU);
         ttou += 1;
         extra -= 1;
     }
@@ -187,12 +180,13 @@ fn chaos_soak() {
 
     // The service ends healthy: configured worker count, no zombies, no
     // leaked descriptors in the master, every worker answering.
-    srv.wait_workers(workers, Duration::from_secs(30));
+    srv.wait_live_workers(workers, Duration::from_secs(30));
     let settle = Instant::now() + Duration::from_secs(15);
     let (zombies, fds_after) = loop {
-        let z: Vec<i32> = children_of(srv.pid)
+        let z: Vec<i32> = children_with_state(srv.pid)
             .into_iter()
-            .filter(|&p| proc_state(p) == Some('Z'))
+            .filter(|&(_, state)| state == 'Z')
+            .map(|(p, _)| p)
             .collect();
         let f = fd_count(srv.pid);
         if (z.is_empty() && f <= fds_before) || Instant::now() >= settle {
@@ -201,8 +195,8 @@ fn chaos_soak() {
         std::thread::sleep(Duration::from_millis(100));
     };
     for i in 0..20 {
-        let r = get(
-            srv.port,
+        let r = fetch(
+            loopback(srv.port),
             &format!("/echo?id=final{i}"),
             Duration::from_secs(10),
         )
@@ -211,7 +205,7 @@ fn chaos_soak() {
         assert!(r.text().starts_with(&format!("id=final{i} ")));
     }
     let k = tally.lock().unwrap();
-    let log = srv.log_text();
+    let log = srv.stderr.text();
     let recycled = log.matches("over --max-worker-memory").count();
     let timed_out = log.matches("WORKER TIMEOUT").count();
     eprintln!(

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 
 use corral::http::{parse_head, BodyKind, ChunkedDecoder, Limits, Parsed};
 
+use crate::harness::venv_python;
 use crate::smuggling::SMUGGLING;
 use crate::vectors::VECTORS;
 
@@ -56,10 +57,6 @@ fn corral_frame(raw: &[u8]) -> Verdict {
             }
         }
     }
-}
-
-fn venv_python() -> std::path::PathBuf {
-    crate::installed::venv().join("bin/python")
 }
 
 fn h11_frame(raws: &[&[u8]]) -> Vec<Verdict> {

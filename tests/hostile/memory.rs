@@ -3,12 +3,13 @@
 //! upload goes to a temporary file, not RAM. Measured as the worker's
 //! VmRSS from /proc while the traffic flows.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{connect, get, heavy, read_response, rss_kib, Server};
+use crate::client::{fetch, loopback, Conn};
+use crate::common::{heavy, hostile_app, rss_kib};
+use crate::harness::temp_dir;
 
 /// Samples `pid`'s VmRSS every 100 ms until stopped; returns the peak (KiB).
 fn rss_sampler(pid: i32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
@@ -29,14 +30,18 @@ fn long() -> bool {
 #[test]
 fn header_floods_do_not_grow_the_worker() {
     let _g = heavy();
-    let srv = Server::start(&["-w", "1", "hostile_app:app"]);
-    let worker = srv.wait_workers(1, Duration::from_secs(10))[0];
+    let srv = hostile_app().args(["-w", "1"]).start();
+    let worker = srv.wait_live_workers(1, Duration::from_secs(10))[0];
     // Warm up: a few requests so the baseline includes steady-state buffers.
     for i in 0..5 {
         assert_eq!(
-            get(srv.port, &format!("/echo?id=w{i}"), Duration::from_secs(5))
-                .unwrap()
-                .status,
+            fetch(
+                loopback(srv.port),
+                &format!("/echo?id=w{i}"),
+                Duration::from_secs(5)
+            )
+            .unwrap()
+            .status,
             200
         );
     }
@@ -58,7 +63,7 @@ fn header_floods_do_not_grow_the_worker() {
             let port = srv.port;
             let sent = Arc::clone(&sent);
             std::thread::spawn(move || {
-                let mut s = connect(port, Duration::from_secs(5)).unwrap();
+                let mut c = Conn::open(loopback(port), Duration::from_secs(5)).unwrap();
                 let block: Vec<u8> = unit
                     .iter()
                     .copied()
@@ -67,17 +72,17 @@ fn header_floods_do_not_grow_the_worker() {
                     .collect();
                 let mut n = 0u64;
                 let deadline = Instant::now() + Duration::from_secs(20);
-                let mut ok = s.write_all(prefix).is_ok();
+                let mut ok = c.send(prefix).is_ok();
                 while ok && n < per_conn && Instant::now() < deadline {
-                    ok = s.write_all(&block).is_ok();
+                    ok = c.send(&block).is_ok();
                     if ok {
                         n += block.len() as u64;
                     }
                 }
                 sent.fetch_add(n, Ordering::Relaxed);
                 // Whatever we got back: a 4xx refusal, or the connection cut.
-                let _ = s.shutdown(std::net::Shutdown::Write);
-                read_response(&mut s).ok().map(|r| r.status)
+                c.shutdown_write();
+                c.read_final(false).ok().map(|r| r.status)
             })
         })
         .collect();
@@ -107,7 +112,7 @@ fn header_floods_do_not_grow_the_worker() {
         peak - base
     );
     assert_eq!(
-        get(srv.port, "/echo?id=after", Duration::from_secs(5))
+        fetch(loopback(srv.port), "/echo?id=after", Duration::from_secs(5))
             .unwrap()
             .status,
         200
@@ -117,12 +122,14 @@ fn header_floods_do_not_grow_the_worker() {
 #[test]
 fn huge_chunked_upload_keeps_rss_flat() {
     let _g = heavy();
-    let tmp = crate::common::TempDir::new("spill");
-    let tmp_arg = tmp.0.to_str().unwrap().to_string();
-    let srv = Server::start(&["-w", "1", "--worker-tmp-dir", &tmp_arg, "hostile_app:app"]);
-    let worker = srv.wait_workers(1, Duration::from_secs(10))[0];
+    let tmp = temp_dir("hostile-spill");
+    let tmp_arg = tmp.path().to_str().unwrap().to_string();
+    let srv = hostile_app()
+        .args(["-w", "1", "--worker-tmp-dir", &tmp_arg])
+        .start();
+    let worker = srv.wait_live_workers(1, Duration::from_secs(10))[0];
     assert_eq!(
-        get(srv.port, "/echo?id=warm", Duration::from_secs(5))
+        fetch(loopback(srv.port), "/echo?id=warm", Duration::from_secs(5))
             .unwrap()
             .status,
         200
@@ -136,8 +143,8 @@ fn huge_chunked_upload_keeps_rss_flat() {
     } else {
         (2u64 << 30, 4)
     };
-    let mut s = connect(srv.port, Duration::from_secs(30)).unwrap();
-    s.write_all(b"POST /body?id=huge HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+    let mut c = Conn::open(loopback(srv.port), Duration::from_secs(30)).unwrap();
+    c.send(b"POST /body?id=huge HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
         .unwrap();
     let chunk = vec![b'x'; 256 * 1024];
     let mut frame = format!("{:x}\r\n", chunk.len()).into_bytes();
@@ -146,11 +153,11 @@ fn huge_chunked_upload_keeps_rss_flat() {
     let start = Instant::now();
     let mut sent = 0u64;
     while sent < limit && start.elapsed() < Duration::from_secs(secs) {
-        s.write_all(&frame).expect("server kept reading the upload");
+        c.send(&frame).expect("server kept reading the upload");
         sent += chunk.len() as u64;
     }
-    s.write_all(b"0\r\n\r\n").unwrap();
-    let r = read_response(&mut s).expect("response to the upload");
+    c.send(b"0\r\n\r\n").unwrap();
+    let r = c.read_final(false).expect("response to the upload");
     let elapsed = start.elapsed();
     stop.store(true, Ordering::Relaxed);
     let peak = sampler.join().unwrap();
@@ -181,7 +188,7 @@ fn huge_chunked_upload_keeps_rss_flat() {
     );
     // The spill file is anonymous: nothing left in the tmp dir.
     assert_eq!(
-        std::fs::read_dir(&tmp.0).unwrap().count(),
+        std::fs::read_dir(tmp.path()).unwrap().count(),
         0,
         "spill file left behind"
     );

@@ -5,7 +5,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use crate::common::{apps_dir, get, heavy, status_field, Server, TempDir};
+use crate::client::{fetch, loopback};
+use crate::common::{apps_dir, heavy, hostile_app, status_field};
+use crate::harness::temp_dir;
 
 #[test]
 fn workers_drop_privileges_master_stays_root() {
@@ -15,11 +17,11 @@ fn workers_drop_privileges_master_stays_root() {
     }
     let _g = heavy();
     // The app must be readable by nobody wherever the checkout lives.
-    let dir = TempDir::new("priv");
-    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = temp_dir("hostile-priv");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::copy(
         apps_dir().join("hostile_app.py"),
-        dir.0.join("hostile_app.py"),
+        dir.path().join("hostile_app.py"),
     )
     .unwrap();
     // A privileged port, if nobody else holds it.
@@ -35,31 +37,20 @@ fn workers_drop_privileges_master_stays_root() {
     };
     // The workers run as nobody: the interpreter and the virtualenv must be
     // readable by them, as in a deployment (pyenv's /root is not).
-    let corral = crate::installed::deploy_venv().join("bin/corral");
-    let srv = Server::start_program(
-        corral.to_str().unwrap(),
-        &dir.0,
-        &[
-            "-b",
-            &bind,
-            "-w",
-            "2",
-            "--user",
-            "nobody",
-            "--group",
-            "nogroup",
-            "--umask",
-            "027",
-            "hostile_app:app",
-        ],
-        |_| {},
-    );
+    let srv = hostile_app()
+        .installed_in(&crate::installed::deploy_venv())
+        .chdir(dir.path())
+        .bind(bind)
+        .args([
+            "-w", "2", "--user", "nobody", "--group", "nogroup", "--umask", "027",
+        ])
+        .start();
     if let Some(p) = low {
         assert_eq!(srv.port, p, "bound the privileged port");
     }
     let master_uid = status_field(srv.pid, "Uid").unwrap();
     assert_eq!(master_uid, vec![0, 0, 0, 0], "master must stay root");
-    let workers = srv.wait_workers(2, Duration::from_secs(10));
+    let workers = srv.wait_live_workers(2, Duration::from_secs(10));
     for w in &workers {
         assert_eq!(
             status_field(*w, "Uid").unwrap(),
@@ -83,7 +74,7 @@ fn workers_drop_privileges_master_stays_root() {
         assert_eq!(umask.as_deref(), Some("0027"), "worker {w} umask");
     }
     // And Python sees the same from inside.
-    let r = get(srv.port, "/ids", Duration::from_secs(5)).unwrap();
+    let r = fetch(loopback(srv.port), "/ids", Duration::from_secs(5)).unwrap();
     assert_eq!(
         (r.status, r.text()),
         (200, "65534 65534 65534 65534 027".to_string())

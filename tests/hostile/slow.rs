@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{self, connect, get, heavy, percentile, read_response, Server};
+use crate::client::{connect, fetch, loopback, Conn};
+use crate::common::{self, heavy, hostile_app, percentile};
 
 /// How a server ended a connection we kept open without finishing.
 #[derive(Debug)]
@@ -46,12 +47,14 @@ fn status_of(resp: &[u8]) -> Option<u16> {
 #[test]
 fn idle_connection_cut_after_header_timeout() {
     let _g = heavy();
-    let srv = Server::start(&["-w", "1", "--header-timeout", "2", "hostile_app:app"]);
+    let srv = hostile_app()
+        .args(["-w", "1", "--header-timeout", "2"])
+        .start();
     // Connected, nothing sent.
-    let mut idle = connect(srv.port, Duration::from_secs(5)).unwrap();
+    let mut idle = connect(loopback(srv.port), Duration::from_secs(5)).unwrap();
     // A head trickling in a byte every 300 ms: activity does not extend
     // the header deadline of a new connection.
-    let mut trickle = connect(srv.port, Duration::from_secs(5)).unwrap();
+    let mut trickle = connect(loopback(srv.port), Duration::from_secs(5)).unwrap();
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let t = {
@@ -84,16 +87,18 @@ fn idle_connection_cut_after_header_timeout() {
     assert!(idle_t >= Duration::from_millis(1500) && idle_t < Duration::from_secs(5));
     assert!(trickle_t >= Duration::from_millis(1500) && trickle_t < Duration::from_secs(5));
     // The server still serves.
-    let r = get(srv.port, "/echo?id=after", Duration::from_secs(5)).unwrap();
+    let r = fetch(loopback(srv.port), "/echo?id=after", Duration::from_secs(5)).unwrap();
     assert_eq!((r.status, r.text().starts_with("id=after ")), (200, true));
 }
 
 #[test]
 fn slow_body_cut_after_body_timeout_but_steady_body_served() {
     let _g = heavy();
-    let srv = Server::start(&["-w", "1", "--body-timeout", "2", "hostile_app:app"]);
+    let srv = hostile_app()
+        .args(["-w", "1", "--body-timeout", "2"])
+        .start();
     // Stalls after 10 of 100 body bytes.
-    let mut stall = connect(srv.port, Duration::from_secs(5)).unwrap();
+    let mut stall = connect(loopback(srv.port), Duration::from_secs(5)).unwrap();
     stall
         .write_all(
             b"POST /body?id=stall HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789",
@@ -104,14 +109,14 @@ fn slow_body_cut_after_body_timeout_but_steady_body_served() {
     let steady = std::thread::spawn({
         let port = srv.port;
         move || {
-            let mut s = connect(port, Duration::from_secs(10)).unwrap();
-            s.write_all(b"POST /body?id=steady HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n")
+            let mut c = Conn::open(loopback(port), Duration::from_secs(10)).unwrap();
+            c.send(b"POST /body?id=steady HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n")
                 .unwrap();
             for b in b"abcdefghijkl" {
                 std::thread::sleep(Duration::from_millis(400));
-                s.write_all(&[*b]).unwrap();
+                c.send(&[*b]).unwrap();
             }
-            read_response(&mut s)
+            c.read_final(false)
         }
     });
     let (end, t) = wait_closed(&mut stall, Duration::from_secs(10));
@@ -132,23 +137,17 @@ fn slow_body_cut_after_body_timeout_but_steady_body_served() {
 #[test]
 fn burst_beyond_capacity_is_shed_with_503_never_hangs() {
     let _g = heavy();
-    let srv = Server::start(&[
-        "-w",
-        "1",
-        "--threads",
-        "2",
-        "--queue-timeout",
-        "1",
-        "hostile_app:app",
-    ]);
+    let srv = hostile_app()
+        .args(["-w", "1", "--threads", "2", "--queue-timeout", "1"])
+        .start();
     let n = 12;
     let start = Instant::now();
     let handles: Vec<_> = (0..n)
         .map(|i| {
             let port = srv.port;
             std::thread::spawn(move || {
-                let r = get(
-                    port,
+                let r = fetch(
+                    loopback(port),
                     &format!("/sleep?s=1.5&id=b{i}"),
                     Duration::from_secs(20),
                 );
@@ -200,15 +199,16 @@ fn slowloris_does_not_starve_normal_clients() {
     } else {
         (nofile as usize).saturating_sub(200)
     };
-    let srv = Server::start(&[
-        "-w",
-        "2",
-        "--worker-connections",
-        "500",
-        "--header-timeout",
-        "10",
-        "hostile_app:app",
-    ]);
+    let srv = hostile_app()
+        .args([
+            "-w",
+            "2",
+            "--worker-connections",
+            "500",
+            "--header-timeout",
+            "10",
+        ])
+        .start();
     let port = srv.port;
     let stop = Arc::new(AtomicBool::new(false));
     let connected = Arc::new(AtomicUsize::new(0));
@@ -278,7 +278,11 @@ fn slowloris_does_not_starve_normal_clients() {
     let mut failures = Vec::new();
     for i in 0..50 {
         let t = Instant::now();
-        match get(port, &format!("/echo?id=n{i}"), Duration::from_secs(5)) {
+        match fetch(
+            loopback(port),
+            &format!("/echo?id=n{i}"),
+            Duration::from_secs(5),
+        ) {
             Ok(r) if r.status == 200 && r.text().starts_with(&format!("id=n{i} ")) => {
                 lat.push(t.elapsed())
             }
@@ -310,9 +314,14 @@ fn slowloris_does_not_starve_normal_clients() {
     assert!(p50 < Duration::from_millis(250), "p50 {p50:?}");
     assert!(p99 < Duration::from_millis(2900), "p99 {p99:?}");
     // And the server is healthy afterwards.
-    srv.wait_workers(2, Duration::from_secs(10));
+    srv.wait_live_workers(2, Duration::from_secs(10));
     for i in 0..20 {
-        let r = get(port, &format!("/echo?id=after{i}"), Duration::from_secs(5)).unwrap();
+        let r = fetch(
+            loopback(port),
+            &format!("/echo?id=after{i}"),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         assert_eq!(r.status, 200);
     }
 }

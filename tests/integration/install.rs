@@ -6,7 +6,6 @@
 //! runs whatever build is installed at that moment.
 
 use std::collections::BTreeSet;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::client::{get, try_get};
-use crate::harness::{run, venv, Corral, EVENT_TIMEOUT};
+use crate::harness::{run, signal, venv, Corral, EVENT_TIMEOUT};
 
 fn canonical(p: impl AsRef<Path>) -> PathBuf {
     std::fs::canonicalize(p.as_ref())
@@ -144,48 +143,14 @@ fn bare_environment_runs_on_the_virtualenv_debian_base() {
 /// `python -m corral` is the same server as the console script.
 #[test]
 fn python_dash_m_corral_serves() {
-    let dir = tempfile::tempdir().unwrap();
-    let notify = dir.path().join("notify.sock");
-    let sock = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(venv().join("bin/python"))
-        .args([
-            "-m",
-            "corral",
-            "-b",
-            &format!("127.0.0.1:{port}"),
-            "--chdir",
-        ])
-        .arg(crate::harness::apps_dir())
-        .arg("probe:app")
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("NOTIFY_SOCKET", &notify)
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let mut buf = [0u8; 4096];
-    let ready = loop {
-        match sock.recv(&mut buf) {
-            Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("READY=1") => break true,
-            Ok(_) => continue,
-            Err(_) => break false,
-        }
-    };
-    let info = ready.then(|| get(port, "/").json());
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let status = child.wait().unwrap();
-    let info = info.expect("python -m corral never sent READY=1");
+    let mut srv = Corral::app("probe:app")
+        .module_of(&venv().join("bin/python"))
+        .bare_env()
+        .start();
+    let info = get(srv.port, "/").json();
+    // The whole group, as a supervisor stopping the service would.
+    signal(-srv.pid, libc::SIGTERM);
+    let status = srv.wait_exit(EVENT_TIMEOUT);
     assert_runs_on(&info, &venv());
     assert!(status.success(), "python -m corral exited {status}");
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::client::{request_bytes, Conn};
-use crate::harness::{children_of, signal, wait_until, Corral, Server, EVENT_TIMEOUT};
+use crate::harness::{alive, children_of, signal, wait_until, Corral, Server, EVENT_TIMEOUT};
 use crate::load::{Load, Tally};
 
 /// How many cycles each scenario runs: `normal`, or ten times as many
@@ -52,10 +52,6 @@ fn start(peer: Peer, args: &[&str]) -> Server {
         Peer::Gunicorn => Corral::gunicorn("echo:app"),
     };
     base.args(args.iter().copied()).start()
-}
-
-fn live(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
 }
 
 /// Workers of `master`: its children other than a master it started by USR2.
@@ -125,7 +121,7 @@ struct KillOnDrop(Vec<i32>);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         for &p in &self.0 {
-            if live(p) {
+            if alive(p) {
                 signal(p, libc::SIGKILL);
             }
         }
@@ -149,7 +145,7 @@ fn two_upgrades(peer: Peer, class: &[&str]) -> Tally {
     for round in 0..cycles(2) {
         signal(old, libc::SIGUSR2);
         wait_until(EVENT_TIMEOUT, "PIDFILE.2 naming a new master", || {
-            read_pid(&pidfile2).is_some_and(|p| p != old && live(p))
+            read_pid(&pidfile2).is_some_and(|p| p != old && alive(p))
         });
         let new = read_pid(&pidfile2).unwrap();
         cleanup.0.push(new);
@@ -170,7 +166,7 @@ fn two_upgrades(peer: Peer, class: &[&str]) -> Tally {
             signal(old, libc::SIGTERM);
         }
         wait_until(EVENT_TIMEOUT, "promotion of the new master", || {
-            !live(old) && read_pid(&pidfile) == Some(new)
+            !alive(old) && read_pid(&pidfile) == Some(new)
         });
         progress(&load);
         eprintln!("upgrade {round}: {old} -> {new}");
@@ -178,7 +174,7 @@ fn two_upgrades(peer: Peer, class: &[&str]) -> Tally {
     }
     let tally = load.finish();
     signal(old, libc::SIGTERM);
-    wait_until(EVENT_TIMEOUT, "the last master to stop", || !live(old));
+    wait_until(EVENT_TIMEOUT, "the last master to stop", || !alive(old));
     drop(server);
     tally
 }

@@ -1,7 +1,9 @@
 //! Integration tests: the real `corral` binary, real sockets, real Python.
 //! Run them through `tests/run`, which prepares the test virtualenv.
 
+#[path = "../support/client.rs"]
 mod client;
+#[path = "../support/harness.rs"]
 mod harness;
 #[path = "../support/installed.rs"]
 mod installed;

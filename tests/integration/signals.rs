@@ -7,13 +7,7 @@
 use std::path::Path;
 
 use crate::client::get;
-use crate::harness::{children_of, signal, wait_until, Corral, EVENT_TIMEOUT};
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.contains(") Z "))
-        .unwrap_or(false)
-}
+use crate::harness::{alive, children_of, signal, wait_until, Corral, EVENT_TIMEOUT};
 
 /// Children of `pid` that are workers (a USR2 child is a master).
 fn workers_of(pid: i32) -> Vec<i32> {

@@ -7,14 +7,15 @@
 //! A request counts as served only when its whole `200` response arrived
 //! (as long as its `Content-Length` says); a refused connection, a reset,
 //! a connection closed with no response or a short body is a loss. Zero
-//! means zero.
+//! means zero. Responses are read by the shared client (`client`).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::client::{request_bytes, Conn};
 
 /// How long one request may take before it counts as lost.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -134,7 +135,7 @@ fn client(addr: SocketAddr, id: usize, reuse: bool, shared: &Shared) {
         let started = Instant::now();
         let mut c = match conn.take() {
             Some(c) => c,
-            None => match Conn::open(addr) {
+            None => match Conn::open(addr, REQUEST_TIMEOUT) {
                 Ok(c) => c,
                 Err(e) => {
                     shared.record(started, Err(format!("{path}: connect: {e}")));
@@ -144,7 +145,7 @@ fn client(addr: SocketAddr, id: usize, reuse: bool, shared: &Shared) {
                 }
             },
         };
-        match c.get(&path, reuse) {
+        match get(&mut c, &path, reuse) {
             Ok((200, keep)) => {
                 shared.record(started, Ok(()));
                 if reuse && keep {
@@ -157,87 +158,23 @@ fn client(addr: SocketAddr, id: usize, reuse: bool, shared: &Shared) {
     }
 }
 
-/// One client connection, reading responses framed by Content-Length.
-struct Conn {
-    sock: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    fn open(addr: SocketAddr) -> std::io::Result<Conn> {
-        let sock = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT)?;
-        sock.set_nodelay(true)?;
-        sock.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-        sock.set_write_timeout(Some(REQUEST_TIMEOUT))?;
-        Ok(Conn {
-            sock,
-            buf: Vec::new(),
-        })
-    }
-
-    /// Sends `GET path`; the status and whether the server keeps the
-    /// connection open.
-    fn get(&mut self, path: &str, keep: bool) -> Result<(u16, bool), String> {
-        let close = if keep { "" } else { "Connection: close\r\n" };
-        write!(
-            self.sock,
-            "GET {path} HTTP/1.1\r\nHost: load\r\n{close}\r\n"
-        )
+/// Sends `GET path` on `c`; the status and whether the server keeps the
+/// connection open. The apps under load always send Content-Length, so a
+/// response without one is broken, not served.
+fn get(c: &mut Conn, path: &str, keep: bool) -> Result<(u16, bool), String> {
+    let headers: &[(&str, &str)] = if keep {
+        &[("Host", "load")]
+    } else {
+        &[("Host", "load"), ("Connection", "close")]
+    };
+    c.send(&request_bytes("GET", path, headers, b""))
         .map_err(|e| format!("send: {e}"))?;
-        let end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i;
-            }
-            if !self.fill()? {
-                return Err(if self.buf.is_empty() {
-                    "connection closed with no response".into()
-                } else {
-                    "connection closed inside the response head".into()
-                });
-            }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        self.buf.drain(..end + 4);
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("bad status line in {head:?}"))?;
-        let header = |name: &str| {
-            head.lines().skip(1).find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case(name)
-                    .then(|| v.trim().to_owned())
-            })
-        };
-        let length: usize = header("content-length")
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("no Content-Length in {head:?}"))?;
-        while self.buf.len() < length {
-            if !self.fill()? {
-                return Err(format!("body cut at {} of {length} bytes", self.buf.len()));
-            }
-        }
-        self.buf.drain(..length);
-        let closes = header("connection")
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
-        Ok((status, !closes))
+    let resp = c.read_final(false)?;
+    if resp.header("Content-Length").is_none() {
+        return Err(format!(
+            "no Content-Length in {} {:?}",
+            resp.status, resp.headers
+        ));
     }
-
-    /// Reads more; false at EOF (a reset counts as one).
-    fn fill(&mut self) -> Result<bool, String> {
-        let mut chunk = [0u8; 16384];
-        match self.sock.read(&mut chunk) {
-            Ok(0) => Ok(false),
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                Err("connection reset".into())
-            }
-            Err(e) => Err(format!("read: {e}")),
-        }
-    }
+    Ok((resp.status, !resp.has_token("Connection", "close")))
 }

@@ -1,7 +1,17 @@
-//! A small, strict-enough HTTP/1.1 client over a raw socket, so tests
-//! control every byte sent and see every byte received. Every read has a
-//! deadline; nothing here can block forever.
+//! The one HTTP/1.1 client of every test binary: a raw socket, so tests
+//! control every byte sent and see every byte received, and one response
+//! reader (Content-Length, chunked or to EOF; interim 1xx; HEAD). Every
+//! connect, write and read has a deadline; nothing here can block forever.
+//!
+//! [`get`] and [`try_get`] are the integration tests' plain GET on
+//! 127.0.0.1 with [`IO_TIMEOUT`]; [`fetch`] is one `Connection: close`
+//! exchange with the caller's address and deadline, for the tests whose
+//! timeouts are part of what they check (hostile clients, systemd).
 
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
+
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -10,6 +20,24 @@ use std::time::{Duration, Instant};
 
 /// The longest any single response (or EOF) may take to arrive.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long [`Conn::tcp`] waits for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// 127.0.0.1:`port`, where every server under test listens.
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A TCP connection to `addr` within `timeout`, with reads and writes
+/// bounded by `timeout` too and Nagle off (so a byte written is a byte
+/// sent). For tests that drive the socket themselves.
+pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
 
 enum Sock {
     Tcp(TcpStream),
@@ -20,6 +48,10 @@ pub struct Conn {
     sock: Sock,
     buf: Vec<u8>,
     eof: bool,
+    /// How long each response (or EOF) may take to arrive.
+    timeout: Duration,
+    /// The last read failed because nothing came in time.
+    timed_out: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -82,32 +114,38 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 impl Conn {
+    fn new(sock: Sock, timeout: Duration) -> Conn {
+        Conn {
+            sock,
+            buf: Vec::new(),
+            eof: false,
+            timeout,
+            timed_out: false,
+        }
+    }
+
     pub fn tcp(port: u16) -> Conn {
         Conn::try_tcp(port).unwrap_or_else(|e| panic!("connect to port {port}: {e}"))
     }
 
     /// A connection to 127.0.0.1:`port`, or why there is none.
     pub fn try_tcp(port: u16) -> io::Result<Conn> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-        s.set_nodelay(true)?;
+        let s = connect(loopback(port), CONNECT_TIMEOUT)?;
         s.set_write_timeout(Some(IO_TIMEOUT))?;
-        Ok(Conn {
-            sock: Sock::Tcp(s),
-            buf: Vec::new(),
-            eof: false,
-        })
+        Ok(Conn::new(Sock::Tcp(s), IO_TIMEOUT))
+    }
+
+    /// A connection to `addr` made within `timeout`, whose writes and
+    /// responses are each bounded by `timeout` as well.
+    pub fn open(addr: SocketAddr, timeout: Duration) -> io::Result<Conn> {
+        Ok(Conn::new(Sock::Tcp(connect(addr, timeout)?), timeout))
     }
 
     pub fn unix(path: &Path) -> Conn {
         let s = UnixStream::connect(path)
             .unwrap_or_else(|e| panic!("connect to {}: {e}", path.display()));
         s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        Conn {
-            sock: Sock::Unix(s),
-            buf: Vec::new(),
-            eof: false,
-        }
+        Conn::new(Sock::Unix(s), IO_TIMEOUT)
     }
 
     fn write_some(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -146,7 +184,8 @@ impl Conn {
         }
         let now = Instant::now();
         if now >= deadline {
-            return Err(format!("timed out after {IO_TIMEOUT:?}"));
+            self.timed_out = true;
+            return Err(format!("timed out after {:?}", self.timeout));
         }
         let left = Some(deadline - now);
         let mut chunk = [0u8; 65536];
@@ -173,11 +212,11 @@ impl Conn {
                 self.eof = true;
                 Ok(false)
             }
-            Err(e)
-                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
-            {
+            Err(e) if is_timeout(&e) => {
+                self.timed_out = true;
                 Err(format!(
-                    "timed out after {IO_TIMEOUT:?} (buffered: {:?})",
+                    "timed out after {:?} (buffered: {:?})",
+                    self.timeout,
                     String::from_utf8_lossy(&self.buf)
                 ))
             }
@@ -213,7 +252,7 @@ impl Conn {
     /// Reads the next response, interim 1xx ones included. `head` says the
     /// request was HEAD (so no body follows whatever the headers say).
     pub fn read_response(&mut self, head: bool) -> Result<Response, String> {
-        let deadline = Instant::now() + IO_TIMEOUT;
+        let deadline = Instant::now() + self.timeout;
         let end = loop {
             if let Some(i) = find(&self.buf, b"\r\n\r\n") {
                 break i;
@@ -307,7 +346,7 @@ impl Conn {
 
     /// Ok when the server closes without sending any (more) byte.
     pub fn expect_eof(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + IO_TIMEOUT;
+        let deadline = Instant::now() + self.timeout;
         while self.fill(deadline)? {}
         if self.buf.is_empty() {
             Ok(())
@@ -357,20 +396,72 @@ pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &
 /// One GET on a fresh connection; every failure (refused, reset, closed
 /// without a response) is an `Err` for a load client to count.
 pub fn try_get(port: u16, path: &str) -> Result<Response, String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_nodelay(true).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(IO_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let mut conn = Conn {
-        sock: Sock::Tcp(s),
-        buf: Vec::new(),
-        eof: false,
-    };
+    let mut conn = Conn::try_tcp(port).map_err(|e| format!("connect: {e}"))?;
     conn.send(&request_bytes("GET", path, &[], b""))
         .map_err(|e| format!("send: {e}"))?;
     conn.read_final(false)
+}
+
+/// Why [`fetch`] got no whole response.
+#[derive(Debug)]
+pub struct Failure {
+    /// Nothing came within the deadline (a hang), as opposed to a refused,
+    /// reset or closed connection.
+    pub timed_out: bool,
+    pub reason: String,
+}
+
+impl Failure {
+    fn io(step: &str, e: io::Error) -> Failure {
+        Failure {
+            timed_out: is_timeout(&e),
+            reason: format!("{step}: {e}"),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl From<Failure> for String {
+    fn from(f: Failure) -> String {
+        f.reason
+    }
+}
+
+/// `GET path` with `Connection: close` on a fresh connection to `addr`:
+/// connecting, the response and the server's close each within `timeout`.
+/// The close is part of the exchange, so a response with bytes after it
+/// is an error too.
+pub fn fetch(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response, Failure> {
+    let mut conn = Conn::open(addr, timeout).map_err(|e| Failure::io("connect", e))?;
+    conn.send(&request_bytes("GET", path, &[("Connection", "close")], b""))
+        .map_err(|e| Failure::io("send", e))?;
+    match conn.read_final(false) {
+        Ok(resp) => match conn.expect_eof() {
+            Ok(()) => Ok(resp),
+            Err(reason) => Err(Failure {
+                timed_out: conn.timed_out,
+                reason: format!("after {} {}: {reason}", resp.status, resp.reason),
+            }),
+        },
+        Err(reason) => Err(Failure {
+            timed_out: conn.timed_out,
+            reason,
+        }),
+    }
+}
+
+/// A read or write that ran out of time (the socket timeouts report
+/// `WouldBlock` on Linux).
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// One GET on a fresh connection.

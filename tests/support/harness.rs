@@ -1,23 +1,29 @@
-//! Starts the installed `corral` (see `installed`) and watches it.
+//! Starts the installed `corral` (see `installed`) and watches it: the one
+//! way every test binary starts a server and waits for it, with the small
+//! tools that go with it (a private temp dir, a free port, bounded waits,
+//! the master's children from /proc, commands run with a deadline).
 //!
-//! Readiness is never guessed: each server gets its own `NOTIFY_SOCKET`, a
-//! unix datagram socket in a private temp dir that a thread reads all the
-//! time, as systemd does (an unread socket fills up and blocks the sender),
-//! and [`Corral::start`] waits (with a deadline) for the master's `READY=1`. The port comes from the
-//! master's `Listening at: http://HOST:PORT (PID)` line on stderr, which a
-//! reader thread copies into a shared buffer that tests can search too.
-//! Dropping a [`Server`] kills the master's whole process group.
+//! Readiness is never guessed: each server gets its own `NOTIFY_SOCKET` (see
+//! `notify`) in a private temp dir, and [`Corral::start`] waits (with a
+//! deadline) for the master's `READY=1`. The port comes from the master's
+//! `Listening at: http://HOST:PORT (PID)` line on stderr, which a reader
+//! thread copies into a shared buffer that tests can search too. Dropping a
+//! [`Server`] kills the master's whole process group.
+
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
 
 use std::io::Read;
+use std::net::TcpListener;
 use std::os::fd::RawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
-
-pub use crate::notify::{is_ready, Notifications};
 use std::time::{Duration, Instant};
+
+use crate::notify::{Msg, Notifications};
 
 /// Start-up on a loaded two-core machine with a debug build and Django to
 /// import: generous, but finite.
@@ -25,8 +31,34 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Graceful stop, worker replacement, log lines to appear.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Variables that change corral's (and gunicorn's) settings: a server under
+/// test starts without them, so only the test decides its settings.
+pub const SETTINGS_ENV: [&str; 4] = [
+    "GUNICORN_CMD_ARGS",
+    "CORRAL_CMD_ARGS",
+    "WEB_CONCURRENCY",
+    "PORT",
+];
+
 pub fn apps_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps")
+}
+
+/// A private scratch directory `corral-TAG-*`, removed when dropped.
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("corral-{tag}-"))
+        .tempdir()
+        .expect("create a temp dir")
+}
+
+/// A loopback port nobody listens on right now, for a server that must be
+/// told its port in advance (a config file, a socket unit).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral loopback port")
+        .port()
 }
 
 pub fn repo_dir() -> PathBuf {
@@ -111,40 +143,61 @@ impl Captured {
 
 /// How to start corral. Defaults: `--chdir tests/apps -b 127.0.0.1:0`.
 pub struct Corral {
+    /// The app argument, last on the command line.
+    app: Option<String>,
     args: Vec<String>,
     bind: Option<String>,
     chdir: Option<PathBuf>,
+    /// The working directory (by default the test's own).
+    cwd: Option<PathBuf>,
+    env: Vec<(String, String)>,
     /// Descriptors handed to corral: (ours, the number corral sees).
     fds: Vec<(RawFd, RawFd)>,
     dir: tempfile::TempDir,
-    /// Another virtualenv's `corral` than the test virtualenv's.
-    program: Option<PathBuf>,
+    /// Another program than the test virtualenv's `corral`, and the
+    /// arguments it takes before corral's own.
+    program: Option<(PathBuf, Vec<String>)>,
     /// Start from an empty environment, as systemd starts a service.
     bare: bool,
 }
 
 impl Corral {
-    pub fn app(app: &str) -> Corral {
-        let dir = tempfile::Builder::new()
-            .prefix("corral-test-")
-            .tempdir()
-            .expect("create a temp dir");
+    /// `corral ARGS` and nothing else.
+    fn plain(args: Vec<String>) -> Corral {
         Corral {
-            args: vec![app.to_string()],
-            bind: Some("127.0.0.1:0".to_string()),
-            chdir: Some(apps_dir()),
+            app: None,
+            args,
+            bind: None,
+            chdir: None,
+            cwd: None,
+            env: Vec::new(),
             fds: Vec::new(),
-            dir,
+            dir: temp_dir("test"),
             program: None,
             bare: false,
         }
+    }
+
+    pub fn app(app: &str) -> Corral {
+        Corral {
+            app: Some(app.to_string()),
+            bind: Some("127.0.0.1:0".to_string()),
+            chdir: Some(apps_dir()),
+            ..Corral::plain(Vec::new())
+        }
+    }
+
+    /// `corral -c CONFIG`: the app, the bind and the rest come from the
+    /// file, so there is no `--chdir`, `-b` or app argument.
+    pub fn from_config(config: &Path) -> Corral {
+        Corral::plain(vec!["-c".to_string(), config.display().to_string()])
     }
 
     /// gunicorn 27 from the test virtualenv, started the same way: the
     /// tests that compare behaviour run both and keep both results.
     pub fn gunicorn(app: &str) -> Corral {
         let mut c = Corral::app(app);
-        c.program = Some(venv().join("bin/gunicorn"));
+        c.program = Some((venv().join("bin/gunicorn"), Vec::new()));
         // Its control socket lives at one path per user: servers started
         // side by side would take it from each other.
         c.args(["--no-control-socket"])
@@ -152,7 +205,13 @@ impl Corral {
 
     /// Run the `corral` installed in virtualenv `venv`.
     pub fn installed_in(mut self, venv: &Path) -> Corral {
-        self.program = Some(venv.join("bin/corral"));
+        self.program = Some((venv.join("bin/corral"), Vec::new()));
+        self
+    }
+
+    /// Run `PYTHON -m corral` rather than the console script.
+    pub fn module_of(mut self, python: &Path) -> Corral {
+        self.program = Some((python.to_path_buf(), vec!["-m".into(), "corral".into()]));
         self
     }
 
@@ -169,9 +228,7 @@ impl Corral {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let app = self.args.pop().expect("app argument");
         self.args.extend(args.into_iter().map(Into::into));
-        self.args.push(app);
         self
     }
 
@@ -182,6 +239,18 @@ impl Corral {
 
     pub fn chdir(mut self, dir: impl Into<PathBuf>) -> Corral {
         self.chdir = Some(dir.into());
+        self
+    }
+
+    /// Runs corral in `dir` (where it looks for a default config file).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Corral {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// One more variable in corral's environment.
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Corral {
+        self.env.push((key.to_string(), value.into()));
         self
     }
 
@@ -201,27 +270,38 @@ impl Corral {
     pub fn spawn(self) -> Server {
         let notify_path = self.dir.path().join("notify.sock");
         let notify = Notifications::listen(&notify_path);
-        let program = self
+        let (program, mut argv) = self
             .program
             .clone()
-            .unwrap_or_else(|| PathBuf::from(crate::installed::corral()));
+            .unwrap_or_else(|| (PathBuf::from(crate::installed::corral()), Vec::new()));
+        if let Some(dir) = &self.chdir {
+            argv.extend(["--chdir".to_string(), dir.display().to_string()]);
+        }
+        if let Some(bind) = &self.bind {
+            argv.extend(["-b".to_string(), bind.clone()]);
+        }
+        argv.extend(self.args.iter().cloned());
+        argv.extend(self.app.clone());
         let mut cmd = Command::new(&program);
         if self.bare {
             cmd.env_clear().env("PATH", "/usr/bin:/bin");
         } else {
             cmd.env("PYTHONDONTWRITEBYTECODE", "1");
         }
-        if let Some(dir) = &self.chdir {
-            cmd.arg("--chdir").arg(dir);
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
         }
-        if let Some(bind) = &self.bind {
-            cmd.arg("-b").arg(bind);
+        for var in SETTINGS_ENV {
+            cmd.env_remove(var);
         }
-        cmd.args(&self.args)
+        cmd.args(&argv)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("NOTIFY_SOCKET", &notify_path)
             .env_remove("LISTEN_FDS")
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDNAMES")
+            // corral logs to the journal when its stderr is this stream.
+            .env_remove("JOURNAL_STREAM")
             .env_remove("VIRTUAL_ENV")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -254,9 +334,8 @@ impl Corral {
             stdout,
             stderr,
             notify,
-            notify_read: 0,
             port: 0,
-            args: self.args,
+            args: argv,
             exited: None,
             _dir: self.dir,
         }
@@ -285,8 +364,6 @@ pub struct Server {
     pub stdout: Captured,
     pub stderr: Captured,
     pub notify: Notifications,
-    /// Datagrams already consumed by [`Server::wait_ready`].
-    notify_read: usize,
     pub port: u16,
     args: Vec<String>,
     exited: Option<ExitStatus>,
@@ -308,20 +385,24 @@ impl Server {
     /// Waits for a datagram with a `READY=1` line after those seen by the
     /// last call (so after a reload, it waits for the reload's own).
     pub fn wait_ready(&mut self) {
-        let deadline = Instant::now() + START_TIMEOUT;
+        self.wait_ready_within(START_TIMEOUT);
+    }
+
+    /// [`Server::wait_ready`] with another deadline.
+    pub fn wait_ready_within(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
         loop {
             let now = Instant::now();
             if now >= deadline {
                 panic!(
-                    "no READY=1 within {START_TIMEOUT:?} (datagrams seen: {:?}); {}",
-                    self.notify.all(),
+                    "no READY=1 within {timeout:?} (datagrams seen: {:?}); {}",
+                    self.notify.raws(),
                     self.describe()
                 );
             }
             // A short wait, so an early exit is noticed quickly.
             let slice = (deadline - now).min(Duration::from_millis(200));
-            if let Some(i) = self.notify.wait_from(self.notify_read, slice, is_ready) {
-                self.notify_read = i + 1;
+            if self.notify.next(slice, Msg::is_ready).is_some() {
                 return;
             }
             if let Some(status) = self.try_exit() {
@@ -423,10 +504,7 @@ impl Server {
                     self.describe()
                 )
             });
-        wait_until(EVENT_TIMEOUT, &format!("{n} live workers"), || {
-            self.workers().len() == n
-        });
-        let live = self.workers();
+        let live = self.wait_live_workers(n, EVENT_TIMEOUT);
         for pid in &live {
             assert!(
                 booted.contains(pid),
@@ -435,6 +513,22 @@ impl Server {
             );
         }
         live
+    }
+
+    /// Waits until the master has exactly `n` live workers, whatever it
+    /// logged (after faults, workers come and go faster than the log says).
+    pub fn wait_live_workers(&self, n: usize, timeout: Duration) -> Vec<i32> {
+        let found = poll(timeout, || {
+            let live = self.workers();
+            (live.len() == n).then_some(live)
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "no {n} live workers within {timeout:?} (now {:?}); {}",
+                self.workers(),
+                self.describe()
+            )
+        })
     }
 
     /// Waits until the stderr contains `needle`, panicking otherwise.
@@ -497,8 +591,9 @@ pub fn booted_pids(log: &str) -> Vec<i32> {
         .collect()
 }
 
-/// Children of `pid` that are alive (not zombies), by scanning /proc.
-pub fn children_of(pid: i32) -> Vec<i32> {
+/// Children of `pid` with their state letter (`Z`: exited, not yet
+/// reaped), by scanning /proc.
+pub fn children_with_state(pid: i32) -> Vec<(i32, char)> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return out;
@@ -511,34 +606,69 @@ pub fn children_of(pid: i32) -> Vec<i32> {
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": comm may hold spaces and parens.
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = after.split_whitespace();
-        let state = fields.next().unwrap_or("");
-        let ppid = fields.next().and_then(|p| p.parse::<i32>().ok());
-        if ppid == Some(pid) && state != "Z" && state != "X" {
-            out.push(child);
+        if let Some((state, ppid)) = proc_stat(child) {
+            if ppid == pid {
+                out.push((child, state));
+            }
         }
     }
     out.sort_unstable();
     out
 }
 
-/// Waits until `cond` holds, re-checking every 20 ms, panicking with `what`
-/// at the deadline. For state that has no event to wait on (/proc).
-pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+/// Children of `pid` that are alive (not zombies), by scanning /proc.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    children_with_state(pid)
+        .into_iter()
+        .filter(|&(_, state)| !gone(state))
+        .map(|(child, _)| child)
+        .collect()
+}
+
+/// Whether `pid` exists and has not exited (a zombie has).
+pub fn alive(pid: i32) -> bool {
+    proc_stat(pid).is_some_and(|(state, _)| !gone(state))
+}
+
+/// Exited: a zombie, or dead.
+fn gone(state: char) -> bool {
+    state == 'Z' || state == 'X'
+}
+
+/// (state, ppid) from /proc/PID/stat.
+fn proc_stat(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and parens.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Re-checks `cond` every 20 ms until it yields a value; `None` at the
+/// deadline. For state that has no event to wait on (/proc, files,
+/// `systemctl show`).
+pub fn poll<T>(timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
-    while !cond() {
+    loop {
+        if let Some(v) = cond() {
+            return Some(v);
+        }
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            return None;
         }
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// [`poll`], panicking with `what` at the deadline.
+pub fn wait_for<T>(timeout: Duration, what: &str, cond: impl FnMut() -> Option<T>) -> T {
+    poll(timeout, cond).unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// [`wait_for`] a condition that holds or not.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    wait_for(timeout, what, || cond().then_some(()))
 }
 
 /// What a finished command printed.
