@@ -69,6 +69,9 @@ impl Worker<'_> {
             } else {
                 EpollTimeout::ZERO
             };
+            // Requests dispatched by the last batch go to the Python
+            // threads now, with one wake-up for the batch.
+            self.jobs.release();
             let n = match self.epoll.wait(&mut events, wait) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
@@ -206,6 +209,7 @@ impl Worker<'_> {
         let mut events = vec![EpollEvent::empty(); 64];
         let mut pieces = Vec::new();
         while Instant::now() < deadline && self.busy_count() > 0 {
+            self.jobs.release();
             let n = self
                 .epoll
                 .wait(&mut events, EpollTimeout::from(100u16))
