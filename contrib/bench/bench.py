@@ -766,18 +766,20 @@ not the request rates.
 
 What the profile says (the percentages are in the output above):
 
-- **System calls.** A keep-alive request costs about four: one `recvfrom`, one `writev`
-  and about two `futex`. The `futex` calls are the hand-off between the event loop and
-  the Python thread (`JobQueue`, a mutex and condition variable, and the completion
-  queue's eventfd): the thread sleeps when the queue is empty and is woken for the next
-  request. This hand-off is the main cost corral pays that bjoern, which runs Python on
-  its only thread, does not; it buys the event loop's independence from Python (slow
-  clients, timeouts answered with 504, back-pressure).
+- **System calls.** A keep-alive request costs about two: one `recvfrom` and one
+  `writev`. The hand-off to the Python thread (`JobQueue`, a mutex and condition
+  variable, and the completion queue's eventfd) wakes a sleeping thread once per batch
+  of events, not once per request, so `futex` calls are rare; the context switches
+  that remain show as `finish_task_switch` in the kernel's share. The hand-off is what
+  corral pays that bjoern, which runs Python on its only thread, does not; it buys the
+  event loop's independence from Python (slow clients, timeouts answered with 504,
+  back-pressure).
 - **Fixed since the first profile of this benchmark:** two `epoll_ctl` per request (each
   connection is now registered once, edge-triggered), a `memset` of the read buffer on
-  every read, and a `close` lookup that built and dropped an `AttributeError` for every
-  list response on Python 3.11. Together they took a keep-alive request from about six
-  system calls to four.
+  every read, a `close` lookup that built and dropped an `AttributeError` for every
+  list response on Python 3.11, and a wake-up of the Python thread (two `futex`, a
+  context switch) for every request. Together they took a keep-alive request from
+  about six system calls to two.
 - **environ.** `environ::build` (the dict, its keys and values) and `malloc`/`free` from
   both Rust and Python are the largest user-space items left.
 - **gthread.** With 4 threads per worker the threads hand the GIL to each other, which
@@ -786,13 +788,10 @@ What the profile says (the percentages are in the output above):
 - The kernel's share is mostly TCP over loopback (`writev` includes delivering the bytes
   to `wrk`'s socket), which any server pays.
 
-Not visible in a 1-worker profile but visible in the tables: with keep-alive and two
-workers, connections are not always spread evenly. The listening socket is shared with
-`EPOLLEXCLUSIVE`; a worker accepts at most 4 connections per wake-up, but when `wrk`
-opens its 50 connections at once one worker can still end up with most of them (see
-"busiest worker" in the raw table, and the 10 ms sleep row for corral sync with 2
-workers, which stays near one worker's 100 req/s). Not accepting while a worker's
-Python threads are all busy, or `SO_REUSEPORT` listeners per worker, would spread them.
+Not visible in a 1-worker profile: how connections spread over two workers. A worker is
+in the kernel's queue for new connections only while it has a free Python thread, and it
+rejoins at the back (docs/architecture.md, "Fair scheduling"); "busiest worker" in the
+raw table shows how evenly the CPU time was shared.
 
 ## Reproducing
 
