@@ -50,6 +50,10 @@ fn main(args: Vec<OsString>, relaunch: Relaunch, title: Option<ProcTitle>) -> i3
         eprintln!("error: cannot block signals: {e}");
         return crate::exit::FAILURE;
     }
+    // `corral ctl ...`: a client of a running master's control socket.
+    if args.first().is_some_and(|a| a == "ctl") {
+        return crate::control::main(&args[1..]);
+    }
     let env = |k: &str| std::env::var(k).ok();
     let settings = match crate::startup::load(&args, &env) {
         Ok(Command::Run(s)) => s,

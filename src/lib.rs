@@ -22,17 +22,20 @@
 //! - [`hooks`]: running the Python config file, and gunicorn's server
 //!   hooks. With `wsgi`, the only modules that touch pyo3.
 //! - [`systemd`]: socket activation and sd_notify.
+//! - [`control`]: the control socket's path, framing and client (`corral
+//!   ctl`); the master answers on it (`master/control.rs`).
 //! - [`signals`], [`heartbeat`], [`logging`]: one concern each.
 //! - [`sys`]: the only home of `unsafe`, fork, exec and raw file descriptors.
 //!
 //! A module names only modules below it (docs/architecture.md, "Layers"):
 //! entry, master, worker, startup, hooks, config, wsgi, logging, then http, systemd,
-//! signals and heartbeat, then sys.
+//! signals, heartbeat and control, then sys.
 
 #![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod config;
+pub mod control;
 mod entry;
 pub mod heartbeat;
 pub mod hooks;
@@ -73,7 +76,7 @@ mod layers {
         &["config"],
         &["wsgi"],
         &["logging"],
-        &["http", "systemd", "signals", "heartbeat"],
+        &["http", "systemd", "signals", "heartbeat", "control"],
         &["sys"],
     ];
 

@@ -1029,6 +1029,39 @@ fn scenario_shipped_template_venv(e: &E2e) {
         .unwrap_or_else(|err| panic!("GET /probe through {socket}: {err}\n{}", journal()));
     assert_eq!(r.status, 200, "{r:?}\n{}", journal());
     assert_probe(&r.text(), &venv, "flask");
+    // The control socket where the template puts it (RuntimeDirectory=),
+    // driven as root by gunicorn's own gunicornc and by `corral ctl`.
+    let ctl = format!("/run/corral-{name}/gunicorn.ctl");
+    let run_json = |argv: &[&str]| {
+        let out = e.sd.run(argv);
+        assert!(
+            out.status.success(),
+            "{argv:?}: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            journal()
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap_or_else(|err| panic!("{argv:?} printed no JSON: {err}"))
+    };
+    let gunicornc = venv.join("bin/gunicornc");
+    let stats = run_json(&[
+        gunicornc.to_str().unwrap(),
+        "-s",
+        &ctl,
+        "-c",
+        "show stats",
+        "-j",
+    ]);
+    assert_eq!(
+        stats["pid"].to_string(),
+        e.sd.prop(&service, "MainPID"),
+        "{stats}"
+    );
+    assert_eq!(stats["workers_target"], 4, "{stats}");
+    let corral = venv.join("bin/corral");
+    let added = run_json(&[corral.to_str().unwrap(), "ctl", "-s", &ctl, "worker", "add"]);
+    assert_eq!(added["total"], 5, "{added}");
     assert_eq!(e.sd.prop(&service, "DynamicUser"), "yes");
     assert_eq!(e.sd.prop(&service, "ProtectHome"), "yes");
     assert_eq!(e.sd.prop(&service, "ProtectSystem"), "strict");

@@ -214,7 +214,6 @@ const SYSLOG: &str = "log to stderr (the journal) or use --log-journald";
 const PASTE: &str = "Paste Deploy applications must be wrapped in a WSGI module";
 const HTTP2: &str = "corral speaks HTTP/1.x; terminate HTTP/2 in the proxy in front";
 const DIRTY: &str = "gunicorn's dirty arbiters have no counterpart in corral";
-const CONTROL: &str = "corral is controlled with signals and systemctl, not a control socket";
 const PYLOG: &str = "corral's logging is native; use --log-level, --error-logfile, \
                      --access-logfile, --access-logformat or --log-journald";
 
@@ -295,9 +294,6 @@ pub static UNSUPPORTED: &[Unsupported] = unsupported! {
     "dirty_post_fork" [] [] DIRTY;
     "dirty_worker_init" [] [] DIRTY;
     "dirty_worker_exit" [] [] DIRTY;
-    "control_socket" ["--control-socket"] [] CONTROL;
-    "control_socket_mode" ["--control-socket-mode"] [] CONTROL;
-    "control_socket_disable" ["--no-control-socket"] ["true"] CONTROL;
 };
 
 pub fn unsupported(name: &str) -> Option<&'static Unsupported> {

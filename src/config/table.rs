@@ -905,6 +905,63 @@ settings! {
             Ok(())
         },
     },
+    /// Where the master listens for control commands; `None` means the
+    /// default path (see `master::control::socket_path`).
+    control_socket: Option<String> => Setting {
+        name: "control_socket",
+        flags: &["--control-socket"],
+        kind: Kind::Value,
+        meta: "PATH",
+        file_value: FileValue::Str,
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "The Unix socket the master takes control commands on (gunicornc, `corral ctl`).",
+        details: "gunicorn 27's control protocol, so gunicorn's own `gunicornc -s PATH` drives \
+                  corral. A relative path is taken from the directory corral was started in. \
+                  The default is `gunicorn.ctl` in `$RUNTIME_DIRECTORY` (what systemd's \
+                  `RuntimeDirectory=` gives a service), else in `$XDG_RUNTIME_DIR`, else in \
+                  `~/.gunicorn/` (gunicornc's own default, so it finds the socket without \
+                  `-s`). A socket another running server still answers on is left alone: \
+                  corral then runs without one and says so.",
+        show: |s| opt_str(&s.control_socket),
+        apply: |s, raw| {
+            s.control_socket = Some(v::non_empty(raw)?);
+            Ok(())
+        },
+    },
+    control_socket_mode: u32 => Setting {
+        name: "control_socket_mode",
+        flags: &["--control-socket-mode"],
+        kind: Kind::Value,
+        meta: "INT",
+        file_value: FileValue::Int,
+        default: Default::Text("0o600"),
+        section: Section::ServerMechanics,
+        summary: "The control socket's file mode.",
+        details: "Whoever may write to the socket may stop, reload and scale the server: the \
+                  default lets only the owner. Read like `--umask` (`0o660`, `0660`).",
+        show: |s| int(s.control_socket_mode),
+        apply: |s, raw| {
+            s.control_socket_mode = v::file_mode(raw)?;
+            Ok(())
+        },
+    },
+    control_socket_disable: bool => Setting {
+        name: "control_socket_disable",
+        flags: &["--no-control-socket"],
+        kind: Kind::Flag,
+        meta: "",
+        file_value: FileValue::Bool,
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "Do not open a control socket.",
+        details: "",
+        show: |s| Shown::Bool(s.control_socket_disable),
+        apply: |s, raw| {
+            s.control_socket_disable = v::boolean(raw)?;
+            Ok(())
+        },
+    },
     worker_tmp_dir: Option<PathBuf> => Setting {
         name: "worker_tmp_dir",
         flags: &["--worker-tmp-dir"],

@@ -50,7 +50,27 @@ pub fn bounded<T: TryFrom<u64>>(n: u64) -> Result<T, String> {
 /// `18`, and -- the spelling everyone actually types -- `022`, where a
 /// leading zero followed by a digit means octal.
 pub fn umask(raw: &str) -> Result<u32, String> {
-    const WHAT: &str = "expected an integer such as 0o022, 022, 0x12 or 18";
+    let n = auto_int(raw, "0o022, 022, 0x12 or 18")?;
+    if n > 0o777 {
+        return Err("a umask must be between 0 and 0o777".to_string());
+    }
+    Ok(n)
+}
+
+/// A file mode for a socket corral creates (`--control-socket-mode`), read
+/// like a umask.
+pub fn file_mode(raw: &str) -> Result<u32, String> {
+    let n = auto_int(raw, "0o600, 0600, 0x180 or 384")?;
+    if n > 0o7777 {
+        return Err("a file mode must be between 0 and 0o7777".to_string());
+    }
+    Ok(n)
+}
+
+/// An integer as gunicorn's `auto_int` reads it: `0o`, `0x` and `0b`
+/// prefixes, and a leading zero for octal.
+fn auto_int(raw: &str, examples: &str) -> Result<u32, String> {
+    let what = format!("expected an integer such as {examples}");
     let t = raw.trim().replace('_', "");
     let lower = t.to_ascii_lowercase();
     let (radix, body) = if let Some(rest) = lower.strip_prefix("0o") {
@@ -65,13 +85,9 @@ pub fn umask(raw: &str) -> Result<u32, String> {
         (10, lower.as_str())
     };
     if body.is_empty() {
-        return Err(WHAT.to_string());
+        return Err(what);
     }
-    let n = u32::from_str_radix(body, radix).map_err(|_| WHAT.to_string())?;
-    if n > 0o777 {
-        return Err("a umask must be between 0 and 0o777".to_string());
-    }
-    Ok(n)
+    u32::from_str_radix(body, radix).map_err(|_| what)
 }
 
 /// Booleans as a config file or an environment string may spell them.

@@ -7,6 +7,7 @@
 //! (a pipe), then reaps, murders timed-out workers, and adjusts the worker
 //! count. The lifecycle is the explicit [`Phase`] enum.
 
+mod control;
 mod listeners;
 mod reexec;
 mod spawn;
@@ -75,6 +76,8 @@ enum Retire {
     Memory,
     /// WINCH: every worker stops, the master stays.
     Stop,
+    /// `worker kill PID` on the control socket; another takes its place.
+    Control,
 }
 
 impl Retire {
@@ -85,6 +88,7 @@ impl Retire {
             Retire::Recycle => "recycle",
             Retire::Memory => "memory",
             Retire::Stop => "stop",
+            Retire::Control => "control",
         }
     }
 }
@@ -163,6 +167,20 @@ pub struct Master {
     reload_waiters: Vec<Pid>,
     /// No recycle starts before this: see `RECYCLE_REST`.
     recycle_rest_until: Instant,
+    /// The control socket, once open; whether opening it was tried.
+    control: Option<control::Control>,
+    control_tried: bool,
+    started: Instant,
+    counts: Counts,
+}
+
+/// What `show stats` reports besides the current state.
+#[derive(Default)]
+struct Counts {
+    spawned: u64,
+    /// Workers told to stop (SIGTERM) or killed (SIGKILL) by the master.
+    killed: u64,
+    reloads: u64,
 }
 
 /// After a recycle, the master rests this many times the replacement's boot
@@ -331,6 +349,10 @@ impl Master {
             last_extend: None,
             reload_waiters: Vec::new(),
             recycle_rest_until: now,
+            control: None,
+            control_tried: false,
+            started: now,
+            counts: Counts::default(),
         };
         master.set_title();
         crate::hooks::when_ready(&master.settings, num_workers).map_err(|e| (exit::FAILURE, e))?;
@@ -375,6 +397,9 @@ impl Master {
             }
             self.update_phase();
             self.keep_systemd_informed();
+            // After the first workers are forked, as gunicorn does: they
+            // never hold the socket (later forks close it, see spawn).
+            self.open_control();
             let now = Instant::now();
             let mut wait = if now < self.spawn_after
                 || (now < self.recycle_rest_until && self.recycle_wanted())
@@ -392,13 +417,18 @@ impl Master {
                     PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
                     PollFd::new(self.boot_r.as_fd(), PollFlags::POLLIN),
                 ];
+                let reexec_at = fds.len();
                 if let Some(r) = &self.reexec_ready {
                     fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
                 }
+                if let Some(c) = &self.control {
+                    fds.extend(c.poll_fds());
+                }
                 let _ = poll(&mut fds, timeout);
-                fds.get(2)
-                    .and_then(|f| f.revents())
-                    .is_some_and(|r| r.contains(PollFlags::POLLIN))
+                self.reexec_ready.is_some()
+                    && fds[reexec_at]
+                        .revents()
+                        .is_some_and(|r| r.contains(PollFlags::POLLIN))
             };
             // The old master may have left while we slept: a signal that
             // woke us (say, systemd's HUP for a reload) must be handled as
@@ -420,6 +450,9 @@ impl Master {
                     return halt;
                 }
             }
+            if let Some(graceful) = self.serve_control() {
+                return self.stop(graceful);
+            }
             if let Some(halt) = self.reap() {
                 return halt;
             }
@@ -433,26 +466,9 @@ impl Master {
             Intent::Reap => return self.reap(),
             Intent::GracefulStop => return Some(self.stop(true)),
             Intent::QuickStop => return Some(self.stop(false)),
-            Intent::Increment => {
-                let old = self.num_workers;
-                self.num_workers += 1;
-                tracing::info!("Workers: {old} -> {}", self.num_workers);
-                crate::hooks::nworkers_changed(&self.settings, self.num_workers, old);
-            }
-            Intent::Decrement => {
-                if self.num_workers > 1 {
-                    let old = self.num_workers;
-                    self.num_workers -= 1;
-                    tracing::info!("Workers: {old} -> {}", self.num_workers);
-                    crate::hooks::nworkers_changed(&self.settings, self.num_workers, old);
-                }
-            }
-            Intent::ReopenLogs => {
-                if let Err(e) = crate::logging::reopen() {
-                    tracing::error!("reopening log files: {e}");
-                }
-                self.signal_all(Signal::SIGUSR1);
-            }
+            Intent::Increment => self.set_worker_count(self.num_workers + 1),
+            Intent::Decrement => self.set_worker_count(self.num_workers.saturating_sub(1).max(1)),
+            Intent::ReopenLogs => self.reopen_logs(),
             Intent::StopWorkers => {
                 self.num_workers = 0;
                 self.retire_where(Retire::Stop, |_| true);
@@ -463,10 +479,30 @@ impl Master {
         None
     }
 
+    /// TTIN/TTOU and `worker add|remove`: the loop starts or retires
+    /// workers to match.
+    fn set_worker_count(&mut self, n: usize) {
+        let old = self.num_workers;
+        if n != old {
+            self.num_workers = n;
+            tracing::info!("Workers: {old} -> {n}");
+            crate::hooks::nworkers_changed(&self.settings, n, old);
+        }
+    }
+
+    /// USR1 and `reopen`: the master's log files, then every worker's.
+    fn reopen_logs(&mut self) {
+        if let Err(e) = crate::logging::reopen() {
+            tracing::error!("reopening log files: {e}");
+        }
+        self.signal_all(Signal::SIGUSR1);
+    }
+
     /// HUP: re-read the settings, start a new generation of workers, retire
     /// the old one once the new one serves (no gap in service).
     fn reload(&mut self) {
         tracing::info!("Hang up: {}", self.master_name());
+        self.counts.reloads += 1;
         match crate::startup::load(&self.argv[1..], &|k| std::env::var(k).ok()) {
             Ok(crate::config::Command::Run(s)) => {
                 let old = std::mem::replace(&mut self.num_workers, s.workers);
@@ -519,6 +555,7 @@ impl Master {
             if !w.retiring() {
                 w.life = Life::Retiring(why);
                 let _ = kill(w.pid, Signal::SIGTERM);
+                self.counts.killed += 1;
                 tracing::debug!(
                     WORKER_PID = pid,
                     "Retiring worker (pid: {pid}): {}",
@@ -923,6 +960,7 @@ impl Master {
                     let _ = kill(w.pid, Signal::SIGKILL);
                     w.killed = true;
                     w.aborted = Some(Instant::now());
+                    self.counts.killed += 1;
                 }
                 continue;
             }
@@ -950,6 +988,7 @@ impl Master {
                 let _ = kill(w.pid, sig);
                 w.killed = sig == Signal::SIGKILL;
                 w.aborted = Some(Instant::now());
+                self.counts.killed += u64::from(w.killed);
             }
         }
     }
@@ -1053,6 +1092,9 @@ impl Master {
 
     fn cleanup(&mut self) {
         self.close_listeners();
+        if let Some(c) = self.control.take() {
+            c.close();
+        }
         if let Some(p) = &self.settings.pidfile {
             // Only remove a pidfile that still names this process: after a
             // promotion the new master has rewritten it.

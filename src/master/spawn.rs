@@ -32,6 +32,9 @@ impl Master {
         let forked = fork();
         match forked {
             Ok(Forked::Child) => {
+                // The master's control socket and its clients are not the
+                // worker's (closed here; the file stays, it is the master's).
+                drop(self.control.take());
                 let title = |t: &str| {
                     if let Some(pt) = &self.title {
                         pt.set(t);
@@ -50,6 +53,7 @@ impl Master {
             }
             Ok(Forked::Parent(pid)) => {
                 wsgi::after_fork_parent();
+                self.counts.spawned += 1;
                 self.workers.insert(
                     pid.as_raw(),
                     WorkerProc {

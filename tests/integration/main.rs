@@ -20,6 +20,7 @@ mod vectors;
 mod apps;
 mod cli;
 mod conformance;
+mod control;
 mod fairness;
 mod install;
 mod lifecycle;

@@ -286,7 +286,11 @@ impl Corral {
         if self.bare {
             cmd.env_clear().env("PATH", "/usr/bin:/bin");
         } else {
-            cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+            // Each server its own session runtime directory, as each user
+            // session has: the control socket's default place (corral's and
+            // gunicorn's), so servers running side by side never share one.
+            cmd.env("PYTHONDONTWRITEBYTECODE", "1")
+                .env("XDG_RUNTIME_DIR", self.dir.path());
         }
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);

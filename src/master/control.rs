@@ -1,0 +1,762 @@
+//! The control socket: what the master answers gunicorn 27's `gunicornc`
+//! (and `corral ctl`) on. A Unix stream socket in the master's poll set;
+//! each message is a 4-byte big-endian length and that many bytes of JSON,
+//! `{"id", "command", "args"}` in and `{"id", "status": "ok", "data"}` or
+//! `{"id", "status": "error", "error"}` out, as many as the client likes on
+//! one connection.
+//!
+//! The master is single-threaded, so every client is a small non-blocking
+//! state machine: a client that sends half a message, or never reads its
+//! answer, costs a buffer and never stalls the loop. Messages are capped,
+//! a malformed one gets an error reply, and every command is logged with
+//! the peer's uid and pid. This file owns the socket, the framing and the
+//! commands; the actions they take are the master's own (the same as the
+//! signals').
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags};
+use serde_json::{json, Map, Value};
+
+use super::{Life, Master, Retire};
+use crate::config::Shown;
+use crate::control::{frame, socket_path, MAX_MESSAGE};
+use crate::sys::net::Addr;
+
+/// Connections served at once; more wait in the socket's backlog.
+const MAX_CLIENTS: usize = 16;
+
+/// A client that sends nothing for this long is disconnected.
+const IDLE: Duration = Duration::from_secs(300);
+
+/// Who sent a command, from the socket's peer credentials.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    uid: u32,
+    pid: i32,
+}
+
+struct Client {
+    stream: UnixStream,
+    peer: Peer,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    last: Instant,
+    /// Close once the output is written (EOF, or a message too large to
+    /// skip safely).
+    closing: bool,
+    /// A read or write failed: drop it.
+    broken: bool,
+}
+
+/// One message read from a client: the words of its command, or why it
+/// could not be understood.
+struct Request {
+    client: usize,
+    id: Value,
+    text: String,
+    words: Result<Vec<String>, String>,
+}
+
+/// The listening socket and its clients.
+pub struct Control {
+    listener: UnixListener,
+    path: PathBuf,
+    /// The socket file's device and inode: at exit it is removed only if
+    /// it is still this one (a new master may have replaced it).
+    ident: (u64, u64),
+    clients: Vec<Client>,
+}
+
+impl Control {
+    /// Create the socket at `path` with `mode`. An existing socket that no
+    /// server answers on is replaced; one that answers, or a file that is
+    /// not a socket, is left alone and reported.
+    pub fn open(path: &Path, mode: u32) -> Result<Self, String> {
+        let shown = path.display();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            }
+        }
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_socket() => {
+                if UnixStream::connect(path).is_ok() {
+                    return Err(format!("{shown} is in use by another running server"));
+                }
+                std::fs::remove_file(path)
+                    .map_err(|e| format!("cannot remove the stale socket {shown}: {e}"))?;
+            }
+            Ok(_) => return Err(format!("{shown} exists and is not a socket")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{shown}: {e}")),
+        }
+        // The master is single-threaded, so the process-wide umask can be
+        // narrowed around bind: the socket never exists with more access
+        // than `mode` gives, even for a moment.
+        let narrowed = nix::sys::stat::Mode::from_bits_truncate(!mode & 0o777);
+        let old = nix::sys::stat::umask(narrowed);
+        let bound = UnixListener::bind(path);
+        nix::sys::stat::umask(old);
+        let listener = bound.map_err(|e| format!("cannot listen on {shown}: {e}"))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("cannot set the mode of {shown}: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("{shown}: {e}"))?;
+        let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+        Ok(Self {
+            listener,
+            path: path.to_owned(),
+            ident: (meta.dev(), meta.ino()),
+            clients: Vec::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the master's poll should wake up for.
+    pub fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        let mut fds = Vec::with_capacity(self.clients.len() + 1);
+        if self.clients.len() < MAX_CLIENTS {
+            fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
+        }
+        for c in &self.clients {
+            let mut flags = PollFlags::POLLIN;
+            if !c.output.is_empty() {
+                flags |= PollFlags::POLLOUT;
+            }
+            fds.push(PollFd::new(c.stream.as_fd(), flags));
+        }
+        fds
+    }
+
+    /// Accept, read and frame without blocking; the complete messages.
+    fn take_requests(&mut self, now: Instant) -> Vec<Request> {
+        while self.clients.len() < MAX_CLIENTS {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if let Some(client) = Client::new(stream, now) {
+                        self.clients.push(client);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::warn!("control socket: accept failed: {e}");
+                    break;
+                }
+            }
+        }
+        let mut requests = Vec::new();
+        for (i, c) in self.clients.iter_mut().enumerate() {
+            c.read(now);
+            c.frames(i, &mut requests);
+            if now.duration_since(c.last) > IDLE {
+                c.broken = true;
+            }
+        }
+        requests
+    }
+
+    fn reply(&mut self, client: usize, id: Value, result: Result<Value, String>) {
+        let msg = match result {
+            Ok(data) => json!({"id": id, "status": "ok", "data": data}),
+            Err(error) => json!({"id": id, "status": "error", "error": error}),
+        };
+        if let Some(c) = self.clients.get_mut(client) {
+            c.output.extend_from_slice(&frame(&msg));
+        }
+    }
+
+    /// Write what is pending and drop the clients that are done.
+    fn flush(&mut self) {
+        for c in &mut self.clients {
+            c.write();
+        }
+        self.clients.retain(|c| !c.done());
+    }
+
+    /// Stop listening; remove the socket file if it is still this one.
+    pub fn close(self) {
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.ident);
+        drop(self.listener);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Client {
+    fn new(stream: UnixStream, now: Instant) -> Option<Self> {
+        if let Err(e) = stream.set_nonblocking(true) {
+            tracing::warn!("control socket: {e}");
+            return None;
+        }
+        let creds =
+            nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials);
+        let peer = match creds {
+            Ok(c) => Peer {
+                uid: c.uid(),
+                pid: c.pid(),
+            },
+            Err(e) => {
+                tracing::warn!("control socket: no peer credentials: {e}");
+                return None;
+            }
+        };
+        Some(Self {
+            stream,
+            peer,
+            input: Vec::new(),
+            output: Vec::new(),
+            last: now,
+            closing: false,
+            broken: false,
+        })
+    }
+
+    /// Nothing more to do for this client: it broke, or it is closing and
+    /// its answers are written.
+    fn done(&self) -> bool {
+        self.broken || (self.closing && self.output.is_empty())
+    }
+
+    fn read(&mut self, now: Instant) {
+        let mut chunk = [0u8; 4096];
+        // Never buffer more than one whole message and its length.
+        while !self.closing && !self.broken && self.input.len() <= MAX_MESSAGE + 4 {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => self.closing = true,
+                Ok(n) => {
+                    self.input.extend_from_slice(&chunk[..n]);
+                    self.last = now;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.broken = true,
+            }
+        }
+    }
+
+    fn frames(&mut self, client: usize, out: &mut Vec<Request>) {
+        while self.input.len() >= 4 && !self.broken {
+            let len = u32::from_be_bytes(self.input[..4].try_into().expect("4 bytes")) as usize;
+            if len > MAX_MESSAGE {
+                // The rest of the stream cannot be trusted to be framed.
+                out.push(Request {
+                    client,
+                    id: json!(0),
+                    text: String::new(),
+                    words: Err(format!(
+                        "Message too large: {len} bytes (the limit is {MAX_MESSAGE})"
+                    )),
+                });
+                self.input.clear();
+                self.closing = true;
+                return;
+            }
+            if self.input.len() < 4 + len {
+                return;
+            }
+            let body: Vec<u8> = self.input.drain(..4 + len).skip(4).collect();
+            out.push(parse(client, &body));
+        }
+    }
+
+    fn write(&mut self) {
+        while !self.output.is_empty() && !self.broken {
+            match self.stream.write(&self.output) {
+                Ok(0) => self.broken = true,
+                Ok(n) => {
+                    self.output.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.broken = true,
+            }
+        }
+    }
+}
+
+/// One message: `{"id": N, "command": "show workers", "args": [...]}`.
+fn parse(client: usize, body: &[u8]) -> Request {
+    let bad = |id: Value, why: &str| Request {
+        client,
+        id,
+        text: String::new(),
+        words: Err(format!("Invalid message: {why}")),
+    };
+    let Ok(Value::Object(msg)) = serde_json::from_slice::<Value>(body) else {
+        return bad(json!(0), "expected a JSON object");
+    };
+    let id = msg.get("id").cloned().unwrap_or(json!(0));
+    let Some(text) = msg.get("command").and_then(Value::as_str) else {
+        return bad(id, "\"command\" must be a string");
+    };
+    let args = match msg.get("args") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        Some(_) => return bad(id, "\"args\" must be a list"),
+    };
+    let words = split_words(text.trim())
+        .map(|mut w| {
+            w.extend(args);
+            w
+        })
+        .map_err(|e| format!("Invalid argument: {e}"));
+    Request {
+        client,
+        id,
+        text: text.trim().to_owned(),
+        words,
+    }
+}
+
+/// Split a command line into words as a POSIX shell does for quoting
+/// (gunicorn splits with Python's `shlex`): quotes group, a backslash
+/// escapes outside single quotes.
+fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("No closing quotation".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err("No closing quotation".into()),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("No closing quotation".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(c) => word.push(c),
+                    None => return Err("No escaped character".into()),
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// What the master does after answering a command.
+pub(super) enum After {
+    Nothing,
+    Stop { graceful: bool },
+}
+
+/// A command's count argument: at least 1 (gunicorn's `max(1, N)`).
+fn count(arg: Option<&String>) -> Result<usize, String> {
+    match arg {
+        None => Ok(1),
+        Some(a) => a
+            .parse::<i64>()
+            .map(|n| n.max(1) as usize)
+            .map_err(|_| format!("Invalid argument: not a whole number: {a:?}")),
+    }
+}
+
+fn seconds(d: Duration) -> f64 {
+    (d.as_secs_f64() * 100.0).round() / 100.0
+}
+
+fn shown_json(v: Shown) -> Value {
+    match v {
+        Shown::None => Value::Null,
+        Shown::Bool(b) => json!(b),
+        Shown::Int(n) => json!(n),
+        Shown::Str(s) => json!(s),
+        Shown::List(l) => json!(l),
+        Shown::Dict(d) => Value::Object(d.into_iter().map(|(k, v)| (k, json!(v))).collect()),
+        Shown::Json(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    }
+}
+
+const HELP: &[(&str, &str)] = &[
+    ("show all", "The master and every worker"),
+    (
+        "show workers",
+        "Each worker: pid, age, state, requests, last heartbeat",
+    ),
+    ("show dirty", "Dirty workers (corral has none)"),
+    ("show config", "The effective settings"),
+    (
+        "show stats",
+        "Uptime, worker counts, spawns, kills and reloads",
+    ),
+    ("show listeners", "The listening sockets"),
+    ("worker add [N]", "Run N more workers (default 1)"),
+    (
+        "worker remove [N]",
+        "Run N fewer workers, never fewer than 1 (default 1)",
+    ),
+    (
+        "worker kill <PID>",
+        "Retire one worker; a new one takes its place",
+    ),
+    (
+        "dirty add [N]",
+        "Not available: corral has no dirty workers",
+    ),
+    (
+        "dirty remove [N]",
+        "Not available: corral has no dirty workers",
+    ),
+    ("reload", "Reload as on SIGHUP"),
+    ("reopen", "Reopen the log files as on SIGUSR1"),
+    (
+        "shutdown [graceful|quick]",
+        "Stop as on SIGTERM, or SIGINT with quick",
+    ),
+    ("help", "This list"),
+];
+
+impl Master {
+    /// Open the control socket once the master is the one in charge (a new
+    /// master started by USR2 waits for its promotion: until then the old
+    /// one answers). A failure is reported once and corral runs without it.
+    pub(super) fn open_control(&mut self) {
+        if self.control_tried || self.upgrade.parent.is_some() {
+            return;
+        }
+        self.control_tried = true;
+        if self.settings.control_socket_disable {
+            return;
+        }
+        let path = socket_path(
+            self.settings.control_socket.as_deref(),
+            &self.start_dir,
+            &|k| std::env::var(k).ok(),
+            &|| {
+                std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| {
+                        nix::unistd::User::from_uid(nix::unistd::getuid())
+                            .ok()
+                            .flatten()
+                            .map(|u| u.dir)
+                    })
+                    .unwrap_or_else(|| PathBuf::from("/"))
+            },
+        );
+        match Control::open(&path, self.settings.control_socket_mode) {
+            Ok(c) => {
+                tracing::info!("Control socket listening at {}", c.path().display());
+                self.control = Some(c);
+            }
+            Err(e) => tracing::warn!("No control socket: {e}"),
+        }
+    }
+
+    /// Answer what the control clients sent. Returns a stop to carry out
+    /// once the replies are written.
+    pub(super) fn serve_control(&mut self) -> Option<bool> {
+        let requests = self.control.as_mut()?.take_requests(Instant::now());
+        let mut stop = None;
+        for r in requests {
+            let peer = self
+                .control
+                .as_ref()
+                .and_then(|c| c.clients.get(r.client))
+                .map(|c| c.peer);
+            let (uid, pid) = peer.map_or((u32::MAX, 0), |p| (p.uid, p.pid));
+            let result = match r.words {
+                Ok(words) => {
+                    tracing::info!(
+                        CONTROL_UID = uid,
+                        CONTROL_PID = pid,
+                        "Control command from uid {uid} pid {pid}: {}",
+                        r.text
+                    );
+                    let (result, after) = self.command(&words);
+                    if let After::Stop { graceful } = after {
+                        stop = Some(graceful);
+                    }
+                    result
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        CONTROL_UID = uid,
+                        CONTROL_PID = pid,
+                        "Control message from uid {uid} pid {pid} refused: {e}"
+                    );
+                    Err(e)
+                }
+            };
+            if let Some(c) = self.control.as_mut() {
+                c.reply(r.client, r.id, result);
+            }
+        }
+        if let Some(c) = self.control.as_mut() {
+            c.flush();
+        }
+        stop
+    }
+
+    fn command(&mut self, words: &[String]) -> (Result<Value, String>, After) {
+        let Some(first) = words.first() else {
+            return (Err("Empty command".into()), After::Nothing);
+        };
+        let rest = &words[1..];
+        let word = |i: usize| rest.get(i).map(|w| w.to_ascii_lowercase());
+        let result = match first.to_ascii_lowercase().as_str() {
+            "show" => match word(0).as_deref() {
+                None => {
+                    Err("Missing show target (all|workers|dirty|config|stats|listeners)".into())
+                }
+                Some("all") => Ok(self.show_all()),
+                Some("workers") => Ok(self.show_workers()),
+                Some("dirty") => {
+                    Ok(json!({"enabled": false, "pid": null, "workers": [], "apps": []}))
+                }
+                Some("config") => Ok(self.show_config()),
+                Some("stats") => Ok(self.show_stats()),
+                Some("listeners") => Ok(self.show_listeners()),
+                Some(other) => Err(format!("Unknown show target: {other}")),
+            },
+            "worker" => match word(0).as_deref() {
+                None => Err("Missing worker action (add|remove|kill)".into()),
+                Some("add") => count(rest.get(1)).map(|n| self.add_workers(n)),
+                Some("remove") => count(rest.get(1)).map(|n| self.remove_workers(n)),
+                Some("kill") => match rest.get(1) {
+                    None => Err("Missing PID for worker kill".into()),
+                    Some(p) => p
+                        .parse::<i32>()
+                        .map(|pid| self.kill_worker(pid))
+                        .map_err(|_| format!("Invalid argument: not a pid: {p:?}")),
+                },
+                Some(other) => Err(format!("Unknown worker action: {other}")),
+            },
+            "dirty" => match word(0).as_deref() {
+                None => Err("Missing dirty action (add|remove)".into()),
+                Some("add" | "remove") => {
+                    Ok(json!({"success": false, "error": "Dirty arbiter not running"}))
+                }
+                Some(other) => Err(format!("Unknown dirty action: {other}")),
+            },
+            "reload" => {
+                self.reload();
+                Ok(json!({"status": "reloading"}))
+            }
+            "reopen" => {
+                self.reopen_logs();
+                Ok(json!({"status": "reopening"}))
+            }
+            "shutdown" => {
+                // As gunicorn: only "quick" is a quick stop.
+                let mode = rest.first().cloned().unwrap_or_else(|| "graceful".into());
+                let graceful = mode != "quick";
+                return (
+                    Ok(json!({"status": "shutting_down", "mode": mode})),
+                    After::Stop { graceful },
+                );
+            }
+            "help" => Ok(json!({
+                "commands": HELP.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>()
+            })),
+            other => Err(format!("Invalid argument: Unknown command: {other}")),
+        };
+        (result, After::Nothing)
+    }
+
+    fn worker_entries(&self) -> Vec<Value> {
+        let mut workers: Vec<_> = self.workers.values().collect();
+        workers.sort_by_key(|w| w.age);
+        workers
+            .into_iter()
+            .map(|w| {
+                let state = match w.life {
+                    Life::Booting => "booting",
+                    Life::Serving => "serving",
+                    Life::Retiring(_) => "retiring",
+                };
+                json!({
+                    "pid": w.pid.as_raw(),
+                    // gunicorn counts from 1.
+                    "age": w.age + 1,
+                    "booted": w.heartbeat.booted(),
+                    "aborted": w.aborted.is_some(),
+                    "last_heartbeat": seconds(Duration::from_millis(w.heartbeat.silent_for_ms())),
+                    "state": state,
+                    "requests": w.heartbeat.requests(),
+                })
+            })
+            .collect()
+    }
+
+    fn show_workers(&self) -> Value {
+        let workers = self.worker_entries();
+        json!({"count": workers.len(), "workers": workers})
+    }
+
+    fn show_all(&self) -> Value {
+        let mut workers = self.worker_entries();
+        for w in &mut workers {
+            if let Value::Object(m) = w {
+                m.insert("type".into(), json!("web"));
+            }
+        }
+        json!({
+            "arbiter": {"pid": std::process::id(), "type": "arbiter", "role": "master"},
+            "web_worker_count": workers.len(),
+            "web_workers": workers,
+            "dirty_arbiter": null,
+            "dirty_workers": [],
+            "dirty_worker_count": 0,
+        })
+    }
+
+    fn show_stats(&self) -> Value {
+        json!({
+            "uptime": seconds(self.started.elapsed()),
+            "pid": std::process::id(),
+            "workers_current": self.workers.len(),
+            "workers_target": self.num_workers,
+            "workers_spawned": self.counts.spawned,
+            "workers_killed": self.counts.killed,
+            "reloads": self.counts.reloads,
+            "dirty_arbiter_pid": null,
+        })
+    }
+
+    fn show_config(&self) -> Value {
+        Value::Object(
+            self.settings
+                .effective()
+                .into_iter()
+                .map(|(name, v)| (name.to_string(), shown_json(v)))
+                .collect(),
+        )
+    }
+
+    fn show_listeners(&self) -> Value {
+        let listeners: Vec<Value> = self
+            .listeners
+            .iter()
+            .map(|l| {
+                let addr = l.addr();
+                let kind = match &addr {
+                    Addr::Tcp(a) if a.is_ipv6() => "tcp6",
+                    Addr::Tcp(_) => "tcp",
+                    Addr::Unix(_) => "unix",
+                };
+                json!({"address": addr.to_string(), "fd": l.as_raw(), "type": kind})
+            })
+            .collect();
+        json!({"count": listeners.len(), "listeners": listeners})
+    }
+
+    fn add_workers(&mut self, n: usize) -> Value {
+        let old = self.num_workers;
+        self.set_worker_count(old + n);
+        json!({"added": n, "previous": old, "total": self.num_workers})
+    }
+
+    fn remove_workers(&mut self, n: usize) -> Value {
+        let old = self.num_workers;
+        self.set_worker_count(old.saturating_sub(n).max(1));
+        json!({"removed": old - self.num_workers, "previous": old, "total": self.num_workers})
+    }
+
+    fn kill_worker(&mut self, pid: i32) -> Value {
+        match self.workers.get(&pid) {
+            Some(w) if !w.retiring() => {
+                self.retire(pid, Retire::Control);
+                json!({"success": true, "killed": pid})
+            }
+            Some(_) => {
+                json!({"success": false, "error": format!("Worker {pid} is already stopping")})
+            }
+            None => json!({"success": false, "error": format!("Worker {pid} not found")}),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_split_like_a_shell() {
+        assert_eq!(
+            split_words("worker  add 2").unwrap(),
+            ["worker", "add", "2"]
+        );
+        assert_eq!(
+            split_words("a 'b c' \"d\\\"e\" f\\ g").unwrap(),
+            ["a", "b c", "d\"e", "f g"]
+        );
+        assert_eq!(split_words("").unwrap(), Vec::<String>::new());
+        assert_eq!(split_words("show 'x").unwrap_err(), "No closing quotation");
+    }
+
+    #[test]
+    fn a_message_is_a_command_and_its_args() {
+        let r = parse(0, br#"{"id": 7, "command": "worker add", "args": [2]}"#);
+        assert_eq!(r.id, json!(7));
+        assert_eq!(r.words.unwrap(), ["worker", "add", "2"]);
+        let r = parse(0, br#"{"id": 3, "command": 5}"#);
+        assert_eq!(r.id, json!(3));
+        assert!(r
+            .words
+            .unwrap_err()
+            .contains("\"command\" must be a string"));
+        let r = parse(0, b"not json");
+        assert_eq!(r.id, json!(0));
+        assert!(r.words.is_err());
+    }
+}
