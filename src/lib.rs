@@ -24,12 +24,13 @@
 //! - [`systemd`]: socket activation and sd_notify.
 //! - [`control`]: the control socket's path, framing and client (`corral
 //!   ctl`); the master answers on it (`master/control.rs`).
+//! - [`statsd`]: gunicorn's statsd metrics.
 //! - [`signals`], [`heartbeat`], [`logging`]: one concern each.
 //! - [`sys`]: the only home of `unsafe`, fork, exec and raw file descriptors.
 //!
 //! A module names only modules below it (docs/architecture.md, "Layers"):
 //! entry, master, worker, startup, hooks, config, wsgi, logging, then http, systemd,
-//! signals, heartbeat and control, then sys.
+//! signals, heartbeat, control and statsd, then sys.
 
 #![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -44,6 +45,7 @@ pub mod logging;
 pub mod master;
 pub mod signals;
 pub mod startup;
+pub mod statsd;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod systemd;
@@ -76,7 +78,14 @@ mod layers {
         &["config"],
         &["wsgi"],
         &["logging"],
-        &["http", "systemd", "signals", "heartbeat", "control"],
+        &[
+            "http",
+            "systemd",
+            "signals",
+            "heartbeat",
+            "control",
+            "statsd",
+        ],
         &["sys"],
     ];
 

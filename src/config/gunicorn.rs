@@ -209,7 +209,6 @@ const TLS: &str = "corral does not terminate TLS; put a TLS proxy (nginx, haprox
 const DAEMON: &str = "under systemd (or any supervisor) the server must stay in the foreground";
 const RELOAD: &str =
     "code reloading on file changes is a development feature; use SIGHUP or `systemctl reload`";
-const STATSD: &str = "corral reports worker state through sd_notify STATUS, not statsd";
 const SYSLOG: &str = "log to stderr (the journal) or use --log-journald";
 const PASTE: &str = "Paste Deploy applications must be wrapped in a WSGI module";
 const HTTP2: &str = "corral speaks HTTP/1.x; terminate HTTP/2 in the proxy in front";
@@ -248,9 +247,6 @@ pub static UNSUPPORTED: &[Unsupported] = unsupported! {
     "syslog_facility" ["--log-syslog-facility"] ["user"] SYSLOG;
     "enable_stdio_inheritance" ["-R", "--enable-stdio-inheritance"] ["false"]
         "corral's workers always inherit stdio";
-    "statsd_host" ["--statsd-host"] ["none"] STATSD;
-    "dogstatsd_tags" ["--dogstatsd-tags"] [""] STATSD;
-    "statsd_prefix" ["--statsd-prefix"] [""] STATSD;
     "default_proc_name" [] [] "set proc_name instead";
     "paste" ["--paste", "--paster"] ["none"] PASTE;
     "raw_paste_global_conf" ["--paste-global"] ["[]"] PASTE;
@@ -284,7 +280,8 @@ pub static UNSUPPORTED: &[Unsupported] = unsupported! {
     "http_parser" ["--http-parser"] ["auto"]
         "corral parses HTTP itself (httparse plus RFC 9112 checks); there is no choice to make";
     "websocket_max_message_size" ["--websocket-max-message-size"] [] ASYNC;
-    "enable_backlog_metric" ["--enable-backlog-metric"] ["false"] STATSD;
+    "enable_backlog_metric" ["--enable-backlog-metric"] ["false"]
+        "the listen backlog is not sampled for statsd";
     "dirty_apps" ["--dirty-app"] ["[]"] DIRTY;
     "dirty_workers" ["--dirty-workers"] ["0"] DIRTY;
     "dirty_timeout" ["--dirty-timeout"] [] DIRTY;

@@ -27,7 +27,9 @@ mod value;
 pub use effective::{python_literal, Shown};
 
 pub use docs::{help_text, reference_markdown};
-pub use plan::{interpreter_options, log_config, python_threads, worker_plan, WorkerPlan};
+pub use plan::{
+    interpreter_options, log_config, python_threads, statsd_config, worker_plan, WorkerPlan,
+};
 // Types of the plans other modules consume, defined where they are used.
 pub use crate::logging::LogLevel;
 pub use crate::wsgi::AllowIp;

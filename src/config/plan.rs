@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Settings, WorkerClass};
-use crate::{http, logging, systemd, wsgi};
+use crate::{http, logging, statsd, systemd, wsgi};
 
 /// The logging part of the settings. Journald is used when asked for, or
 /// when systemd connected stderr to the journal (`JOURNAL_STREAM` names our
@@ -23,6 +23,15 @@ pub fn log_config(s: &Settings) -> logging::LogConfig {
 
 /// How the embedded interpreter is set up, in the master (`--preload`,
 /// the config file) and in each worker.
+/// Where metrics go, if anywhere (`--statsd-host`).
+pub fn statsd_config(s: &Settings) -> Option<statsd::Config> {
+    s.statsd_host.clone().map(|target| statsd::Config {
+        target,
+        prefix: s.statsd_prefix.clone(),
+        tags: s.dogstatsd_tags.clone(),
+    })
+}
+
 pub fn interpreter_options(s: &Settings) -> wsgi::InterpreterOptions {
     wsgi::InterpreterOptions {
         pythonpath: s.pythonpath.clone(),

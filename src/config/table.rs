@@ -962,6 +962,58 @@ settings! {
             Ok(())
         },
     },
+    /// `--statsd-host`: where gunicorn's metrics go.
+    statsd_host: Option<crate::statsd::Target> => Setting {
+        name: "statsd_host",
+        flags: &["--statsd-host"],
+        kind: Kind::Value,
+        meta: "STATSD_ADDR",
+        file_value: FileValue::Str,
+        default: Default::Unset,
+        section: Section::Logging,
+        summary: "Send gunicorn's statsd metrics to HOST:PORT (UDP, port 8125 by default) or unix:PATH.",
+        details: "`gunicorn.requests`, `gunicorn.request.status.NNN` and `gunicorn.log.critical|error|warning` \
+                  (counters), `gunicorn.request.duration` (a timer, ms) and `gunicorn.workers` (a gauge), \
+                  as gunicorn names them. Several metrics share a datagram (at most 1432 bytes), and a \
+                  send never waits: see docs/operations.md.",
+        show: |s| s.statsd_host.as_ref().map_or(Shown::None, |t| Shown::Str(t.to_string())),
+        apply: |s, raw| {
+            s.statsd_host = Some(crate::statsd::Target::parse(raw)?);
+            Ok(())
+        },
+    },
+    statsd_prefix: String => Setting {
+        name: "statsd_prefix",
+        flags: &["--statsd-prefix"],
+        kind: Kind::Value,
+        meta: "PREFIX",
+        file_value: FileValue::Str,
+        default: Default::Unset,
+        section: Section::Logging,
+        summary: "Put PREFIX (and one dot) before every metric name.",
+        details: "",
+        show: |s| Shown::Str(s.statsd_prefix.clone()),
+        apply: |s, raw| {
+            s.statsd_prefix = raw.to_owned();
+            Ok(())
+        },
+    },
+    dogstatsd_tags: String => Setting {
+        name: "dogstatsd_tags",
+        flags: &["--dogstatsd-tags"],
+        kind: Kind::Value,
+        meta: "DOGSTATSD_TAGS",
+        file_value: FileValue::Str,
+        default: Default::Unset,
+        section: Section::Logging,
+        summary: "Datadog tags added to every metric, comma-separated (`env:prod,app:x`).",
+        details: "",
+        show: |s| Shown::Str(s.dogstatsd_tags.clone()),
+        apply: |s, raw| {
+            s.dogstatsd_tags = raw.to_owned();
+            Ok(())
+        },
+    },
     worker_tmp_dir: Option<PathBuf> => Setting {
         name: "worker_tmp_dir",
         flags: &["--worker-tmp-dir"],

@@ -107,6 +107,28 @@ impl Visit for Fields {
     }
 }
 
+/// gunicorn's `gunicorn.log.critical|error|warning` counters, one per line
+/// logged at that level.
+fn count_for_statsd(event: &Event<'_>) {
+    if !crate::statsd::enabled() {
+        return;
+    }
+    let name = match *event.metadata().level() {
+        Level::ERROR => {
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            if fields.critical {
+                "gunicorn.log.critical"
+            } else {
+                "gunicorn.log.error"
+            }
+        }
+        Level::WARN => "gunicorn.log.warning",
+        _ => return,
+    };
+    crate::statsd::increment(name, 1);
+}
+
 /// Render one event as a complete line, or `None` if the level filter
 /// drops it (CRITICAL needs the `critical` field, known only here).
 pub fn format_event(event: &Event<'_>, configured: LogLevel) -> Option<Vec<u8>> {
@@ -192,6 +214,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorLayer {
         if event.metadata().target() == super::ACCESS_TARGET {
             return;
         }
+        count_for_statsd(event);
         self.with_log(|log| {
             if log.muted {
                 return;

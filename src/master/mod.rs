@@ -172,6 +172,8 @@ pub struct Master {
     control_tried: bool,
     started: Instant,
     counts: Counts,
+    /// The worker count last sent to statsd (`gunicorn.workers`).
+    workers_reported: Option<usize>,
 }
 
 /// What `show stats` reports besides the current state.
@@ -268,6 +270,7 @@ impl Master {
             reexec::ENV_PARENT,
             reexec::ENV_READY_FD,
         ]);
+        init_statsd(&settings);
         let pid = std::process::id();
         for l in &listeners {
             tracing::info!("Listening at: {} ({pid})", l.addr());
@@ -353,6 +356,7 @@ impl Master {
             control_tried: false,
             started: now,
             counts: Counts::default(),
+            workers_reported: None,
         };
         master.set_title();
         crate::hooks::when_ready(&master.settings, num_workers).map_err(|e| (exit::FAILURE, e))?;
@@ -397,6 +401,7 @@ impl Master {
             }
             self.update_phase();
             self.keep_systemd_informed();
+            self.report_metrics();
             // After the first workers are forked, as gunicorn does: they
             // never hold the socket (later forks close it, see spawn).
             self.open_control();
@@ -507,6 +512,8 @@ impl Master {
             Ok(crate::config::Command::Run(s)) => {
                 let old = std::mem::replace(&mut self.num_workers, s.workers);
                 self.settings = *s;
+                crate::statsd::flush();
+                init_statsd(&self.settings);
                 crate::hooks::on_reload(&self.settings, self.num_workers);
                 if old != self.num_workers {
                     crate::hooks::nworkers_changed(&self.settings, self.num_workers, old);
@@ -777,6 +784,17 @@ impl Master {
     /// start-up timeout from running out while workers are still importing
     /// the app (they are killed if they exceed `--timeout`, so this cannot
     /// extend forever).
+    /// statsd: `gunicorn.workers` when the count changed, and whatever was
+    /// gathered since the last loop.
+    fn report_metrics(&mut self) {
+        let n = self.workers.len();
+        if self.workers_reported != Some(n) {
+            crate::statsd::gauge("gunicorn.workers", n as u64);
+            self.workers_reported = Some(n);
+        }
+        crate::statsd::flush();
+    }
+
     fn keep_systemd_informed(&mut self) {
         if let Some(interval) = self.watchdog {
             if self.last_watchdog.elapsed() >= interval / 2 && self.healthy() {
@@ -1092,6 +1110,7 @@ impl Master {
 
     fn cleanup(&mut self) {
         self.close_listeners();
+        self.report_metrics();
         if let Some(c) = self.control.take() {
             c.close();
         }
@@ -1109,6 +1128,15 @@ impl Master {
                 let _ = std::fs::remove_file(path);
             }
         }
+    }
+}
+
+/// Connect to the statsd server the settings name (or stop sending). A
+/// server that cannot be reached is no reason not to serve: say so once.
+fn init_statsd(s: &Settings) {
+    if let Err(e) = crate::statsd::init(crate::config::statsd_config(s).as_ref()) {
+        let target = s.statsd_host.as_ref().map(|t| t.to_string());
+        tracing::warn!("No statsd metrics to {}: {e}", target.unwrap_or_default());
     }
 }
 

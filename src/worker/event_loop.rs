@@ -115,6 +115,8 @@ impl Worker<'_> {
             if now >= next_sweep {
                 next_sweep = now + std::time::Duration::from_millis(500);
                 self.sweep(now);
+                // Metrics gathered since: at most half a second late.
+                crate::statsd::flush();
                 // A wake-up lost to a race between workers (the kernel
                 // stopped at one that then filled up) would leave a
                 // connection in the backlog until the next one arrives:

@@ -146,6 +146,7 @@ fn run(spec: WorkerSpec<'_>) -> ! {
         Err(code) => code,
     };
     crate::hooks::worker_exit(spec.settings);
+    crate::statsd::flush();
     if code == exit::OK {
         wsgi::finish_python();
     }
@@ -211,6 +212,8 @@ impl std::ops::Deref for AppRef<'_> {
 
 fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
     let s = spec.settings;
+    // What the master had gathered for statsd is the master's to send.
+    crate::statsd::after_fork();
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         let msg = format!("{what}: {e}");
         tracing::error!("Exception in worker process: {msg}");
@@ -436,6 +439,10 @@ fn python_thread(
         let outcome = serve_with_hooks(py, app, ctx, req, sink.clone());
         heartbeat.set_busy(index, false);
         let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+        if crate::statsd::enabled() {
+            let status = sink.status.get(..3).and_then(|s| s.parse().ok());
+            crate::statsd::request(status.unwrap_or(500), clock.elapsed());
+        }
         if let Some(head) = head {
             crate::logging::access(&crate::logging::AccessRecord {
                 peer,

@@ -27,3 +27,4 @@ mod lifecycle;
 mod losses;
 mod serving;
 mod signals;
+mod statsd;
