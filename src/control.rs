@@ -16,6 +16,9 @@ use serde_json::{json, Value};
 /// 16 MiB, which only lets such a client make the master buffer more).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
+/// The largest answer the client reads (`show all` for many workers).
+const MAX_ANSWER: usize = 16 << 20;
+
 /// The socket's file name in the default directories: gunicornc's default,
 /// so it finds a corral started in the same session without `-s`.
 pub const SOCKET_NAME: &str = "gunicorn.ctl";
@@ -69,7 +72,8 @@ pub fn call(path: &Path, command: &str, timeout: Duration) -> Result<Value, Stri
     s.read_exact(&mut len)
         .map_err(|e| format!("no answer from {shown}: {e}"))?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_MESSAGE {
+    // Answers grow with the number of workers; gunicornc's own limit.
+    if len > MAX_ANSWER {
         return Err(format!("{shown} answered a {len}-byte message"));
     }
     let mut body = vec![0u8; len];

@@ -42,6 +42,11 @@ fn run(py: Python<'_>, args: Vec<OsString>, executable: PathBuf, relaunch: Vec<O
 }
 
 fn main(args: Vec<OsString>, relaunch: Relaunch, title: Option<ProcTitle>) -> i32 {
+    // `corral ctl ...`: a client of a running master's control socket, not
+    // a server; Ctrl-C must stop it, so before any signal is blocked.
+    if args.first().is_some_and(|a| a == "ctl") {
+        return crate::control::main(&args[1..]);
+    }
     // First, so every thread the config file or a preloaded app starts
     // inherits the mask (see `block_master_signals`). They stay blocked to
     // the end: a signal arriving while the master stops is not left to kill
@@ -49,10 +54,6 @@ fn main(args: Vec<OsString>, relaunch: Relaunch, title: Option<ProcTitle>) -> i3
     if let Err(e) = crate::signals::block_master_signals() {
         eprintln!("error: cannot block signals: {e}");
         return crate::exit::FAILURE;
-    }
-    // `corral ctl ...`: a client of a running master's control socket.
-    if args.first().is_some_and(|a| a == "ctl") {
-        return crate::control::main(&args[1..]);
     }
     let env = |k: &str| std::env::var(k).ok();
     let settings = match crate::startup::load(&args, &env) {

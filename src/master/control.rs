@@ -31,6 +31,14 @@ use crate::sys::net::Addr;
 /// Connections served at once; more wait in the socket's backlog.
 const MAX_CLIENTS: usize = 16;
 
+/// Messages answered per client per pass of the master's loop.
+const BATCH: usize = 16;
+
+/// The most workers one `worker add` starts: the master forks them one
+/// after the other before it looks at anything else, so a typo must not
+/// be able to fork thousands.
+const MAX_ADD: usize = 64;
+
 /// A client that sends nothing for this long is disconnected.
 const IDLE: Duration = Duration::from_secs(300);
 
@@ -54,6 +62,55 @@ struct Client {
     broken: bool,
 }
 
+/// Why the socket could not be opened.
+pub enum Refusal {
+    /// Another running server answers on the path: try again later (it
+    /// may be an old master draining).
+    InUse(String),
+    Failed(String),
+}
+
+/// Whether a server answers on the socket at `path`, asked without
+/// blocking (a full backlog also means someone is there).
+fn answers(path: &Path) -> bool {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let Ok(fd) = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    let Ok(addr) = UnixAddr::new(path) else {
+        return false;
+    };
+    match connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
+        Ok(()) => true,
+        Err(e) => e == nix::errno::Errno::EAGAIN || e == nix::errno::Errno::EINPROGRESS,
+    }
+}
+
+/// A listening socket at `path` whose file never has more access than
+/// `mode`: the socket's own mode is set before bind (Linux gives the file
+/// the socket's mode less the umask), so no umask change — which other
+/// threads of the master (a config file's) would see — is needed.
+fn bind_with_mode(path: &Path, mode: u32) -> nix::Result<UnixListener> {
+    use nix::sys::socket::{
+        bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(mode & 0o777))?;
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &UnixAddr::new(path)?)?;
+    listen(&fd, Backlog::new(16)?)?;
+    Ok(UnixListener::from(fd))
+}
+
 /// One message read from a client: the words of its command, or why it
 /// could not be understood.
 struct Request {
@@ -71,13 +128,15 @@ pub struct Control {
     /// it is still this one (a new master may have replaced it).
     ident: (u64, u64),
     clients: Vec<Client>,
+    /// No accept before this (after an accept error).
+    accept_after: Instant,
 }
 
 impl Control {
     /// Create the socket at `path` with `mode`. An existing socket that no
     /// server answers on is replaced; one that answers, or a file that is
     /// not a socket, is left alone and reported.
-    pub fn open(path: &Path, mode: u32) -> Result<Self, String> {
+    pub fn open(path: &Path, mode: u32) -> Result<Self, Refusal> {
         let shown = path.display();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
@@ -85,40 +144,43 @@ impl Control {
                     .recursive(true)
                     .mode(0o700)
                     .create(dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                    .map_err(|e| {
+                        Refusal::Failed(format!("cannot create {}: {e}", dir.display()))
+                    })?;
             }
         }
         match std::fs::symlink_metadata(path) {
             Ok(meta) if meta.file_type().is_socket() => {
-                if UnixStream::connect(path).is_ok() {
-                    return Err(format!("{shown} is in use by another running server"));
+                if answers(path) {
+                    return Err(Refusal::InUse(format!(
+                        "{shown} is in use by another running server"
+                    )));
                 }
-                std::fs::remove_file(path)
-                    .map_err(|e| format!("cannot remove the stale socket {shown}: {e}"))?;
+                std::fs::remove_file(path).map_err(|e| {
+                    Refusal::Failed(format!("cannot remove the stale socket {shown}: {e}"))
+                })?;
             }
-            Ok(_) => return Err(format!("{shown} exists and is not a socket")),
+            Ok(_) => {
+                return Err(Refusal::Failed(format!(
+                    "{shown} exists and is not a socket"
+                )))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("{shown}: {e}")),
+            Err(e) => return Err(Refusal::Failed(format!("{shown}: {e}"))),
         }
-        // The master is single-threaded, so the process-wide umask can be
-        // narrowed around bind: the socket never exists with more access
-        // than `mode` gives, even for a moment.
-        let narrowed = nix::sys::stat::Mode::from_bits_truncate(!mode & 0o777);
-        let old = nix::sys::stat::umask(narrowed);
-        let bound = UnixListener::bind(path);
-        nix::sys::stat::umask(old);
-        let listener = bound.map_err(|e| format!("cannot listen on {shown}: {e}"))?;
+        let failed =
+            |what: &str, e: &dyn std::fmt::Display| Refusal::Failed(format!("{what} {shown}: {e}"));
+        let listener = bind_with_mode(path, mode).map_err(|e| failed("cannot listen on", &e))?;
+        // bind applied the umask too; now exactly the mode asked for.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("cannot set the mode of {shown}: {e}"))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| format!("{shown}: {e}"))?;
-        let meta = std::fs::metadata(path).map_err(|e| format!("{shown}: {e}"))?;
+            .map_err(|e| failed("cannot set the mode of", &e))?;
+        let meta = std::fs::metadata(path).map_err(|e| failed("", &e))?;
         Ok(Self {
             listener,
             path: path.to_owned(),
             ident: (meta.dev(), meta.ino()),
             clients: Vec::new(),
+            accept_after: Instant::now(),
         })
     }
 
@@ -129,14 +191,22 @@ impl Control {
     /// What the master's poll should wake up for.
     pub fn poll_fds(&self) -> Vec<PollFd<'_>> {
         let mut fds = Vec::with_capacity(self.clients.len() + 1);
-        if self.clients.len() < MAX_CLIENTS {
+        if self.clients.len() < MAX_CLIENTS && Instant::now() >= self.accept_after {
             fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
         }
         for c in &self.clients {
-            let mut flags = PollFlags::POLLIN;
-            if !c.output.is_empty() {
-                flags |= PollFlags::POLLOUT;
-            }
+            // Read only from a client that has its answers: one that does
+            // not read them gets no more (the master's memory is not its
+            // buffer), and a closing one is only written to. Waiting for
+            // input the loop will not read would wake poll at once, for
+            // ever, on a socket at EOF.
+            let flags = if !c.output.is_empty() {
+                PollFlags::POLLOUT
+            } else if c.closing {
+                continue;
+            } else {
+                PollFlags::POLLIN
+            };
             fds.push(PollFd::new(c.stream.as_fd(), flags));
         }
         fds
@@ -144,7 +214,7 @@ impl Control {
 
     /// Accept, read and frame without blocking; the complete messages.
     fn take_requests(&mut self, now: Instant) -> Vec<Request> {
-        while self.clients.len() < MAX_CLIENTS {
+        while self.clients.len() < MAX_CLIENTS && now >= self.accept_after {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     if let Some(client) = Client::new(stream, now) {
@@ -153,13 +223,21 @@ impl Control {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
+                    // Out of descriptors, say: the connection stays in the
+                    // backlog and the listener readable, so look again in a
+                    // second rather than at once (and log once a second).
                     tracing::warn!("control socket: accept failed: {e}");
+                    self.accept_after = now + Duration::from_secs(1);
                     break;
                 }
             }
         }
         let mut requests = Vec::new();
         for (i, c) in self.clients.iter_mut().enumerate() {
+            if !c.output.is_empty() {
+                // Answers first (see `poll_fds`).
+                continue;
+            }
             c.read(now);
             c.frames(i, &mut requests);
             if now.duration_since(c.last) > IDLE {
@@ -250,8 +328,13 @@ impl Client {
         }
     }
 
+    /// The complete messages buffered, at most [`BATCH`] of them: what a
+    /// client pipelines is answered a batch at a time, each batch once the
+    /// last one's answers are written, so its answers never pile up.
     fn frames(&mut self, client: usize, out: &mut Vec<Request>) {
-        while self.input.len() >= 4 && !self.broken {
+        let mut taken = 0;
+        while self.input.len() >= 4 && !self.broken && taken < BATCH {
+            taken += 1;
             let len = u32::from_be_bytes(self.input[..4].try_into().expect("4 bytes")) as usize;
             if len > MAX_MESSAGE {
                 // The rest of the stream cannot be trusted to be framed.
@@ -302,8 +385,11 @@ fn parse(client: usize, body: &[u8]) -> Request {
         return bad(json!(0), "expected a JSON object");
     };
     let id = msg.get("id").cloned().unwrap_or(json!(0));
-    let Some(text) = msg.get("command").and_then(Value::as_str) else {
-        return bad(id, "\"command\" must be a string");
+    // A missing command is an empty one, as gunicorn reads it.
+    let text = match msg.get("command") {
+        None | Some(Value::Null) => "",
+        Some(Value::String(t)) => t.as_str(),
+        Some(_) => return bad(id, "\"command\" must be a string"),
     };
     let args = match msg.get("args") {
         None | Some(Value::Null) => Vec::new(),
@@ -426,6 +512,30 @@ fn shown_json(v: Shown) -> Value {
     }
 }
 
+/// What `show config` answers: gunicorn 27's keys, in its order (its
+/// `dirty_timeout` has no meaning here and is left out).
+const CONFIG_KEYS: &[&str] = &[
+    "bind",
+    "workers",
+    "worker_class",
+    "threads",
+    "timeout",
+    "graceful_timeout",
+    "keepalive",
+    "max_requests",
+    "max_requests_jitter",
+    "worker_connections",
+    "preload_app",
+    "daemon",
+    "pidfile",
+    "proc_name",
+    "reload",
+    "dirty_workers",
+    "dirty_apps",
+    "control_socket",
+    "control_socket_disable",
+];
+
 const HELP: &[(&str, &str)] = &[
     ("show all", "The master and every worker"),
     (
@@ -468,12 +578,15 @@ const HELP: &[(&str, &str)] = &[
 impl Master {
     /// Open the control socket once the master is the one in charge (a new
     /// master started by USR2 waits for its promotion: until then the old
-    /// one answers). A failure is reported once and corral runs without it.
+    /// one answers). While another server answers on the path (an old
+    /// master still draining, say) it tries again every few seconds; any
+    /// other failure is reported once and corral runs without it.
     pub(super) fn open_control(&mut self) {
-        if self.control_tried || self.upgrade.parent.is_some() {
+        let now = Instant::now();
+        if self.upgrade.parent.is_some() || self.control_next_try.is_none_or(|t| now < t) {
             return;
         }
-        self.control_tried = true;
+        self.control_next_try = None;
         if self.settings.control_socket_disable {
             return;
         }
@@ -498,8 +611,25 @@ impl Master {
                 tracing::info!("Control socket listening at {}", c.path().display());
                 self.control = Some(c);
             }
-            Err(e) => tracing::warn!("No control socket: {e}"),
+            Err(Refusal::InUse(e)) => {
+                if !self.control_waiting {
+                    tracing::warn!("No control socket yet: {e}; trying again every 5 s");
+                    self.control_waiting = true;
+                }
+                self.control_next_try = Some(now + Duration::from_secs(5));
+            }
+            Err(Refusal::Failed(e)) => tracing::warn!("No control socket: {e}"),
         }
+    }
+
+    /// Stop answering: at the start of a stop, so that clients are refused
+    /// at once rather than left waiting while workers drain.
+    pub(super) fn close_control(&mut self) {
+        if let Some(mut c) = self.control.take() {
+            c.flush();
+            c.close();
+        }
+        self.control_next_try = None;
     }
 
     /// Answer what the control clients sent. Returns a stop to carry out
@@ -520,11 +650,12 @@ impl Master {
                         CONTROL_UID = uid,
                         CONTROL_PID = pid,
                         "Control command from uid {uid} pid {pid}: {}",
-                        r.text
+                        r.text.escape_debug()
                     );
                     let (result, after) = self.command(&words);
                     if let After::Stop { graceful } = after {
-                        stop = Some(graceful);
+                        // Two in one batch: a quick stop is not made graceful.
+                        stop = Some(stop.map_or(graceful, |g: bool| g && graceful));
                     }
                     result
                 }
@@ -556,7 +687,7 @@ impl Master {
         let result = match first.to_ascii_lowercase().as_str() {
             "show" => match word(0).as_deref() {
                 None => {
-                    Err("Missing show target (all|workers|dirty|config|stats|listeners)".into())
+                    Err("Invalid argument: Missing show target (all|workers|dirty|config|stats|listeners)".into())
                 }
                 Some("all") => Ok(self.show_all()),
                 Some("workers") => Ok(self.show_workers()),
@@ -566,27 +697,27 @@ impl Master {
                 Some("config") => Ok(self.show_config()),
                 Some("stats") => Ok(self.show_stats()),
                 Some("listeners") => Ok(self.show_listeners()),
-                Some(other) => Err(format!("Unknown show target: {other}")),
+                Some(other) => Err(format!("Invalid argument: Unknown show target: {other}")),
             },
             "worker" => match word(0).as_deref() {
-                None => Err("Missing worker action (add|remove|kill)".into()),
-                Some("add") => count(rest.get(1)).map(|n| self.add_workers(n)),
+                None => Err("Invalid argument: Missing worker action (add|remove|kill)".into()),
+                Some("add") => count(rest.get(1)).and_then(|n| self.add_workers(n)),
                 Some("remove") => count(rest.get(1)).map(|n| self.remove_workers(n)),
                 Some("kill") => match rest.get(1) {
-                    None => Err("Missing PID for worker kill".into()),
+                    None => Err("Invalid argument: Missing PID for worker kill".into()),
                     Some(p) => p
                         .parse::<i32>()
                         .map(|pid| self.kill_worker(pid))
                         .map_err(|_| format!("Invalid argument: not a pid: {p:?}")),
                 },
-                Some(other) => Err(format!("Unknown worker action: {other}")),
+                Some(other) => Err(format!("Invalid argument: Unknown worker action: {other}")),
             },
             "dirty" => match word(0).as_deref() {
-                None => Err("Missing dirty action (add|remove)".into()),
+                None => Err("Invalid argument: Missing dirty action (add|remove)".into()),
                 Some("add" | "remove") => {
                     Ok(json!({"success": false, "error": "Dirty arbiter not running"}))
                 }
-                Some(other) => Err(format!("Unknown dirty action: {other}")),
+                Some(other) => Err(format!("Invalid argument: Unknown dirty action: {other}")),
             },
             "reload" => {
                 self.reload();
@@ -673,14 +804,26 @@ impl Master {
         })
     }
 
+    /// gunicorn's keys, and only those: the whole configuration would
+    /// show `raw_env` (secrets passed with `-e`) to anyone allowed on the
+    /// socket. The socket's path is the one in use, not the setting.
     fn show_config(&self) -> Value {
-        Value::Object(
-            self.settings
-                .effective()
-                .into_iter()
-                .map(|(name, v)| (name.to_string(), shown_json(v)))
-                .collect(),
-        )
+        let mut out = Map::new();
+        for name in CONFIG_KEYS {
+            let value = match *name {
+                // What corral does not have, as gunicorn shows it off.
+                "daemon" | "reload" => json!(false),
+                "dirty_workers" => json!(0),
+                "dirty_apps" => json!([]),
+                "control_socket" => json!(self
+                    .control
+                    .as_ref()
+                    .map(|c| c.path().display().to_string())),
+                other => self.settings.shown(other).map_or(Value::Null, shown_json),
+            };
+            out.insert((*name).to_owned(), value);
+        }
+        Value::Object(out)
     }
 
     fn show_listeners(&self) -> Value {
@@ -700,15 +843,24 @@ impl Master {
         json!({"count": listeners.len(), "listeners": listeners})
     }
 
-    fn add_workers(&mut self, n: usize) -> Value {
+    fn add_workers(&mut self, n: usize) -> Result<Value, String> {
         let old = self.num_workers;
+        if n > MAX_ADD {
+            return Err(format!(
+                "Invalid argument: at most {MAX_ADD} workers at a time, not {n}"
+            ));
+        }
         self.set_worker_count(old + n);
-        json!({"added": n, "previous": old, "total": self.num_workers})
+        Ok(json!({"added": n, "previous": old, "total": self.num_workers}))
     }
 
+    /// Never below one, as TTOU; with no workers (after WINCH) nothing to
+    /// remove.
     fn remove_workers(&mut self, n: usize) -> Value {
         let old = self.num_workers;
-        self.set_worker_count(old.saturating_sub(n).max(1));
+        if old > 1 {
+            self.set_worker_count(old.saturating_sub(n).max(1));
+        }
         json!({"removed": old - self.num_workers, "previous": old, "total": self.num_workers})
     }
 
@@ -718,9 +870,8 @@ impl Master {
                 self.retire(pid, Retire::Control);
                 json!({"success": true, "killed": pid})
             }
-            Some(_) => {
-                json!({"success": false, "error": format!("Worker {pid} is already stopping")})
-            }
+            // Already stopping: as asked (gunicorn signals it again).
+            Some(_) => json!({"success": true, "killed": pid}),
             None => json!({"success": false, "error": format!("Worker {pid} not found")}),
         }
     }

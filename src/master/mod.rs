@@ -167,9 +167,12 @@ pub struct Master {
     reload_waiters: Vec<Pid>,
     /// No recycle starts before this: see `RECYCLE_REST`.
     recycle_rest_until: Instant,
-    /// The control socket, once open; whether opening it was tried.
+    /// The control socket, once open.
     control: Option<control::Control>,
-    control_tried: bool,
+    /// When to (try to) open it; `None` once open or given up.
+    /// `control_waiting`: "in use" was logged.
+    control_next_try: Option<Instant>,
+    control_waiting: bool,
     started: Instant,
     counts: Counts,
     /// The worker count last sent to statsd (`gunicorn.workers`).
@@ -353,7 +356,8 @@ impl Master {
             reload_waiters: Vec::new(),
             recycle_rest_until: now,
             control: None,
-            control_tried: false,
+            control_next_try: Some(now),
+            control_waiting: false,
             started: now,
             counts: Counts::default(),
             workers_reported: None,
@@ -472,7 +476,12 @@ impl Master {
             Intent::GracefulStop => return Some(self.stop(true)),
             Intent::QuickStop => return Some(self.stop(false)),
             Intent::Increment => self.set_worker_count(self.num_workers + 1),
-            Intent::Decrement => self.set_worker_count(self.num_workers.saturating_sub(1).max(1)),
+            Intent::Decrement => {
+                // Never below one; with none (after WINCH) TTOU does nothing.
+                if self.num_workers > 1 {
+                    self.set_worker_count(self.num_workers - 1);
+                }
+            }
             Intent::ReopenLogs => self.reopen_logs(),
             Intent::StopWorkers => {
                 self.num_workers = 0;
@@ -1045,6 +1054,7 @@ impl Master {
         self.notify(&[Notify::Stopping]);
         tracing::info!("Shutting down: {}", self.master_name());
         self.close_listeners();
+        self.close_control();
         let mut sig = if graceful {
             Signal::SIGTERM
         } else {

@@ -54,7 +54,11 @@ fn sorted(mut v: Vec<i32>) -> Vec<i32> {
 }
 
 fn start(args: &[&str]) -> (Server, PathBuf) {
-    let corral = Corral::app("echo:app");
+    start_app("echo:app", args)
+}
+
+fn start_app(app: &str, args: &[&str]) -> (Server, PathBuf) {
+    let corral = Corral::app(app);
     let socket = corral.tmp().join("ctl.sock");
     let server = corral
         .args(["--control-socket", socket.to_str().unwrap()])
@@ -92,7 +96,10 @@ fn gunicornc_drives_every_command() {
     assert_eq!(listeners["listeners"][0]["type"], "tcp");
     let config = ok(&socket, "show config");
     assert_eq!(config["workers"], 2, "{config}");
+    assert_eq!(config["worker_class"], "sync", "{config}");
     assert_eq!(config["control_socket"], socket.to_str().unwrap());
+    // gunicorn's keys only: never `raw_env`, where `-e` puts secrets.
+    assert!(config.get("raw_env").is_none(), "{config}");
     let all = ok(&socket, "show all");
     assert_eq!(all["arbiter"]["pid"], server.pid, "{all}");
     assert_eq!(all["web_worker_count"], 2, "{all}");
@@ -145,8 +152,10 @@ fn gunicornc_drives_every_command() {
     assert_eq!(get(server.port, "/").status, 200);
 
     let log = server.stderr.text();
+    let uid = nix::unistd::getuid();
     assert!(
-        log.contains("Control command from uid 0 pid ") && log.contains(": worker add 2"),
+        log.contains(&format!("Control command from uid {uid} pid "))
+            && log.contains(": worker add 2"),
         "every command is logged with its peer:\n{log}"
     );
     let stop = ok(&socket, "shutdown");
@@ -169,11 +178,14 @@ fn corral_ctl_drives_a_server() {
     let workers = ctl(&["show", "workers"]).unwrap();
     assert_eq!(workers["count"], 1, "{workers}");
     let err = ctl(&["show", "nothing"]).expect_err("an unknown target fails");
-    assert!(err.contains("error: Unknown show target: nothing"), "{err}");
+    assert!(err.contains("error: Invalid argument: Unknown show target: nothing"), "{err}");
     let stop = ctl(&["shutdown", "quick"]).unwrap();
     assert_eq!(stop["mode"], "quick", "{stop}");
     assert_eq!(server.wait_code(EVENT_TIMEOUT), 0);
-    server.expect_log("Control command from uid 0 pid");
+    server.expect_log(&format!(
+        "Control command from uid {} pid",
+        nix::unistd::getuid()
+    ));
 }
 
 /// One raw message: length, then the bytes.
@@ -304,6 +316,14 @@ fn a_socket_another_server_answers_on_is_not_taken() {
     second.expect_log("in use by another running server");
     assert_eq!(ok(&socket, "show stats")["pid"], first.pid);
     assert_eq!(get(second.port, "/").status, 200, "the second one serves");
+    // Once the first has gone, the second takes the socket (it looks again
+    // every 5 s).
+    let mut first = first;
+    first.signal(libc::SIGTERM);
+    assert_eq!(first.wait_code(EVENT_TIMEOUT), 0);
+    wait_until(EVENT_TIMEOUT, "the second server on the socket", || {
+        gunicornc(&socket, "show stats").is_ok_and(|s| s["pid"] == second.pid)
+    });
 }
 
 /// USR2: the old master keeps answering until it leaves; the promoted one
@@ -335,4 +355,116 @@ fn the_promoted_master_takes_the_socket_over() {
     assert_eq!(stop["status"], "shutting_down");
     wait_until(EVENT_TIMEOUT, "the new master to stop", || !alive(new));
     assert!(!socket.exists());
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+/// Clients that pipeline commands and never read the answers, one of them
+/// half-closed: the master neither buffers answers without bound nor
+/// spins, and still answers everyone else at once.
+#[test]
+fn clients_that_never_read_cost_the_master_nothing() {
+    let (server, socket) = start(&["-w", "1"]);
+    let request = br#"{"id": 1, "command": "show config", "args": []}"#;
+    let mut many = Vec::new();
+    for _ in 0..3000 {
+        many.extend_from_slice(&(request.len() as u32).to_be_bytes());
+        many.extend_from_slice(request);
+    }
+    let rss_before = rss_kib(server.pid);
+    let mut hogs = Vec::new();
+    for half_close in [false, true] {
+        let mut s = UnixStream::connect(&socket).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        // Stops when the master stops reading (its answers are not read).
+        let _ = s.write_all(&many);
+        if half_close {
+            let _ = s.shutdown(std::net::Shutdown::Write);
+        }
+        hogs.push(s);
+    }
+    let ticks = cpu_ticks(server.pid);
+    let window = std::time::Instant::now();
+    // Meanwhile everyone else is answered.
+    for _ in 0..10 {
+        assert_eq!(ok(&socket, "show stats")["pid"], server.pid);
+    }
+    std::thread::sleep(Duration::from_secs(2).saturating_sub(window.elapsed()));
+    let used = cpu_ticks(server.pid) - ticks;
+    let grown = rss_kib(server.pid).saturating_sub(rss_before);
+    eprintln!("master: {used} ticks of CPU in 2 s, RSS +{grown} KiB");
+    // 100 ticks a second: a spinning master would use about 200.
+    assert!(used < 50, "the master spun: {used} ticks in 2 s");
+    assert!(
+        grown < 8 * 1024,
+        "the master buffered answers: +{grown} KiB"
+    );
+    drop(hogs);
+    assert_eq!(get(server.port, "/").status, 200);
+}
+
+/// Once a stop has begun the socket is gone: a client is refused at once,
+/// not left waiting while the workers drain.
+#[test]
+fn a_stopping_master_refuses_control_clients_at_once() {
+    let (mut server, socket) = start_app("slow:app", &["-w", "1", "-t", "60"]);
+    let port = server.port;
+    let slow = std::thread::spawn(move || get(port, "/drain?s=3").status);
+    server
+        .stderr
+        .wait_for(EVENT_TIMEOUT, |t| {
+            t.contains("slow: started /drain").then_some(())
+        })
+        .expect("the slow request started");
+    assert_eq!(ok(&socket, "shutdown")["status"], "shutting_down");
+    wait_until(EVENT_TIMEOUT, "the socket to go", || !socket.exists());
+    let asked = std::time::Instant::now();
+    let refused = gunicornc(&socket, "show stats").expect_err("no master answers");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    eprintln!("while draining: {refused}");
+    assert!(alive(server.pid), "still draining the slow request");
+    assert_eq!(slow.join().unwrap(), 200);
+    assert_eq!(server.wait_code(EVENT_TIMEOUT), 0);
+}
+
+/// After WINCH (no workers) neither TTOU nor `worker remove` starts one;
+/// `worker add` does, and refuses to fork a typo's worth of workers.
+#[test]
+fn scaling_down_from_no_workers_does_nothing() {
+    let (server, socket) = start(&["-w", "1"]);
+    server.wait_workers(1);
+    server.signal(libc::SIGWINCH);
+    wait_until(EVENT_TIMEOUT, "no workers", || server.workers().is_empty());
+    server.signal(libc::SIGTTOU);
+    let removed = ok(&socket, "worker remove");
+    assert_eq!(
+        (removed["removed"].clone(), removed["total"].clone()),
+        (0.into(), 0.into()),
+        "{removed}"
+    );
+    assert_eq!(ok(&socket, "show stats")["workers_target"], 0);
+    assert!(server.workers().is_empty(), "a worker was started");
+    assert!(!server.stderr.text().contains("Workers: 0 -> 1"));
+    let err = gunicornc(&socket, "worker add 100000").expect_err("too many");
+    assert!(err.contains("at most 64 workers at a time"), "{err}");
+    assert_eq!(ok(&socket, "worker add")["total"], 1);
+    server.wait_live_workers(1, EVENT_TIMEOUT);
 }
