@@ -142,6 +142,23 @@ pub fn parse_words(words: &[String]) -> Words {
             }
             continue;
         }
+        if let Kind::OptionalValue(bare) = setting.kind {
+            // The next word is the value only if the setting takes it
+            // (`--proxy-protocol v2`), not when it is the app or a flag.
+            let takes = |w: &str| {
+                !w.starts_with('-') && (setting.apply)(&mut super::Settings::default(), w).is_ok()
+            };
+            let value = match attached {
+                Some(v) => v.to_string(),
+                None if i < words.len() && takes(&words[i]) => {
+                    i += 1;
+                    words[i - 1].clone()
+                }
+                None => bare.to_string(),
+            };
+            out.values.push((setting, value));
+            continue;
+        }
         let value = match attached {
             Some(v) => v.to_string(),
             None if i < words.len() => {

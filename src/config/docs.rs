@@ -56,9 +56,17 @@ fn options_column(setting: &Setting) -> String {
         format!("{}, ", short.join(", "))
     };
     col.push_str(&long.join(", "));
-    if setting.kind != Kind::Flag {
-        col.push(' ');
-        col.push_str(setting.meta);
+    match setting.kind {
+        Kind::Flag => {}
+        Kind::OptionalValue(_) => {
+            col.push_str(" [");
+            col.push_str(setting.meta);
+            col.push(']');
+        }
+        _ => {
+            col.push(' ');
+            col.push_str(setting.meta);
+        }
     }
     col
 }
@@ -194,6 +202,12 @@ pub fn reference_markdown() -> String {
                     .map(|f| code(f))
                     .collect::<Vec<_>>()
                     .join(", "),
+                Kind::OptionalValue(_) => s
+                    .flags
+                    .iter()
+                    .map(|f| code(&format!("{f} [{}]", s.meta)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 _ => s
                     .flags
                     .iter()
@@ -204,10 +218,13 @@ pub fn reference_markdown() -> String {
             let _ = writeln!(out, "| Command line | {usage} |");
             let _ = writeln!(out, "| Config file | `{}` |", s.name);
             let kind = match s.kind {
-                Kind::Flag => "switch (`true`/`false` in a config file)",
-                Kind::Value => "single value (the last one given wins)",
-                Kind::Append => "repeatable (each occurrence adds one)",
-                Kind::Positional => "single value",
+                Kind::Flag => "switch (`true`/`false` in a config file)".to_string(),
+                Kind::Value => "single value (the last one given wins)".to_string(),
+                Kind::Append => "repeatable (each occurrence adds one)".to_string(),
+                Kind::Positional => "single value".to_string(),
+                Kind::OptionalValue(bare) => {
+                    format!("single value; the flag alone means `{bare}`")
+                }
             };
             let _ = writeln!(out, "| Kind | {kind} |");
             let default = match s.kind {

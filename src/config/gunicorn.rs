@@ -251,8 +251,6 @@ pub static UNSUPPORTED: &[Unsupported] = unsupported! {
     "paste" ["--paste", "--paster"] ["none"] PASTE;
     "raw_paste_global_conf" ["--paste-global"] ["[]"] PASTE;
     "ssl_context" [] [] TLS;
-    "proxy_protocol" ["--proxy-protocol"] ["false", "off", "none"]
-        "the PROXY protocol is not implemented; use X-Forwarded-* headers";
     "keyfile" ["--keyfile"] ["none"] TLS;
     "certfile" ["--certfile"] ["none"] TLS;
     "ssl_version" ["--ssl-version"] [] TLS;

@@ -62,6 +62,9 @@ pub struct WorkerPlan {
     pub max_conns: usize,
     /// Where request bodies too big for memory are spilled.
     pub tmp_dir: PathBuf,
+    /// `--proxy-protocol`, and who may send a PROXY header.
+    pub proxy_protocol: http::ProxyMode,
+    pub proxy_allow: Vec<wsgi::AllowIp>,
 }
 
 pub fn worker_plan(s: &Settings) -> WorkerPlan {
@@ -91,6 +94,8 @@ pub fn worker_plan(s: &Settings) -> WorkerPlan {
         queue_timeout: s.queue_timeout,
         max_conns: s.worker_connections,
         tmp_dir: s.worker_tmp_dir.clone().unwrap_or_else(std::env::temp_dir),
+        proxy_protocol: s.proxy_protocol,
+        proxy_allow: s.proxy_allow_ips.clone(),
     }
 }
 

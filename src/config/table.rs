@@ -25,6 +25,9 @@ pub enum Kind {
     Append,
     /// The positional argument (the application).
     Positional,
+    /// A value that may be left out: alone, the flag means this value
+    /// (`--proxy-protocol` is `--proxy-protocol auto`, as in gunicorn).
+    OptionalValue(&'static str),
 }
 
 /// What a Python config file may give for a setting (`None` always means
@@ -42,6 +45,8 @@ pub enum FileValue {
     Dict,
     /// A dict of JSON values, passed on as JSON text.
     Json,
+    /// A string, or `True`/`False`.
+    StrOrBool,
 }
 
 /// Where a setting appears in `--help` and in the reference, in this order.
@@ -669,6 +674,29 @@ settings! {
             Ok(())
         },
     },
+    proxy_protocol: crate::http::ProxyMode => Setting {
+        name: "proxy_protocol",
+        flags: &["--proxy-protocol"],
+        kind: Kind::OptionalValue("auto"),
+        meta: "MODE",
+        file_value: FileValue::StrOrBool,
+        default: Default::Text("off"),
+        section: Section::Security,
+        summary: "Read a PROXY protocol header (HAProxy's) at the start of each connection: \
+                  off, v1, v2 or auto.",
+        details: "The header says whom the connection is really from: `REMOTE_ADDR` and \
+                  `REMOTE_PORT`, the access log and the journal then show that client, and the \
+                  environ gets `PROXY_PROTOCOL` (`TCP4`, `TCP6`, `LOCAL`, `UNSPEC`), \
+                  `PROXY_ADDR` and `PROXY_PORT`. The header is optional, as in gunicorn: a \
+                  connection that starts with HTTP is served with its own peer address. Only \
+                  peers in `--proxy-allow-from` may send one. A config file may say `True` \
+                  (`auto`) or `False` (`off`).",
+        show: |s| Shown::Str(s.proxy_protocol.as_str().to_owned()),
+        apply: |s, raw| {
+            s.proxy_protocol = v::proxy_mode(raw)?;
+            Ok(())
+        },
+    },
     proxy_allow_ips: Vec<AllowIp> => Setting {
         name: "proxy_allow_ips",
         flags: &["--proxy-allow-from"],
@@ -678,9 +706,9 @@ settings! {
         default: Default::Text("127.0.0.1,::1"),
         section: Section::Security,
         summary: "Front-end addresses allowed to use the PROXY protocol.",
-        details: "Accepted and validated so that gunicorn configurations load, but it has no \
-                  effect: corral does not implement the PROXY protocol (`proxy_protocol` is \
-                  refused), so no peer ever uses it.",
+        details: "Addresses or networks (`10.0.0.0/8`), comma-separated, or `*` for any. A \
+                  PROXY header from any other peer is answered `403 Forbidden`. Connections \
+                  on a unix socket are always allowed, as in gunicorn.",
         show: |s| ips(&s.proxy_allow_ips),
         apply: |s, raw| {
             s.proxy_allow_ips = v::allow_ips(raw)?;

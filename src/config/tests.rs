@@ -602,3 +602,28 @@ fn every_gunicorn_27_setting_is_known_by_name() {
         "gunicorn settings corral does not know: {unknown:?}"
     );
 }
+
+#[test]
+fn proxy_protocol_takes_an_optional_mode() {
+    use crate::http::ProxyMode;
+    assert_eq!(run(&["app:app"]).proxy_protocol, ProxyMode::Off);
+    // Alone it means auto, and the app after it stays the app.
+    let s = run(&["--proxy-protocol", "app:app"]);
+    assert_eq!(
+        (s.proxy_protocol, s.app.as_deref()),
+        (ProxyMode::Auto, Some("app:app"))
+    );
+    assert_eq!(
+        run(&["--proxy-protocol", "v2", "app:app"]).proxy_protocol,
+        ProxyMode::V2
+    );
+    assert_eq!(
+        run(&["--proxy-protocol=v1", "app:app"]).proxy_protocol,
+        ProxyMode::V1
+    );
+    assert_eq!(
+        run(&["--proxy-protocol", "--workers", "2", "app:app"]).proxy_protocol,
+        ProxyMode::Auto
+    );
+    assert!(err(&["--proxy-protocol=v3", "app:app"]).contains("expected off, v1, v2 or auto"));
+}

@@ -90,6 +90,19 @@ fn auto_int(raw: &str, examples: &str) -> Result<u32, String> {
     u32::from_str_radix(body, radix).map_err(|_| what)
 }
 
+/// `--proxy-protocol`, as gunicorn reads it: `off` (`false`, `0`,
+/// `none`), `v1`, `v2`, `auto` (`true`, `1`).
+pub fn proxy_mode(raw: &str) -> Result<crate::http::ProxyMode, String> {
+    use crate::http::ProxyMode;
+    Ok(match raw.trim().to_ascii_lowercase().as_str() {
+        "off" | "false" | "0" | "none" => ProxyMode::Off,
+        "v1" => ProxyMode::V1,
+        "v2" => ProxyMode::V2,
+        "auto" | "true" | "1" => ProxyMode::Auto,
+        _ => return Err("expected off, v1, v2 or auto".into()),
+    })
+}
+
 /// Booleans as a config file or an environment string may spell them.
 pub fn boolean(raw: &str) -> Result<bool, String> {
     match raw.trim().to_ascii_lowercase().as_str() {

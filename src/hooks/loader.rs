@@ -254,12 +254,15 @@ pub fn load(py: Python<'_>, spec: &str) -> Result<FileConfig, ConfigError> {
             FileValue::List | FileValue::CommaList => "a string or a list of strings",
             FileValue::Dict | FileValue::Json => "a dict",
             FileValue::Str => "a string",
+            FileValue::StrOrBool => "a string, True or False",
         };
         match tag.as_str() {
             // `pidfile = None`: the setting keeps its default.
             "none" => {}
             "callable" | "bad" => return Err(wrong_type(expected)),
-            "bool" if setting.file_value != FileValue::Bool => return Err(wrong_type(expected)),
+            "bool" if !matches!(setting.file_value, FileValue::Bool | FileValue::StrOrBool) => {
+                return Err(wrong_type(expected))
+            }
             "bool" | "scalar" => {
                 let value: String = payload.extract().unwrap_or_default();
                 if matches!(setting.file_value, FileValue::Dict | FileValue::Json) {

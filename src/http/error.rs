@@ -101,6 +101,12 @@ pub enum HttpError {
     /// client cannot be listening for an answer to half a request.
     #[error("connection closed before the request was complete")]
     Truncated,
+    /// A malformed PROXY protocol header.
+    #[error("invalid PROXY header: {0}")]
+    BadProxyHeader(String),
+    /// A PROXY header from a peer not in `--proxy-allow-from`.
+    #[error("Proxy request from {0:?} not allowed")]
+    ProxyForbidden(String),
 }
 
 impl HttpError {
@@ -114,6 +120,7 @@ impl HttpError {
             | HttpError::HeadTooLarge { .. } => 431,
             HttpError::UnsupportedTransferCoding(_) => 501,
             HttpError::UnsupportedExpect(_) => 417,
+            HttpError::ProxyForbidden(_) => 403,
             _ => 400,
         })
     }

@@ -7,6 +7,7 @@ mod chunked;
 #[cfg(test)]
 mod conformance;
 mod error;
+mod proxy;
 mod request;
 mod response;
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod vectors;
 
 pub use chunked::{ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILERS};
 pub use error::HttpError;
+pub use proxy::{parse_proxy, ProxyInfo, ProxyMode, ProxyParse};
 pub use request::{
     parse_head, request_line, BodyKind, Header, HeaderMap, Limits, Parsed, RequestHead, Version,
     DEFAULT_FIELD_SIZE, MAX_FIELDS, MAX_HEAD, MAX_REQUEST_LINE,

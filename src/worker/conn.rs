@@ -81,6 +81,12 @@ pub struct Conn {
     /// The request with Python came on this connection after an earlier
     /// response (keep-alive or pipelining).
     pub reused: bool,
+    /// `--proxy-protocol` is on and the connection's first bytes have not
+    /// been looked at yet.
+    pub proxy_pending: bool,
+    /// What the connection's PROXY header said: it holds for every request
+    /// on the connection.
+    pub proxy: Option<crate::http::ProxyInfo>,
 }
 
 pub enum Progress {
@@ -107,7 +113,17 @@ impl Conn {
             served: 0,
             claim: false,
             reused: false,
+            proxy_pending: false,
+            proxy: None,
         }
+    }
+
+    /// The client's address: the one a PROXY header gave, else the peer's.
+    pub fn client(&self) -> Option<std::net::SocketAddr> {
+        self.proxy
+            .as_ref()
+            .and_then(|p| p.client)
+            .or_else(|| self.peer.tcp())
     }
 
     /// Unparsed bytes already received.

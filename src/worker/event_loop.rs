@@ -456,6 +456,7 @@ impl Worker<'_> {
         };
         let mut conn = Conn::new(stream, sock_addr(peer), self.locals[index].clone());
         conn.deadline = Some(now + self.plan.header_timeout);
+        conn.proxy_pending = self.plan.proxy_protocol != http::ProxyMode::Off;
         conn.claim = true;
         let slot = self.conns.insert(conn);
         let tok = self.conns.token(slot);
@@ -611,6 +612,13 @@ impl Worker<'_> {
                         }
                         return Progress::Open;
                     }
+                    if conn.proxy_pending {
+                        match self.read_proxy_header(index) {
+                            Some(Progress::Open) => continue,
+                            Some(p) => return p,
+                            None => return Progress::Open,
+                        }
+                    }
                     match http::parse_head(conn.pending_input(), &limits) {
                         Ok(Parsed::Partial) => {
                             // Part of a head: a slow client (or a
@@ -708,6 +716,47 @@ impl Worker<'_> {
     /// close silently when there is nothing to answer (truncated input).
     /// Logged as gunicorn does: `Invalid request from ip=…: reason` at
     /// WARNING, and an access-log record when the request line was sound.
+    /// The PROXY header a connection may start with (`--proxy-protocol`).
+    /// `Some(Open)`: looked at, go on parsing; `None`: more bytes needed;
+    /// otherwise the connection was refused or closed.
+    fn read_proxy_header(&mut self, index: usize) -> Option<Progress> {
+        let mode = self.plan.proxy_protocol;
+        let conn = self.conns.get_mut(index)?;
+        match http::parse_proxy(conn.pending_input(), mode) {
+            Ok(http::ProxyParse::NotProxy) => {
+                conn.proxy_pending = false;
+                Some(Progress::Open)
+            }
+            Ok(http::ProxyParse::Partial) => {
+                conn.claim = false;
+                if conn.eof {
+                    self.close(index);
+                    return Some(Progress::Closed);
+                }
+                None
+            }
+            Ok(http::ProxyParse::Done(info, used)) => {
+                // Only trusted front ends may say whom a connection is from
+                // (a unix-socket peer always may, as in gunicorn).
+                let unix = matches!(conn.peer, wsgi::SockAddr::Unix(_));
+                if !unix && !wsgi::is_trusted(&conn.peer, &self.plan.proxy_allow) {
+                    let ip = conn
+                        .peer
+                        .tcp()
+                        .map(|a| a.ip().to_string())
+                        .unwrap_or_default();
+                    let e = http::HttpError::ProxyForbidden(ip);
+                    return Some(self.refuse(index, &e, None));
+                }
+                conn.consume(used);
+                conn.proxy_pending = false;
+                conn.proxy = Some(info);
+                Some(Progress::Open)
+            }
+            Err(e) => Some(self.refuse(index, &e, None)),
+        }
+    }
+
     fn refuse(
         &mut self,
         index: usize,
@@ -716,7 +765,7 @@ impl Worker<'_> {
     ) -> Progress {
         match (e.status(), self.conns.get_mut(index)) {
             (Some(status), Some(conn)) => {
-                let peer = conn.peer.tcp();
+                let peer = conn.client();
                 let ip = peer.map(|a| a.ip().to_string()).unwrap_or_default();
                 tracing::warn!("Invalid request from ip={ip}: {e}");
                 let response = http::error_response(status);
@@ -781,6 +830,7 @@ impl Worker<'_> {
             body,
             peer: conn.peer.clone(),
             local: conn.local.clone(),
+            proxy: conn.proxy.clone(),
         };
         self.jobs.push(Job {
             token: tok,

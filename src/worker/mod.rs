@@ -427,7 +427,11 @@ fn python_thread(
         let logging = crate::logging::access_enabled();
         let clock = Instant::now();
         let head = logging.then(|| req.head.clone());
-        let peer = req.peer.tcp();
+        let peer = req
+            .proxy
+            .as_ref()
+            .and_then(|p| p.client)
+            .or_else(|| req.peer.tcp());
         heartbeat.set_busy(index, true);
         let sink = Arc::new(Mutex::new(Sink::new(
             token,

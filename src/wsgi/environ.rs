@@ -89,8 +89,10 @@ pub(crate) fn latin1<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
     }
 }
 
-/// Whether `peer` may set the scheme through proxy headers.
-pub(crate) fn is_trusted(peer: &SockAddr, allow: &[AllowIp]) -> bool {
+/// Whether `peer` is in `allow` (`forwarded_allow_ips`,
+/// `proxy_allow_ips`): may set the scheme through proxy headers, or send
+/// a PROXY protocol header.
+pub fn is_trusted(peer: &SockAddr, allow: &[AllowIp]) -> bool {
     allow.iter().any(|a| match (a, peer) {
         (AllowIp::Any, _) => true,
         (AllowIp::Unix, SockAddr::Unix(_)) => true,
@@ -183,16 +185,24 @@ pub(crate) fn split_host<'a>(host: &'a str, default_port: &'a str) -> (&'a str, 
     }
 }
 
+/// The two ends of the connection a request came on, and what its PROXY
+/// header said.
+pub(crate) struct Ends<'a> {
+    pub peer: &'a SockAddr,
+    pub local: &'a SockAddr,
+    pub proxy: Option<&'a crate::http::ProxyInfo>,
+}
+
 /// Build the environ for `req`. `input` becomes `wsgi.input`.
 pub(crate) fn build<'py>(
     py: Python<'py>,
     template: &Template,
     ctx: &ServeContext,
     head: &RequestHead,
-    peer: &SockAddr,
-    local: &SockAddr,
+    ends: Ends<'_>,
     input: Bound<'py, PyAny>,
 ) -> PyResult<Result<Bound<'py, PyDict>, Refusal>> {
+    let Ends { peer, local, proxy } = ends;
     let secure = if is_trusted(peer, &ctx.forwarded_allow_ips) {
         let found = match &ctx.secure_scheme_headers {
             Some(list) => forwarded_scheme_with(&head.headers, list),
@@ -244,14 +254,23 @@ pub(crate) fn build<'py>(
         },
     )?;
 
-    match peer {
-        SockAddr::Tcp(a) => {
+    // A PROXY header names the client (gunicorn's keys); the trust checks
+    // above were made on the peer itself, the front end.
+    if let Some(p) = proxy {
+        env.set_item(intern!(py, "PROXY_PROTOCOL"), p.protocol)?;
+        if let Some(a) = p.proxy {
+            env.set_item(intern!(py, "PROXY_ADDR"), a.ip().to_string())?;
+            env.set_item(intern!(py, "PROXY_PORT"), a.port().to_string())?;
+        }
+    }
+    match proxy.and_then(|p| p.client).or_else(|| peer.tcp()) {
+        Some(a) => {
             env.set_item(intern!(py, "REMOTE_ADDR"), a.ip().to_string())?;
             env.set_item(intern!(py, "REMOTE_PORT"), a.port().to_string())?;
         }
         // A unix-socket peer has no address: gunicorn reports the empty
         // string and no REMOTE_PORT; so do we.
-        SockAddr::Unix(_) => {
+        None => {
             env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?;
         }
     }

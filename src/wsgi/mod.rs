@@ -42,6 +42,8 @@ pub struct Request {
     pub body: Body,
     pub peer: SockAddr,
     pub local: SockAddr,
+    /// What the connection's PROXY header said, if it had one.
+    pub proxy: Option<crate::http::ProxyInfo>,
 }
 
 /// Why the sink refused something.
@@ -130,6 +132,7 @@ mod response;
 #[cfg(test)]
 mod tests;
 
+pub use environ::is_trusted;
 pub use interp::{
     after_fork_child, after_fork_parent, before_fork, configure_python, finish_python,
     init_interpreter, is_initialized, load_app, mark_python_host, python_running, reload_app,

@@ -463,6 +463,7 @@ impl PyThread<'_> {
             body,
             peer,
             local,
+            proxy,
         } = req;
         let raw_uri = head.target.clone();
         let app_error = |e: &PyErr| {
@@ -480,8 +481,11 @@ impl PyThread<'_> {
                     &app.template,
                     ctx,
                     &head,
-                    &peer,
-                    &local,
+                    environ::Ends {
+                        peer: &peer,
+                        local: &local,
+                        proxy: proxy.as_ref(),
+                    },
                     input.into_any(),
                 )
             });

@@ -109,6 +109,7 @@ fn request(method: &str, target: &str, headers: &[(&str, &[u8])], body: Body) ->
         body,
         peer: tcp("10.1.2.3:5555"),
         local: tcp("127.0.0.1:8000"),
+        proxy: None,
     }
 }
 

@@ -178,7 +178,10 @@ fn corral_ctl_drives_a_server() {
     let workers = ctl(&["show", "workers"]).unwrap();
     assert_eq!(workers["count"], 1, "{workers}");
     let err = ctl(&["show", "nothing"]).expect_err("an unknown target fails");
-    assert!(err.contains("error: Invalid argument: Unknown show target: nothing"), "{err}");
+    assert!(
+        err.contains("error: Invalid argument: Unknown show target: nothing"),
+        "{err}"
+    );
     let stop = ctl(&["shutdown", "quick"]).unwrap();
     assert_eq!(stop["mode"], "quick", "{stop}");
     assert_eq!(server.wait_code(EVENT_TIMEOUT), 0);

@@ -25,6 +25,7 @@ mod fairness;
 mod install;
 mod lifecycle;
 mod losses;
+mod proxy;
 mod serving;
 mod signals;
 mod statsd;
