@@ -41,11 +41,32 @@ fn run(py: Python<'_>, args: Vec<OsString>, executable: PathBuf, relaunch: Vec<O
     py.detach(move || main(args, relaunch, title))
 }
 
+/// `corral reload PID`: HUP the master PID and wait until its new workers
+/// serve (exit 0), or until it says the new code failed (exit 1).
+fn reload_client(args: &[OsString]) -> i32 {
+    let pid = match args {
+        [pid] => pid
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+            .filter(|p| *p > 0),
+        _ => None,
+    };
+    let Some(pid) = pid else {
+        eprintln!("usage: corral reload PID (the master's pid, e.g. $MAINPID)");
+        return crate::exit::FAILURE;
+    };
+    crate::signals::request_reload(pid, std::time::Duration::from_secs(600))
+}
+
 fn main(args: Vec<OsString>, relaunch: Relaunch, title: Option<ProcTitle>) -> i32 {
-    // `corral ctl ...`: a client of a running master's control socket, not
-    // a server; Ctrl-C must stop it, so before any signal is blocked.
-    if args.first().is_some_and(|a| a == "ctl") {
-        return crate::control::main(&args[1..]);
+    // Clients, not servers; Ctrl-C must stop them, so before any signal is
+    // blocked. `corral ctl ...` talks to a master's control socket;
+    // `corral reload PID` reloads a master and waits until it is done
+    // (`ExecReload=`).
+    match args.first().and_then(|a| a.to_str()) {
+        Some("ctl") => return crate::control::main(&args[1..]),
+        Some("reload") => return reload_client(&args[1..]),
+        _ => {}
     }
     // First, so every thread the config file or a preloaded app starts
     // inherits the mask (see `block_master_signals`). They stay blocked to
@@ -73,11 +94,6 @@ fn main(args: Vec<OsString>, relaunch: Relaunch, title: Option<ProcTitle>) -> i3
     };
     if let Some(code) = crate::startup::early_exit(&settings) {
         return code;
-    }
-    if let Some(pid) = settings.reload {
-        // A client, not a server: reload a running master and wait.
-        let limit = std::time::Duration::from_secs(600);
-        return crate::signals::request_reload(pid, limit);
     }
     let start_dir = std::env::current_dir().unwrap_or_else(|_| "/".into());
     if let Some(dir) = &settings.chdir {

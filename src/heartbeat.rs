@@ -17,7 +17,9 @@ const RECYCLE: usize = 3;
 const ERROR_LEN: usize = 4;
 const ERROR_WORDS: usize = 64;
 const ERROR: usize = 5;
-const BUSY: usize = ERROR + ERROR_WORDS;
+/// `--reload`: the worker saw its code change.
+const CODE_CHANGED: usize = ERROR + ERROR_WORDS;
+const BUSY: usize = CODE_CHANGED + 1;
 
 /// The shared record of one worker.
 pub struct Heartbeat {
@@ -87,6 +89,21 @@ impl Heartbeat {
 
     pub fn wants_recycle(&self) -> bool {
         self.words.load(RECYCLE) != 0
+    }
+
+    /// `--reload`: a file the worker's code came from changed; the master
+    /// reloads every worker.
+    pub fn ask_reload(&self) {
+        self.words.store(CODE_CHANGED, 1);
+    }
+
+    pub fn wants_reload(&self) -> bool {
+        self.words.load(CODE_CHANGED) != 0
+    }
+
+    /// The master started the reload the worker asked for.
+    pub fn clear_reload(&self) {
+        self.words.store(CODE_CHANGED, 0);
     }
 
     /// Record why the worker could not boot (read by the master after it

@@ -54,7 +54,7 @@ pub struct Received {
     pub intent: Intent,
     pub signal: Signal,
     /// A process waiting for [`ACK_DONE`] / [`ACK_FAILED`] once the intent
-    /// has been carried out (`corral --reload`).
+    /// has been carried out (`corral reload`).
     pub reply_to: Option<nix::unistd::Pid>,
 }
 
@@ -63,7 +63,7 @@ pub const ACK_DONE: Signal = Signal::SIGUSR1;
 /// The acknowledgement for a reload that failed (the old workers serve on).
 pub const ACK_FAILED: Signal = Signal::SIGUSR2;
 
-/// `corral --reload PID`: send HUP to the master PID, asking to be told when
+/// `corral reload PID`: send HUP to the master PID, asking to be told when
 /// the reload is complete, and wait for the answer (at most `limit`).
 /// Returns the exit code for the command line.
 pub fn request_reload(pid: i32, limit: std::time::Duration) -> i32 {
@@ -80,13 +80,13 @@ pub fn request_reload(pid: i32, limit: std::time::Duration) -> i32 {
     {
         Ok(fd) => fd,
         Err(e) => {
-            eprintln!("error: --reload: cannot wait for the answer: {e}");
+            eprintln!("error: corral reload: cannot wait for the answer: {e}");
             return crate::exit::FAILURE;
         }
     };
     if let Err(e) = crate::sys::process::sigqueue(target, Signal::SIGHUP, std::process::id() as i32)
     {
-        eprintln!("error: --reload: cannot signal master {pid}: {e}");
+        eprintln!("error: corral reload: cannot signal master {pid}: {e}");
         return crate::exit::FAILURE;
     }
     let deadline = std::time::Instant::now() + limit;
@@ -94,7 +94,7 @@ pub fn request_reload(pid: i32, limit: std::time::Duration) -> i32 {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             eprintln!(
-                "error: --reload: master {pid} did not finish reloading within {}s",
+                "error: corral reload: master {pid} did not finish reloading within {}s",
                 limit.as_secs()
             );
             return crate::exit::FAILURE;
@@ -107,7 +107,7 @@ pub fn request_reload(pid: i32, limit: std::time::Duration) -> i32 {
             match Signal::try_from(info.ssi_signo as i32) {
                 Ok(ACK_DONE) => return crate::exit::OK,
                 Ok(ACK_FAILED) => {
-                    eprintln!("error: --reload: master {pid} could not reload; its old workers keep serving (see its log)");
+                    eprintln!("error: corral reload: master {pid} could not reload; its old workers keep serving (see its log)");
                     return crate::exit::FAILURE;
                 }
                 _ => {}
@@ -115,7 +115,7 @@ pub fn request_reload(pid: i32, limit: std::time::Duration) -> i32 {
         }
         // The master may have died meanwhile: no answer will come.
         if nix::sys::signal::kill(target, None).is_err() {
-            eprintln!("error: --reload: master {pid} is gone");
+            eprintln!("error: corral reload: master {pid} is gone");
             return crate::exit::FAILURE;
         }
     }
@@ -173,7 +173,7 @@ impl MasterSignals {
         while let Ok(Some(info)) = self.fd.read_signal() {
             if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
                 if let Some(intent) = Intent::from_signal(sig) {
-                    // `corral --reload` queues its HUP with its own pid as
+                    // `corral reload` queues its HUP with its own pid as
                     // the payload; a plain kill carries none.
                     let reply_to = (info.ssi_code == libc::SI_QUEUE && info.ssi_int > 0)
                         .then(|| nix::unistd::Pid::from_raw(info.ssi_int));

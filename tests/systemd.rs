@@ -487,7 +487,7 @@ fn units(e: &E2e) {
              NotifyAccess=main\n\
              ExecStart={corral} -w 2 -k gthread --threads 4 -t 30 --graceful-timeout 10 \
              --access-logfile - -e CORRAL_TEST_MARKERS={marks} --chdir {apps} app:app\n\
-             ExecReload={corral} --reload $MAINPID\n\
+             ExecReload={corral} reload $MAINPID\n\
              ExecStop=/bin/sh -c 'kill -TERM $$MAINPID && while kill -0 $$MAINPID 2>/dev/null; do sleep 0.1; done'\n\
              KillMode=mixed\nTimeoutStopSec=20\nLogRateLimitIntervalSec=1s\nLogRateLimitBurst=100000\n",
             marks = marks.display(),

@@ -207,8 +207,6 @@ pub struct Unsupported {
 const ASYNC: &str = "corral only has the sync and gthread worker classes";
 const TLS: &str = "corral does not terminate TLS; put a TLS proxy (nginx, haproxy, caddy) in front";
 const DAEMON: &str = "under systemd (or any supervisor) the server must stay in the foreground";
-const RELOAD: &str =
-    "code reloading on file changes is a development feature; use SIGHUP or `systemctl reload`";
 const SYSLOG: &str = "log to stderr (the journal) or use --log-journald";
 const PASTE: &str = "Paste Deploy applications must be wrapped in a WSGI module";
 const HTTP2: &str = "corral speaks HTTP/1.x; terminate HTTP/2 in the proxy in front";
@@ -223,9 +221,6 @@ macro_rules! unsupported {
 }
 
 pub static UNSUPPORTED: &[Unsupported] = unsupported! {
-    "reload" ["--reload"] ["false"] RELOAD;
-    "reload_engine" ["--reload-engine"] ["auto"] RELOAD;
-    "reload_extra_files" ["--reload-extra-file"] ["[]"] RELOAD;
     "spew" ["--spew"] ["false"] "line tracing of the server is not available";
     "sendfile" ["--no-sendfile"] ["true", "none"]
         "corral always uses sendfile for wsgi.file_wrapper";

@@ -59,6 +59,25 @@ pub enum WorkerClass {
 
 pub use table::Settings;
 
+/// `--reload-engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReloadEngine {
+    #[default]
+    Auto,
+    Inotify,
+    Poll,
+}
+
+impl ReloadEngine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReloadEngine::Auto => "auto",
+            ReloadEngine::Inotify => "inotify",
+            ReloadEngine::Poll => "poll",
+        }
+    }
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Command {
@@ -358,14 +377,13 @@ pub fn config_file_named(layers: &[Layer]) -> Option<String> {
 }
 
 /// Resolve all layers and check that an application was given (not needed
-/// for `--print-config`, nor for `--reload`, which talks to a running
-/// master).
+/// for `--print-config`).
 pub fn finish(
     layers: &[Layer],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Settings, ConfigError> {
     let settings = resolve(layers, env)?;
-    if settings.app.is_none() && !settings.print_config && settings.reload.is_none() {
+    if settings.app.is_none() && !settings.print_config {
         return Err(ConfigError(
             "no application given; usage: corral [OPTIONS] APP (see --help)".to_string(),
         ));

@@ -65,6 +65,8 @@ pub struct WorkerPlan {
     /// `--proxy-protocol`, and who may send a PROXY header.
     pub proxy_protocol: http::ProxyMode,
     pub proxy_allow: Vec<wsgi::AllowIp>,
+    /// `--reload`: how to watch, and the extra files to watch.
+    pub reload: Option<(super::ReloadEngine, Vec<PathBuf>)>,
 }
 
 pub fn worker_plan(s: &Settings) -> WorkerPlan {
@@ -96,6 +98,9 @@ pub fn worker_plan(s: &Settings) -> WorkerPlan {
         tmp_dir: s.worker_tmp_dir.clone().unwrap_or_else(std::env::temp_dir),
         proxy_protocol: s.proxy_protocol,
         proxy_allow: s.proxy_allow_ips.clone(),
+        reload: s
+            .reload
+            .then(|| (s.reload_engine, s.reload_extra_files.clone())),
     }
 }
 

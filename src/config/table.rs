@@ -218,26 +218,6 @@ settings! {
             Ok(())
         },
     },
-    /// `--reload PID`: act as a client that reloads a running master.
-    reload: Option<i32> => Setting {
-        name: "reload",
-        flags: &["--reload"],
-        kind: Kind::Value,
-        meta: "PID",
-        file_value: FileValue::Int,
-        default: Default::Unset,
-        section: Section::ServerMechanics,
-        summary: "Reload the running master PID (HUP) and wait until the reload is done; exit 0 \
-                  when the new workers serve, 1 if the reload failed.",
-        details: "For `ExecReload=corral --reload $MAINPID`: with a plain `kill -HUP`, systemd \
-                  252 may consider the reload finished before corral has even started it. The \
-                  master acknowledges a HUP sent this way once its new workers serve.",
-        show: |s| s.reload.map_or(Shown::None, |p| Shown::Int(p as i64)),
-        apply: |s, raw| {
-            s.reload = Some(v::positive(raw)? as i32);
-            Ok(())
-        },
-    },
     print_config: bool => Setting {
         name: "print_config",
         flags: &["--print-config"],
@@ -987,6 +967,60 @@ settings! {
         show: |s| Shown::Bool(s.control_socket_disable),
         apply: |s, raw| {
             s.control_socket_disable = v::boolean(raw)?;
+            Ok(())
+        },
+    },
+    reload: bool => Setting {
+        name: "reload",
+        flags: &["--reload"],
+        kind: Kind::Flag,
+        meta: "",
+        file_value: FileValue::Bool,
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "Reload the workers when the app's code changes (for development).",
+        details: "Each worker watches the files of every module it has imported, and the \
+                  `--reload-extra-file`s; when one changes, the master reloads as on SIGHUP: \
+                  new workers with the new code, the old ones retired once those serve. New \
+                  code that does not import leaves the old workers serving, with the error \
+                  logged. With `--preload` the master re-imports the app's modules.",
+        show: |s| Shown::Bool(s.reload),
+        apply: |s, raw| {
+            s.reload = v::boolean(raw)?;
+            Ok(())
+        },
+    },
+    reload_engine: crate::config::ReloadEngine => Setting {
+        name: "reload_engine",
+        flags: &["--reload-engine"],
+        kind: Kind::Value,
+        meta: "STRING",
+        file_value: FileValue::Str,
+        default: Default::Text("auto"),
+        section: Section::ServerMechanics,
+        summary: "How `--reload` notices changes: auto, inotify or poll.",
+        details: "`inotify` (and `auto`) is told of a change by the kernel; `poll` looks at \
+                  every file's modification time once a second, which also works where inotify \
+                  does not (some network and container file systems).",
+        show: |s| Shown::Str(s.reload_engine.as_str().to_owned()),
+        apply: |s, raw| {
+            s.reload_engine = v::reload_engine(raw)?;
+            Ok(())
+        },
+    },
+    reload_extra_files: Vec<PathBuf> => Setting {
+        name: "reload_extra_files",
+        flags: &["--reload-extra-file"],
+        kind: Kind::Append,
+        meta: "FILES",
+        file_value: FileValue::List,
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "Also reload when this file changes (templates, configuration); repeatable.",
+        details: "Implies nothing by itself: only with `--reload`.",
+        show: |s| Shown::List(s.reload_extra_files.iter().map(|p| p.display().to_string()).collect()),
+        apply: |s, raw| {
+            s.reload_extra_files.push(v::path(raw)?);
             Ok(())
         },
     },

@@ -103,6 +103,17 @@ pub fn proxy_mode(raw: &str) -> Result<crate::http::ProxyMode, String> {
     })
 }
 
+/// `--reload-engine`: gunicorn's names.
+pub fn reload_engine(raw: &str) -> Result<super::ReloadEngine, String> {
+    use super::ReloadEngine;
+    Ok(match raw.trim().to_ascii_lowercase().as_str() {
+        "auto" => ReloadEngine::Auto,
+        "inotify" => ReloadEngine::Inotify,
+        "poll" => ReloadEngine::Poll,
+        _ => return Err("expected auto, inotify or poll".into()),
+    })
+}
+
 /// Booleans as a config file or an environment string may spell them.
 pub fn boolean(raw: &str) -> Result<bool, String> {
     match raw.trim().to_ascii_lowercase().as_str() {

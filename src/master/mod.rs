@@ -163,7 +163,7 @@ pub struct Master {
     last_watchdog: Instant,
     /// When the start-up timeout was last extended while booting.
     last_extend: Option<Instant>,
-    /// `corral --reload` processes waiting to hear that the reload is done.
+    /// `corral reload` processes waiting to hear that the reload is done.
     reload_waiters: Vec<Pid>,
     /// No recycle starts before this: see `RECYCLE_REST`.
     recycle_rest_until: Instant,
@@ -517,6 +517,9 @@ impl Master {
     fn reload(&mut self) {
         tracing::info!("Hang up: {}", self.master_name());
         self.counts.reloads += 1;
+        for w in self.workers.values() {
+            w.heartbeat.clear_reload();
+        }
         match crate::startup::load(&self.argv[1..], &|k| std::env::var(k).ok()) {
             Ok(crate::config::Command::Run(s)) => {
                 let old = std::mem::replace(&mut self.num_workers, s.workers);
@@ -557,7 +560,21 @@ impl Master {
         self.phase = Phase::Reloading;
     }
 
-    /// Tell every `corral --reload` waiting on this reload how it went.
+    /// A reload whose new workers cannot load the app: they go, the old
+    /// generation (still serving) is the current one again, and systemd and
+    /// any `corral reload` waiting hear that the reload failed.
+    fn abandon_reload(&mut self, why: &str) {
+        let msg = join_reason("Reload failed, old workers keep serving:", why);
+        tracing::error!("{msg}");
+        let failed = self.generation;
+        self.retire_where(Retire::Reload, |w| w.generation == failed);
+        self.generation -= 1;
+        self.phase = Phase::Running;
+        self.notify(&[Notify::Ready, Notify::Status(&msg)]);
+        self.answer_reload_waiters(crate::signals::ACK_FAILED);
+    }
+
+    /// Tell every `corral reload` waiting on this reload how it went.
     fn answer_reload_waiters(&mut self, ack: Signal) {
         for pid in self.reload_waiters.drain(..) {
             let _ = kill(pid, ack);
@@ -862,6 +879,17 @@ impl Master {
                 w.recycle = Some(Retire::Recycle);
             }
         }
+        // `--reload`: a worker of the current generation saw its code
+        // change (the old generation's flags are moot once a reload runs).
+        let gen = self.generation;
+        let changed = self
+            .workers
+            .values()
+            .any(|w| w.generation == gen && w.serving() && w.heartbeat.wants_reload());
+        if changed && self.phase == Phase::Running {
+            tracing::info!("Code changed: reloading the workers");
+            self.reload();
+        }
     }
 
     /// Collect exited children. Exit 3/4 from a worker halts the master
@@ -906,6 +934,21 @@ impl Master {
                             EXIT_REASON = "crash",
                             "Worker (pid:{pid}) exited with code {code}"
                         ),
+                    }
+                    let reloading =
+                        self.phase == Phase::Reloading && w.generation == self.generation;
+                    let abandoned = w.generation > self.generation;
+                    let unloadable =
+                        code == exit::WORKER_BOOT_ERROR || code == exit::APP_LOAD_ERROR;
+                    if unloadable && (reloading || abandoned) {
+                        // New code that does not load: the old generation is
+                        // still serving, so it stays, as with --preload (the
+                        // rest of the failed generation is already going).
+                        if reloading {
+                            let why = w.heartbeat.error().unwrap_or_default();
+                            self.abandon_reload(&why);
+                        }
+                        continue;
                     }
                     if code == exit::WORKER_BOOT_ERROR {
                         let why = w.heartbeat.error().unwrap_or_default();

@@ -17,7 +17,8 @@ use super::body::{BodyReader, FeedError};
 use super::conn::{Conn, Out, Progress, State};
 use super::pool::{Flight, Job, Piece, Token};
 use super::{
-    sock_addr, Stage, Worker, DRAIN_GRACE, LINGER, TOKEN_LISTENER_BASE, TOKEN_SIGNAL, TOKEN_WAKE,
+    sock_addr, Stage, Worker, DRAIN_GRACE, LINGER, TOKEN_LISTENER_BASE, TOKEN_RELOAD, TOKEN_SIGNAL,
+    TOKEN_WAKE,
 };
 use crate::exit;
 use crate::http::{self, BodyKind, Parsed, ResponseInfo};
@@ -103,6 +104,11 @@ impl Worker<'_> {
                 match data {
                     TOKEN_SIGNAL => {}
                     TOKEN_WAKE => self.on_completions(&mut pieces),
+                    TOKEN_RELOAD => {
+                        if let Some(w) = self.reload.as_mut() {
+                            w.on_readable(Instant::now());
+                        }
+                    }
                     t if is_listener(t) => {}
                     t => self.on_socket(t, flags),
                 }
@@ -117,6 +123,7 @@ impl Worker<'_> {
                 self.sweep(now);
                 // Metrics gathered since: at most half a second late.
                 crate::statsd::flush();
+                self.check_code(now);
                 // A wake-up lost to a race between workers (the kernel
                 // stopped at one that then filled up) would leave a
                 // connection in the backlog until the next one arrives:
@@ -264,6 +271,17 @@ impl Worker<'_> {
                 c.deadline = Some(c.deadline.map_or(until, |d| d.min(until)));
             }
         }
+    }
+
+    /// `--reload`: a file the code came from changed; ask the master to
+    /// reload every worker (it starts new ones, then retires this one).
+    fn check_code(&mut self, now: Instant) {
+        let Some(file) = self.reload.as_mut().and_then(|w| w.tick(now)) else {
+            return;
+        };
+        tracing::info!("Worker reloading: {} modified", file.display());
+        self.heartbeat.ask_reload();
+        let _ = nix::unistd::write(self.boot_pipe, &[3]);
     }
 
     /// `--max-requests` reached: ask the master for a replacement and keep

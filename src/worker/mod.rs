@@ -14,6 +14,7 @@ mod body;
 mod conn;
 mod event_loop;
 mod pool;
+mod reload;
 mod slab;
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -49,6 +50,9 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
 const TOKEN_SIGNAL: u64 = u64::MAX;
 const TOKEN_WAKE: u64 = u64::MAX - 1;
 const TOKEN_LISTENER_BASE: u64 = u64::MAX - 1024;
+/// `--reload`'s inotify descriptor: below the listeners' range (and far
+/// above any connection's slot index).
+const TOKEN_RELOAD: u64 = TOKEN_LISTENER_BASE - 1;
 
 /// Everything a worker needs from the master.
 pub struct WorkerSpec<'a> {
@@ -309,6 +313,22 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
     }
 
     let plan = crate::config::worker_plan(s);
+    // `--reload`: the files the app's code came from, now that it is
+    // imported.
+    let reload = match &plan.reload {
+        Some((engine, extra)) => {
+            let mut files = wsgi::module_files();
+            files.extend(extra.iter().cloned());
+            let watcher = reload::Watcher::new(files, *engine).map_err(|e| fail("--reload", &e))?;
+            if let Some(fd) = watcher.fd() {
+                epoll
+                    .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_RELOAD))
+                    .map_err(|e| fail("epoll", &e))?;
+            }
+            Some(watcher)
+        }
+        None => None,
+    };
     let threads = plan.threads;
     // The Python threads borrow the serve context while the event loop
     // owns the worker: each gets its own.
@@ -337,6 +357,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             heartbeat: spec.heartbeat,
             boot_pipe: spec.boot_pipe,
             master: spec.master,
+            reload,
         },
         app,
         serve,
@@ -544,4 +565,6 @@ struct Worker<'a> {
     /// Wakes the master (boot, and asking to be recycled).
     boot_pipe: &'a OwnedFd,
     master: Pid,
+    /// `--reload`: watches the app's files.
+    reload: Option<reload::Watcher>,
 }

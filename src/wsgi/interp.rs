@@ -233,6 +233,29 @@ def purge():
 
 /// Import the application named by `spec`: `module`, `module:name`, or
 /// `module:factory(literal args)`. The interpreter must be initialised.
+/// The file of every module imported so far (`--reload` watches them):
+/// the app's own modules and everything they pulled in, as gunicorn's
+/// reloader takes them from `sys.modules`.
+pub fn module_files() -> Vec<std::path::PathBuf> {
+    Python::attach(|py| {
+        let modules = py
+            .import("sys")
+            .and_then(|sys| sys.getattr("modules"))
+            .and_then(|m| m.call_method0("values"))
+            .and_then(|v| v.try_iter());
+        let Ok(modules) = modules else {
+            return Vec::new();
+        };
+        let mut files: Vec<std::path::PathBuf> = modules
+            .filter_map(|m| m.ok()?.getattr("__file__").ok()?.extract::<String>().ok())
+            .map(std::path::PathBuf::from)
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+    })
+}
+
 pub fn load_app(spec: &str) -> Result<App, LoadError> {
     let (module, expr) = match spec.split_once(':') {
         Some((m, e)) => (m.trim(), e.trim()),

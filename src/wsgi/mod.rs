@@ -135,7 +135,7 @@ mod tests;
 pub use environ::is_trusted;
 pub use interp::{
     after_fork_child, after_fork_parent, before_fork, configure_python, finish_python,
-    init_interpreter, is_initialized, load_app, mark_python_host, python_running, reload_app,
-    sync_environ, thread_stacks, App, InterpreterOptions, LoadError,
+    init_interpreter, is_initialized, load_app, mark_python_host, module_files, python_running,
+    reload_app, sync_environ, thread_stacks, App, InterpreterOptions, LoadError,
 };
 pub use response::{allow_threads, python_thread, PyThread};

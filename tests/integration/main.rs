@@ -26,6 +26,7 @@ mod install;
 mod lifecycle;
 mod losses;
 mod proxy;
+mod reload;
 mod serving;
 mod signals;
 mod statsd;

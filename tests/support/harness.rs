@@ -314,12 +314,19 @@ impl Corral {
             .process_group(0);
         let fds = self.fds.clone();
         if !fds.is_empty() {
-            // SAFETY: only dup2(2), which is async-signal-safe, runs between
-            // fork and exec; dup2 leaves the new descriptor without CLOEXEC.
+            // SAFETY: only dup2(2) and fcntl(2), which are async-signal-safe,
+            // run between fork and exec. dup2 leaves the new descriptor
+            // without CLOEXEC, except when it already is the target: then it
+            // does nothing, and the flag must be cleared by hand.
             unsafe {
                 cmd.pre_exec(move || {
                     for &(fd, target) in &fds {
-                        if libc::dup2(fd, target) < 0 {
+                        let r = if fd == target {
+                            libc::fcntl(fd, libc::F_SETFD, 0)
+                        } else {
+                            libc::dup2(fd, target)
+                        };
+                        if r < 0 {
                             return Err(std::io::Error::last_os_error());
                         }
                     }
