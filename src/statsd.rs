@@ -139,9 +139,15 @@ pub fn init(cfg: Option<&Config>) -> io::Result<()> {
             Socket::Unix(s)
         }
         Target::Udp { host, port } => {
-            let addr = (host.as_str(), *port)
-                .to_socket_addrs()?
-                .next()
+            // A name resolves to IPv4 first, as gunicorn's AF_INET socket
+            // does (`localhost` is often ::1 first, and statsd servers
+            // commonly listen on IPv4 only); `[::1]` asks for IPv6.
+            let addrs: Vec<_> = (host.as_str(), *port).to_socket_addrs()?.collect();
+            let addr = addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied()
                 .ok_or_else(|| io::Error::other(format!("{host} has no address")))?;
             let any = if addr.is_ipv6() {
                 "[::]:0"

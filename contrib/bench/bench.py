@@ -771,19 +771,19 @@ not the request rates.
 What the profile says (the percentages are in the output above):
 
 - **System calls.** A keep-alive request costs about two: one `recvfrom` and one
-  `writev`. The hand-off to the Python thread (`JobQueue`, a mutex and condition
-  variable, and the completion queue's eventfd) wakes a sleeping thread once per batch
-  of events, not once per request, so `futex` calls are rare; the context switches
-  that remain show as `finish_task_switch` in the kernel's share. The hand-off is what
-  corral pays that bjoern, which runs Python on its only thread, does not; it buys the
-  event loop's independence from Python (slow clients, timeouts answered with 504,
-  back-pressure).
+  `writev`, plus the `futex` calls of the hand-off to the Python thread (`JobQueue`,
+  a mutex and condition variable, and the completion queue's eventfd) whenever the
+  thread had gone to sleep: it is woken only then, so the count per request depends
+  on how often the thread catches up with the loop. The context switches show as
+  `finish_task_switch` in the kernel's share. The hand-off is what corral pays that
+  bjoern, which runs Python on its only thread, does not; it buys the event loop's
+  independence from Python (slow clients, timeouts answered with 504, back-pressure).
 - **Fixed since the first profile of this benchmark:** two `epoll_ctl` per request (each
   connection is now registered once, edge-triggered), a `memset` of the read buffer on
   every read, a `close` lookup that built and dropped an `AttributeError` for every
-  list response on Python 3.11, and a wake-up of the Python thread (two `futex`, a
-  context switch) for every request. Together they took a keep-alive request from
-  about six system calls to two.
+  list response on Python 3.11, and a `futex` wake for every request even when the
+  Python thread was busy. Together they took a keep-alive request from about six
+  system calls to three or four.
 - **environ.** `environ::build` (the dict, its keys and values) and `malloc`/`free` from
   both Rust and Python are the largest user-space items left.
 - **gthread.** With 4 threads per worker the threads hand the GIL to each other, which

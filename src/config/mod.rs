@@ -383,6 +383,20 @@ pub fn finish(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Settings, ConfigError> {
     let settings = resolve(layers, env)?;
+    // `corral --reload PID` was the way to reload a running master before
+    // --reload took gunicorn's meaning: say what to run instead.
+    if settings.reload
+        && settings
+            .app
+            .as_deref()
+            .is_some_and(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ConfigError(format!(
+            "--reload reloads the workers when the app's code changes; to reload a running \
+             master, run: corral reload {}",
+            settings.app.as_deref().unwrap_or_default()
+        )));
+    }
     if settings.app.is_none() && !settings.print_config {
         return Err(ConfigError(
             "no application given; usage: corral [OPTIONS] APP (see --help)".to_string(),

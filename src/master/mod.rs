@@ -177,6 +177,13 @@ pub struct Master {
     counts: Counts,
     /// The worker count last sent to statsd (`gunicorn.workers`).
     workers_reported: Option<usize>,
+    /// The settings and worker count a reload replaced, put back if its new
+    /// code does not load.
+    before_reload: Option<(Box<Settings>, usize)>,
+    /// A reload's new code did not load: until a reload succeeds, a worker
+    /// started in the meantime (a respawn, a recycle) may load the same
+    /// broken code from disk, which is then no reason to stop serving.
+    code_broken: bool,
 }
 
 /// What `show stats` reports besides the current state.
@@ -361,6 +368,8 @@ impl Master {
             started: now,
             counts: Counts::default(),
             workers_reported: None,
+            before_reload: None,
+            code_broken: false,
         };
         master.set_title();
         crate::hooks::when_ready(&master.settings, num_workers).map_err(|e| (exit::FAILURE, e))?;
@@ -523,9 +532,11 @@ impl Master {
         match crate::startup::load(&self.argv[1..], &|k| std::env::var(k).ok()) {
             Ok(crate::config::Command::Run(s)) => {
                 let old = std::mem::replace(&mut self.num_workers, s.workers);
-                self.settings = *s;
+                let replaced = std::mem::replace(&mut self.settings, *s);
+                self.before_reload = Some((Box::new(replaced), old));
                 crate::statsd::flush();
                 init_statsd(&self.settings);
+                self.workers_reported = None;
                 crate::hooks::on_reload(&self.settings, self.num_workers);
                 if old != self.num_workers {
                     crate::hooks::nworkers_changed(&self.settings, self.num_workers, old);
@@ -550,6 +561,7 @@ impl Master {
                     }
                     let msg = format!("Reload failed, old workers keep serving: {}", e.summary);
                     tracing::error!("{msg}");
+                    self.restore_settings();
                     self.notify(&[Notify::Ready, Notify::Status(&msg)]);
                     self.answer_reload_waiters(crate::signals::ACK_FAILED);
                     return;
@@ -568,10 +580,38 @@ impl Master {
         tracing::error!("{msg}");
         let failed = self.generation;
         self.retire_where(Retire::Reload, |w| w.generation == failed);
-        self.generation -= 1;
+        // The workers that serve on get a new number: numbers are never
+        // reused, so a failed worker still exiting is never taken for one
+        // of the next reload's.
+        self.generation += 1;
+        let gen = self.generation;
+        for w in self.workers.values_mut() {
+            if w.generation < failed && !w.retiring() {
+                w.generation = gen;
+            }
+        }
+        self.restore_settings();
+        self.code_broken = true;
         self.phase = Phase::Running;
         self.notify(&[Notify::Ready, Notify::Status(&msg)]);
         self.answer_reload_waiters(crate::signals::ACK_FAILED);
+    }
+
+    /// A failed reload leaves the settings (and worker count) it replaced.
+    fn restore_settings(&mut self) {
+        if let Some((settings, workers)) = self.before_reload.take() {
+            self.settings = *settings;
+            self.num_workers = workers;
+            init_statsd(&self.settings);
+            self.workers_reported = None;
+        }
+    }
+
+    /// Whether workers other than those of the current generation serve.
+    fn older_serving(&self) -> bool {
+        self.workers
+            .values()
+            .any(|w| w.generation < self.generation && w.serving() && !w.retiring())
     }
 
     /// Tell every `corral reload` waiting on this reload how it went.
@@ -790,6 +830,8 @@ impl Master {
             }
             Phase::Reloading if booted >= self.num_workers && old == 0 => {
                 self.phase = Phase::Running;
+                self.before_reload = None;
+                self.code_broken = false;
                 tracing::info!("Reload complete: {booted} workers serving");
                 self.notify(&[Notify::Ready, Notify::Status(&self.status_text())]);
                 self.answer_reload_waiters(crate::signals::ACK_DONE);
@@ -806,10 +848,6 @@ impl Master {
         }
     }
 
-    /// Feed systemd's watchdog while the master is healthy, and keep the
-    /// start-up timeout from running out while workers are still importing
-    /// the app (they are killed if they exceed `--timeout`, so this cannot
-    /// extend forever).
     /// statsd: `gunicorn.workers` when the count changed, and whatever was
     /// gathered since the last loop.
     fn report_metrics(&mut self) {
@@ -821,6 +859,10 @@ impl Master {
         crate::statsd::flush();
     }
 
+    /// Feed systemd's watchdog while the master is healthy, and keep the
+    /// start-up timeout from running out while workers are still importing
+    /// the app (they are killed if they exceed `--timeout`, so this cannot
+    /// extend forever).
     fn keep_systemd_informed(&mut self) {
         if let Some(interval) = self.watchdog {
             if self.last_watchdog.elapsed() >= interval / 2 && self.healthy() {
@@ -935,20 +977,34 @@ impl Master {
                             "Worker (pid:{pid}) exited with code {code}"
                         ),
                     }
-                    let reloading =
-                        self.phase == Phase::Reloading && w.generation == self.generation;
-                    let abandoned = w.generation > self.generation;
                     let unloadable =
                         code == exit::WORKER_BOOT_ERROR || code == exit::APP_LOAD_ERROR;
-                    if unloadable && (reloading || abandoned) {
-                        // New code that does not load: the old generation is
-                        // still serving, so it stays, as with --preload (the
-                        // rest of the failed generation is already going).
-                        if reloading {
-                            let why = w.heartbeat.error().unwrap_or_default();
-                            self.abandon_reload(&why);
+                    if unloadable {
+                        let why = w.heartbeat.error().unwrap_or_default();
+                        // A worker of a failed reload, already told to go.
+                        if matches!(w.life, Life::Retiring(_)) {
+                            continue;
                         }
-                        continue;
+                        // New code that does not load while the old
+                        // generation still serves: it stays, as with
+                        // --preload.
+                        let new = w.generation == self.generation;
+                        if self.phase == Phase::Reloading && new && self.older_serving() {
+                            self.abandon_reload(&why);
+                            continue;
+                        }
+                        // Broken code on disk since a failed reload, met
+                        // by a respawn or a recycle: the workers that have
+                        // the good code loaded serve on.
+                        let serving = self.workers.values().any(|o| o.serving() && !o.retiring());
+                        if self.code_broken && serving {
+                            tracing::error!(
+                                "A new worker could not load the app (the code on disk \
+                                 does not import); the running workers serve on: {why}"
+                            );
+                            self.note_death(lived);
+                            continue;
+                        }
                     }
                     if code == exit::WORKER_BOOT_ERROR {
                         let why = w.heartbeat.error().unwrap_or_default();

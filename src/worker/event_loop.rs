@@ -70,9 +70,6 @@ impl Worker<'_> {
             } else {
                 EpollTimeout::ZERO
             };
-            // Requests dispatched by the last batch go to the Python
-            // threads now, with one wake-up for the batch.
-            self.jobs.release();
             let n = match self.epoll.wait(&mut events, wait) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
@@ -218,7 +215,6 @@ impl Worker<'_> {
         let mut events = vec![EpollEvent::empty(); 64];
         let mut pieces = Vec::new();
         while Instant::now() < deadline && self.busy_count() > 0 {
-            self.jobs.release();
             let n = self
                 .epoll
                 .wait(&mut events, EpollTimeout::from(100u16))
@@ -730,10 +726,6 @@ impl Worker<'_> {
         }
     }
 
-    /// Answer a request the parser refused (with `Connection: close`), or
-    /// close silently when there is nothing to answer (truncated input).
-    /// Logged as gunicorn does: `Invalid request from ip=…: reason` at
-    /// WARNING, and an access-log record when the request line was sound.
     /// The PROXY header a connection may start with (`--proxy-protocol`).
     /// `Some(Open)`: looked at, go on parsing; `None`: more bytes needed;
     /// otherwise the connection was refused or closed.
@@ -775,6 +767,10 @@ impl Worker<'_> {
         }
     }
 
+    /// Answer a request the parser refused (with `Connection: close`), or
+    /// close silently when there is nothing to answer (truncated input).
+    /// Logged as gunicorn does: `Invalid request from ip=…: reason` at
+    /// WARNING, and an access-log record when the request line was sound.
     fn refuse(
         &mut self,
         index: usize,

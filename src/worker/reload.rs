@@ -25,8 +25,9 @@ const POLL_EVERY: Duration = Duration::from_secs(1);
 enum Engine {
     Inotify {
         fd: Inotify,
-        /// Each watched directory, and the files in it that matter.
-        dirs: HashMap<WatchDescriptor, PathBuf>,
+        /// Each watch, and the directory spellings it stands for (a
+        /// directory reached through a symlink and directly is one watch).
+        dirs: HashMap<WatchDescriptor, Vec<PathBuf>>,
         files: HashSet<PathBuf>,
     },
     Poll {
@@ -47,47 +48,63 @@ fn mtime(p: &Path) -> Option<SystemTime> {
 
 impl Watcher {
     pub fn new(files: Vec<PathBuf>, engine: ReloadEngine) -> std::io::Result<Self> {
+        let poll = |files: Vec<PathBuf>| Engine::Poll {
+            seen: files.into_iter().map(|f| (f.clone(), mtime(&f))).collect(),
+            next: Instant::now() + POLL_EVERY,
+        };
         let engine = match engine {
-            ReloadEngine::Poll => Engine::Poll {
-                seen: files.into_iter().map(|f| (f.clone(), mtime(&f))).collect(),
-                next: Instant::now() + POLL_EVERY,
-            },
+            ReloadEngine::Poll => poll(files),
             ReloadEngine::Auto | ReloadEngine::Inotify => {
-                let fd = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
-                // Directories, not files: an editor that saves by writing a
-                // new file and renaming it over the old one replaces the
-                // inode a file watch would be on.
-                let mask = AddWatchFlags::IN_MODIFY
-                    | AddWatchFlags::IN_CLOSE_WRITE
-                    | AddWatchFlags::IN_ATTRIB
-                    | AddWatchFlags::IN_CREATE
-                    | AddWatchFlags::IN_MOVED_TO
-                    | AddWatchFlags::IN_DELETE;
-                let mut dirs = HashMap::new();
-                let mut watched = HashSet::new();
-                for f in &files {
-                    let Some(dir) = f.parent() else { continue };
-                    if watched.insert(dir.to_owned()) {
-                        match fd.add_watch(dir, mask) {
-                            Ok(wd) => {
-                                dirs.insert(wd, dir.to_owned());
-                            }
-                            // A directory that is gone or unreadable: its
-                            // modules cannot change under us either.
-                            Err(e) => tracing::debug!("--reload: {}: {e}", dir.display()),
-                        }
+                match Self::inotify(&files) {
+                    Ok(e) => e,
+                    // Out of inotify instances or watches (the per-user
+                    // limits), or a file system without it: `auto` looks at
+                    // modification times instead; `inotify` was asked for.
+                    Err(e) if engine == ReloadEngine::Auto => {
+                        tracing::warn!("--reload: inotify: {e}; polling for changes instead");
+                        poll(files)
                     }
-                }
-                Engine::Inotify {
-                    fd,
-                    dirs,
-                    files: files.into_iter().collect(),
+                    Err(e) => return Err(e),
                 }
             }
         };
         Ok(Self {
             engine,
             changed: None,
+        })
+    }
+
+    fn inotify(files: &[PathBuf]) -> std::io::Result<Engine> {
+        let fd = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+        // Directories, not files: an editor that saves by writing a
+        // new file and renaming it over the old one replaces the
+        // inode a file watch would be on.
+        let mask = AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_ATTRIB
+            | AddWatchFlags::IN_CREATE
+            | AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_DELETE;
+        let mut dirs: HashMap<WatchDescriptor, Vec<PathBuf>> = HashMap::new();
+        let mut watched = HashSet::new();
+        for f in files {
+            let Some(dir) = f.parent() else { continue };
+            if !watched.insert(dir.to_owned()) {
+                continue;
+            }
+            match fd.add_watch(dir, mask) {
+                Ok(wd) => dirs.entry(wd).or_default().push(dir.to_owned()),
+                // A directory that is gone: its modules cannot
+                // change under us either.
+                Err(nix::errno::Errno::ENOENT) => {}
+                // Out of watches: not watching would be silent.
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Engine::Inotify {
+            fd,
+            dirs,
+            files: files.iter().cloned().collect(),
         })
     }
 
@@ -117,12 +134,27 @@ impl Watcher {
                 break;
             }
             for ev in events {
-                let (Some(dir), Some(name)) = (dirs.get(&ev.wd), ev.name.as_ref()) else {
+                // Lost events, or a watched directory gone: something may
+                // have changed that can no longer be told apart.
+                if ev
+                    .mask
+                    .intersects(AddWatchFlags::IN_Q_OVERFLOW | AddWatchFlags::IN_IGNORED)
+                {
+                    if let Some(d) = dirs.get(&ev.wd).and_then(|d| d.first()) {
+                        hit.get_or_insert_with(|| d.clone());
+                    } else {
+                        hit.get_or_insert_with(|| PathBuf::from("(inotify queue overflow)"));
+                    }
+                    continue;
+                }
+                let (Some(spellings), Some(name)) = (dirs.get(&ev.wd), ev.name.as_ref()) else {
                     continue;
                 };
-                let path = dir.join(name);
-                if hit.is_none() && files.contains(&path) {
-                    hit = Some(path);
+                for dir in spellings {
+                    let path = dir.join(name);
+                    if hit.is_none() && files.contains(&path) {
+                        hit = Some(path);
+                    }
                 }
             }
         }

@@ -231,8 +231,6 @@ def purge():
     importlib.invalidate_caches()
 "#;
 
-/// Import the application named by `spec`: `module`, `module:name`, or
-/// `module:factory(literal args)`. The interpreter must be initialised.
 /// The file of every module imported so far (`--reload` watches them):
 /// the app's own modules and everything they pulled in, as gunicorn's
 /// reloader takes them from `sys.modules`.
@@ -256,6 +254,8 @@ pub fn module_files() -> Vec<std::path::PathBuf> {
     })
 }
 
+/// Import the application named by `spec`: `module`, `module:name`, or
+/// `module:factory(literal args)`. The interpreter must be initialised.
 pub fn load_app(spec: &str) -> Result<App, LoadError> {
     let (module, expr) = match spec.split_once(':') {
         Some((m, e)) => (m.trim(), e.trim()),

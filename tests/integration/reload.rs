@@ -52,6 +52,8 @@ fn reloads_and_survives_broken_code(args: &[&str]) {
     write_helper(dir.path(), "VERSION = 'v2'\n");
     serves(&server, "v2");
     server.expect_log("helper.py modified");
+    // The reload is over (the v1 workers are gone) before the next save.
+    server.wait_live_workers(2, EVENT_TIMEOUT);
 
     // A syntax error: the workers serving v2 stay, the error is logged.
     write_helper(dir.path(), "VERSION = (\n");
@@ -130,7 +132,24 @@ fn corral_reload_waits_and_reports() {
     let failed = reload();
     assert_eq!(failed.status.code(), Some(1), "{}", failed.stderr);
     assert_eq!(get(server.port, "/").text(), "v2");
-    assert_eq!(server.workers().len(), 2);
+    // The failed workers may still be finishing their import.
+    let serving = server.wait_live_workers(2, EVENT_TIMEOUT);
+    assert_eq!(get(server.port, "/").text(), "v2");
+
+    // A worker that dies now is respawned into the broken code on disk:
+    // logged, retried with back-off, and the other worker serves on.
+    crate::harness::signal(serving[0], libc::SIGKILL);
+    server.expect_log("A new worker could not load the app");
+    for _ in 0..5 {
+        assert_eq!(get(server.port, "/").text(), "v2");
+    }
+    assert!(crate::harness::alive(server.pid), "the master stopped");
+    // Fixed: the next reload succeeds and the server is whole again.
+    write_helper(dir.path(), "VERSION = 'v3'\n");
+    let fixed = reload();
+    assert!(fixed.status.success(), "{}", fixed.stderr);
+    server.wait_live_workers(2, EVENT_TIMEOUT);
+    assert_eq!(get(server.port, "/").text(), "v3");
 
     let usage = {
         let mut cmd = Command::new(crate::installed::corral());

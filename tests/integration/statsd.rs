@@ -71,6 +71,13 @@ fn traffic(port: u16) {
 
 fn complete(lines: &[String]) -> bool {
     total(lines, "app.gunicorn.requests") >= 7
+        && total(lines, "app.gunicorn.request.status.200") >= 5
+        && total(lines, "app.gunicorn.request.status.404") >= 2
+        && lines
+            .iter()
+            .filter(|l| l.starts_with("app.gunicorn.request.duration:"))
+            .count()
+            >= 7
         && total(lines, "app.gunicorn.log.warning") >= 1
         && lines
             .iter()
