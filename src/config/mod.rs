@@ -17,6 +17,9 @@
 
 mod accounts;
 mod argv;
+/// Command-line words as a shell splits them (also the control socket's
+/// commands).
+pub use argv::shell_split;
 mod docs;
 mod effective;
 pub mod gunicorn;

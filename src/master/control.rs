@@ -402,7 +402,8 @@ fn parse(client: usize, body: &[u8]) -> Request {
             .collect(),
         Some(_) => return bad(id, "\"args\" must be a list"),
     };
-    let words = split_words(text.trim())
+    // Split as a shell would (gunicorn uses Python's shlex).
+    let words = crate::config::shell_split(text.trim())
         .map(|mut w| {
             w.extend(args);
             w
@@ -414,69 +415,6 @@ fn parse(client: usize, body: &[u8]) -> Request {
         text: text.trim().to_owned(),
         words,
     }
-}
-
-/// Split a command line into words as a POSIX shell does for quoting
-/// (gunicorn splits with Python's `shlex`): quotes group, a backslash
-/// escapes outside single quotes.
-fn split_words(line: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => return Err("No closing quotation".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
-                            Some(c) => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                            None => return Err("No closing quotation".into()),
-                        },
-                        Some(c) => word.push(c),
-                        None => return Err("No closing quotation".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(c) => word.push(c),
-                    None => return Err("No escaped character".into()),
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
 }
 
 /// What the master does after answering a command.
@@ -880,20 +818,6 @@ impl Master {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_split_like_a_shell() {
-        assert_eq!(
-            split_words("worker  add 2").unwrap(),
-            ["worker", "add", "2"]
-        );
-        assert_eq!(
-            split_words("a 'b c' \"d\\\"e\" f\\ g").unwrap(),
-            ["a", "b c", "d\"e", "f g"]
-        );
-        assert_eq!(split_words("").unwrap(), Vec::<String>::new());
-        assert_eq!(split_words("show 'x").unwrap_err(), "No closing quotation");
-    }
 
     #[test]
     fn a_message_is_a_command_and_its_args() {

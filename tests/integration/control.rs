@@ -234,7 +234,7 @@ fn hostile_messages_get_errors_and_never_stall_the_master() {
     assert!(receive(&mut c)["error"]
         .as_str()
         .unwrap()
-        .contains("No closing quotation"));
+        .contains("unterminated single quote"));
     send(
         &mut c,
         br#"{"id": 11, "command": "show stats", "args": []}"#,
