@@ -115,11 +115,7 @@ fn corral_reload_waits_and_reports() {
         .args(["-w", "2"])
         .start();
     let first = server.wait_workers(2);
-    let reload = || {
-        let mut cmd = Command::new(crate::installed::corral());
-        cmd.args(["reload", &server.pid.to_string()]);
-        run(cmd, EVENT_TIMEOUT)
-    };
+    let reload = || corral_reload(server.pid);
     write_helper(dir.path(), "VERSION = 'v2'\n");
     let done = reload();
     assert!(done.status.success(), "{}", done.stderr);
@@ -162,4 +158,63 @@ fn corral_reload_waits_and_reports() {
         "{}",
         usage.stderr
     );
+}
+
+fn corral_reload(pid: i32) -> crate::harness::Finished {
+    let mut cmd = Command::new(crate::installed::corral());
+    cmd.args(["reload", &pid.to_string()]);
+    run(cmd, EVENT_TIMEOUT)
+}
+
+/// Reloads whose new code does not import, each followed by the reload
+/// that fixes it, under load from fresh and kept-alive clients, for each
+/// worker class: not one request lost. (`CORRAL_LONG=1`: ten times the
+/// cycles.)
+#[test]
+fn failed_and_fixed_reloads_lose_nothing_under_load() {
+    let cycles = if std::env::var_os("CORRAL_LONG").is_some() {
+        50
+    } else {
+        5
+    };
+    for class in [&["-k", "sync"][..], &["-k", "gthread", "--threads", "4"]] {
+        let dir = tempfile::tempdir().unwrap();
+        write_app(dir.path(), "v0");
+        let server = Corral::app("reloadable:app")
+            .chdir(dir.path())
+            .args(["-w", "2"])
+            .args(class.iter().copied())
+            .start();
+        server.wait_workers(2);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
+        let load = crate::load::Load::start(addr, 3, 3);
+        load.progress(50, EVENT_TIMEOUT);
+        for cycle in 1..=cycles {
+            write_helper(dir.path(), "VERSION = (\n");
+            let failed = corral_reload(server.pid);
+            assert_eq!(
+                failed.status.code(),
+                Some(1),
+                "cycle {cycle}: {}",
+                failed.stderr
+            );
+            load.progress(50, EVENT_TIMEOUT);
+            write_helper(dir.path(), &format!("VERSION = 'v{cycle}'\n"));
+            let fixed = corral_reload(server.pid);
+            assert!(fixed.status.success(), "cycle {cycle}: {}", fixed.stderr);
+            load.progress(50, EVENT_TIMEOUT);
+        }
+        let tally = load.finish();
+        eprintln!(
+            "{class:?}, {cycles} failed and fixed reloads: {}",
+            tally.summary()
+        );
+        assert_eq!(tally.lost, 0, "{class:?}: {}", tally.summary());
+        assert_eq!(get(server.port, "/").text(), format!("v{cycles}"));
+        assert!(
+            !server.stderr.text().contains("Shutting down"),
+            "{}",
+            server.stderr.text()
+        );
+    }
 }
