@@ -914,7 +914,7 @@ settings! {
         },
     },
     /// Where the master listens for control commands; `None` means the
-    /// default path (see `master::control::socket_path`).
+    /// default path (see `control::socket_path`).
     control_socket: Option<String> => Setting {
         name: "control_socket",
         flags: &["--control-socket"],

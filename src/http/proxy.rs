@@ -10,7 +10,7 @@
 //! header with the LOCAL and PROXY commands over TCP (STREAM) for IPv4,
 //! IPv6 or UNSPEC; its TLVs are skipped.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use super::HttpError;
 
@@ -117,29 +117,19 @@ fn parse_v1(buf: &[u8]) -> Result<ProxyParse, HttpError> {
     if bits.len() != 6 {
         return Err(invalid(format!("{line:?}")));
     }
-    let (client, proxy): (IpAddr, IpAddr) = match bits[1] {
-        "TCP4" => (
-            bits[2]
-                .parse::<Ipv4Addr>()
-                .map_err(|_| invalid(format!("{line:?}")))?
-                .into(),
-            bits[3]
-                .parse::<Ipv4Addr>()
-                .map_err(|_| invalid(format!("{line:?}")))?
-                .into(),
-        ),
-        "TCP6" => (
-            bits[2]
-                .parse::<Ipv6Addr>()
-                .map_err(|_| invalid(format!("{line:?}")))?
-                .into(),
-            bits[3]
-                .parse::<Ipv6Addr>()
-                .map_err(|_| invalid(format!("{line:?}")))?
-                .into(),
-        ),
+    // TCP4 takes IPv4 addresses only, TCP6 IPv6 only.
+    let v4 = match bits[1] {
+        "TCP4" => true,
+        "TCP6" => false,
         other => return Err(invalid(format!("protocol {other:?} not supported"))),
     };
+    let addr = |a: &str| {
+        a.parse::<IpAddr>()
+            .ok()
+            .filter(|ip| ip.is_ipv4() == v4)
+            .ok_or_else(|| invalid(format!("{line:?}")))
+    };
+    let (client, proxy) = (addr(bits[2])?, addr(bits[3])?);
     let port = |p: &str| {
         // Decimal digits only: `+80` or `0x50` are not ports.
         if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {

@@ -9,7 +9,7 @@
 //! state machine: a client that sends half a message, or never reads its
 //! answer, costs a buffer and never stalls the loop. Messages are capped,
 //! a malformed one gets an error reply, and every command is logged with
-//! the peer's uid and pid. This file owns the socket, the framing and the
+//! the peer's uid and pid. This file owns the socket, reading messages and the
 //! commands; the actions they take are the master's own (the same as the
 //! signals').
 
