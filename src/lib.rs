@@ -25,12 +25,14 @@
 //! - [`control`]: the control socket's path, framing and client (`corral
 //!   ctl`); the master answers on it (`master/control.rs`).
 //! - [`statsd`]: gunicorn's statsd metrics.
+//! - [`metrics`]: Prometheus metrics, counted by workers in shared memory
+//!   and served by the master (`master/metrics.rs`).
 //! - [`signals`], [`heartbeat`], [`logging`]: one concern each.
 //! - [`sys`]: the only home of `unsafe`, fork, exec and raw file descriptors.
 //!
 //! A module names only modules below it (docs/architecture.md, "Layers"):
 //! entry, master, worker, startup, hooks, config, wsgi, logging, then http, systemd,
-//! signals, heartbeat, control and statsd, then sys.
+//! signals, heartbeat, control, statsd and metrics, then sys.
 
 #![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -43,6 +45,7 @@ pub mod hooks;
 pub mod http;
 pub mod logging;
 pub mod master;
+pub mod metrics;
 pub mod signals;
 pub mod startup;
 pub mod statsd;
@@ -85,6 +88,7 @@ mod layers {
             "heartbeat",
             "control",
             "statsd",
+            "metrics",
         ],
         &["sys"],
     ];

@@ -158,7 +158,7 @@ fn socket_activation_with_named_socket() {
         "app:app",
         &["-w", "1", "-b", &bind],
         &[],
-        Some("corral-example.socket"),
+        &["corral-example.socket"],
     );
     let addr = c.addr;
     let first = std::thread::spawn(move || {
@@ -191,6 +191,49 @@ fn socket_activation_with_named_socket() {
         std::net::TcpStream::connect(("127.0.0.1", unused)).is_err(),
         "corral bound --bind {bind} although it was socket activated"
     );
+}
+
+/// A second socket unit with `FileDescriptorName=metrics` carries
+/// `/metrics`: corral serves the app on the first socket only, and the
+/// metrics on the second, without `--metrics-bind`.
+#[test]
+fn a_socket_named_metrics_serves_prometheus_metrics() {
+    let mut c = Activated::start_named(
+        "app:app",
+        &["-w", "1"],
+        &[],
+        &["corral-example.socket", "metrics"],
+    );
+    // systemd-socket-activate starts corral on the first connection.
+    let addr = c.addr;
+    let first = std::thread::spawn(move || {
+        poll(Duration::from_secs(20), || {
+            match get(addr, "/", Duration::from_secs(20)) {
+                Err(e) if e.starts_with("connect") => None,
+                r => Some(r),
+            }
+        })
+    });
+    c.notify
+        .expect("READY=1", Duration::from_secs(30), Msg::is_ready);
+    let r = first
+        .join()
+        .unwrap()
+        .expect("listening")
+        .expect("app request");
+    assert_eq!(r.status, 200);
+    let m = client::fetch(c.more[0], "/metrics", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("scrape: {e}\n{}", c.log()));
+    assert_eq!(m.status, 200, "{}", c.log());
+    assert!(
+        m.text()
+            .contains("corral_requests_total{method=\"GET\",code=\"200\"} 1\n"),
+        "{}",
+        m.text()
+    );
+    // The metrics socket is not one the app is served on.
+    let wrong = client::fetch(c.more[0], "/", Duration::from_secs(10)).expect("GET /");
+    assert_eq!(wrong.status, 404);
 }
 
 #[test]
@@ -424,11 +467,14 @@ fn notify_watchdog_pings() {
 const SOCKET_UNIT: &str = "webapp.socket";
 const SERVICE_UNIT: &str = "webapp.service";
 const WD_UNIT: &str = "webapp-wd.service";
+/// `/metrics` on its own socket unit, as docs/systemd.md shows it.
+const METRICS_UNIT: &str = "webapp-metrics.socket";
 
 struct E2e {
     sd: namespace::Systemd,
     addr: SocketAddr,
     wd_addr: SocketAddr,
+    metrics_addr: SocketAddr,
     scratch: tempfile::TempDir,
 }
 
@@ -481,6 +527,13 @@ fn units(e: &E2e) {
         &format!("[Socket]\nListenStream={}\n", e.addr),
     );
     e.sd.write(
+        &format!("/run/systemd/system/{METRICS_UNIT}"),
+        &format!(
+            "[Socket]\nListenStream={}\nFileDescriptorName=metrics\nService={SERVICE_UNIT}\n",
+            e.metrics_addr
+        ),
+    );
+    e.sd.write(
         &format!("/run/systemd/system/{SERVICE_UNIT}"),
         &format!(
             "[Unit]\nRequires={SOCKET_UNIT}\nAfter={SOCKET_UNIT}\n\n[Service]\nType=notify\n\
@@ -511,7 +564,7 @@ fn units(e: &E2e) {
 }
 
 fn scenario_socket_activation(e: &E2e) {
-    e.sd.ok(&["systemctl", "start", SOCKET_UNIT]);
+    e.sd.ok(&["systemctl", "start", SOCKET_UNIT, METRICS_UNIT]);
     assert_eq!(
         e.prop("ActiveState"),
         "inactive",
@@ -529,6 +582,16 @@ fn scenario_socket_activation(e: &E2e) {
     assert!(
         e.workers().contains(&serving),
         "the request was not served by a worker of the service's main process"
+    );
+    // The metrics socket unit's descriptor carries /metrics, not the app.
+    let m = get(e.metrics_addr, "/metrics", Duration::from_secs(10))
+        .unwrap_or_else(|err| panic!("scrape through {METRICS_UNIT}: {err}\n{}", e.state()));
+    assert_eq!(m.status, 200, "{m:?}");
+    assert!(
+        m.text()
+            .contains("corral_requests_total{method=\"GET\",code=\"200\"} 1\n"),
+        "{}",
+        m.text()
     );
 }
 
@@ -1125,6 +1188,7 @@ fn real_systemd() {
         sd,
         addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
         wd_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+        metrics_addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
         scratch: temp_dir("sde2e"),
     };
     units(&e);

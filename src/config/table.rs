@@ -1076,6 +1076,30 @@ settings! {
             Ok(())
         },
     },
+    /// `--metrics-bind`: where the master serves Prometheus metrics.
+    metrics_bind: Option<std::net::SocketAddr> => Setting {
+        name: "metrics_bind",
+        flags: &["--metrics-bind"],
+        kind: Kind::Value,
+        meta: "ADDRESS",
+        file_value: FileValue::Str,
+        default: Default::Unset,
+        section: Section::Logging,
+        summary: "Serve Prometheus metrics at http://HOST:PORT/metrics, from the master.",
+        details: "Requests by method and status, latency and queue-wait histograms, requests in \
+                  flight, workers by state, restarts by reason, timeouts, 503 sheds and slow-client \
+                  evictions, summed over all workers; counters survive a worker's exit. Under \
+                  socket activation a socket named `metrics` (`FileDescriptorName=metrics`) is \
+                  used instead. Read at start-up and by USR2, not by HUP. See docs/operations.md.",
+        show: |s| s.metrics_bind.map_or(Shown::None, |a| Shown::Str(a.to_string())),
+        apply: |s, raw| {
+            s.metrics_bind = Some(match v::bind(raw)? {
+                BindSpec::Tcp(addrs, _) => *addrs.first().ok_or("no address")?,
+                _ => return Err("expected HOST:PORT".into()),
+            });
+            Ok(())
+        },
+    },
     worker_tmp_dir: Option<PathBuf> => Setting {
         name: "worker_tmp_dir",
         flags: &["--worker-tmp-dir"],

@@ -350,7 +350,7 @@ fn error_lines() {
         (&["a", "--workers"], "--workers requires a value (INT)"),
         (&["--reuse-port=1", "a"], "--reuse-port does not take a value"),
         (&["a", "b"], "unexpected extra argument 'b' (only one APP may be given)"),
-        (&["--m", "1", "a"], "ambiguous option --m: could be --max-requests, --max-requests-jitter, --max-worker-memory"),
+        (&["--m", "1", "a"], "ambiguous option --m: could be --max-requests, --max-requests-jitter, --max-worker-memory, --metrics-bind"),
         (&[], "no application given; usage: corral [OPTIONS] APP (see --help)"),
         (&["-w", "2"], "no application given; usage: corral [OPTIONS] APP (see --help)"),
     ];

@@ -13,7 +13,7 @@
 //! commands; the actions they take are the master's own (the same as the
 //! signals').
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags};
 use serde_json::{json, Map, Value};
 
+use super::nonblock::{read_some, write_some, Input};
 use super::{Life, Master, Retire};
 use crate::config::Shown;
 use crate::control::{frame, socket_path, MAX_MESSAGE};
@@ -312,19 +313,18 @@ impl Client {
     }
 
     fn read(&mut self, now: Instant) {
-        let mut chunk = [0u8; 4096];
+        if self.closing || self.broken {
+            return;
+        }
+        let before = self.input.len();
         // Never buffer more than one whole message and its length.
-        while !self.closing && !self.broken && self.input.len() <= MAX_MESSAGE + 4 {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => self.closing = true,
-                Ok(n) => {
-                    self.input.extend_from_slice(&chunk[..n]);
-                    self.last = now;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => self.broken = true,
-            }
+        match read_some(&mut self.stream, &mut self.input, MAX_MESSAGE + 4) {
+            Input::Open => {}
+            Input::Eof => self.closing = true,
+            Input::Broken => self.broken = true,
+        }
+        if self.input.len() > before {
+            self.last = now;
         }
     }
 
@@ -359,16 +359,8 @@ impl Client {
     }
 
     fn write(&mut self) {
-        while !self.output.is_empty() && !self.broken {
-            match self.stream.write(&self.output) {
-                Ok(0) => self.broken = true,
-                Ok(n) => {
-                    self.output.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => self.broken = true,
-            }
+        if !self.broken && !write_some(&mut self.stream, &mut self.output) {
+            self.broken = true;
         }
     }
 }

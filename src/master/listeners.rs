@@ -9,6 +9,11 @@ use crate::config::{BindSpec, Settings};
 use crate::sys::net::Addr;
 use crate::sys::Listener;
 
+/// The descriptor name of the socket `/metrics` is served on: set by
+/// `FileDescriptorName=metrics` in a socket unit, and kept by corral when
+/// it hands its own metrics socket to a new master (USR2).
+pub const METRICS_NAME: &str = "metrics";
+
 /// Bind attempts before giving up, one second apart (gunicorn's numbers).
 const BIND_ATTEMPTS: u32 = 5;
 
@@ -35,6 +40,8 @@ impl OpenError {
 pub struct Opened {
     pub listeners: Vec<Listener>,
     pub names: Vec<String>,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics: Option<Listener>,
 }
 
 /// Collect every listener the settings ask for.
@@ -49,6 +56,7 @@ pub fn open(settings: &Settings) -> Result<Opened, OpenError> {
     let mut out: Vec<(Listener, String)> = Vec::new();
     let mut ours: Vec<(Listener, String)> = Vec::new();
     let activated = crate::systemd::take_listen_fds();
+    let mut metrics = None;
     for (fd, name) in &activated.fds {
         // systemd (or the previous master) handed these descriptors to us.
         let adopted = crate::sys::process::adopt_inherited(*fd);
@@ -62,7 +70,9 @@ pub fn open(settings: &Settings) -> Result<Opened, OpenError> {
             ))
         })?;
         let name = name.clone().unwrap_or_default();
-        if name.starts_with(Listener::NAME_PREFIX) {
+        if name == METRICS_NAME {
+            metrics = Some(l);
+        } else if name.starts_with(Listener::NAME_PREFIX) {
             ours.push((l, name));
         } else {
             out.push((l, name));
@@ -114,6 +124,23 @@ pub fn open(settings: &Settings) -> Result<Opened, OpenError> {
             },
         }
     }
+    if let Some(addr) = settings.metrics_bind {
+        // The socket handed over (by systemd, or the old master) serves
+        // unless --metrics-bind now names another address.
+        let want = Addr::Tcp(addr);
+        let mut pool: Vec<(Listener, String)> = metrics
+            .take()
+            .into_iter()
+            .map(|l| (l, String::new()))
+            .collect();
+        metrics = match take_matching(&mut pool, &want) {
+            Some((l, _)) => Some(l),
+            None => {
+                let text = format!("--metrics-bind {addr}");
+                Some(retry(&text, || Listener::bind_tcp(addr, 64, false))?)
+            }
+        };
+    }
     if socket_units {
         // Under socket activation corral's own sockets (from a re-exec)
         // are kept whatever --bind says: the old master had them too.
@@ -141,7 +168,11 @@ pub fn open(settings: &Settings) -> Result<Opened, OpenError> {
         }
     }
     let (listeners, names) = out.into_iter().unzip();
-    Ok(Opened { listeners, names })
+    Ok(Opened {
+        listeners,
+        names,
+        metrics,
+    })
 }
 
 fn named(l: Listener) -> (Listener, String) {

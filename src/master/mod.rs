@@ -9,6 +9,8 @@
 
 mod control;
 mod listeners;
+mod metrics;
+mod nonblock;
 mod reexec;
 mod spawn;
 
@@ -101,6 +103,8 @@ struct WorkerProc {
     /// Reload generation the worker belongs to.
     generation: u64,
     heartbeat: Heartbeat,
+    /// Its Prometheus counts, when `/metrics` is served.
+    tally: Option<crate::metrics::Tally>,
     spawned: Instant,
     life: Life,
     /// It should be replaced (it served `--max-requests`, or is over the
@@ -173,7 +177,11 @@ pub struct Master {
     /// `control_waiting`: "in use" was logged.
     control_next_try: Option<Instant>,
     control_waiting: bool,
+    /// `/metrics`, when served, and what the master keeps for it.
+    exporter: Option<metrics::Exporter>,
+    books: metrics::Books,
     started: Instant,
+    started_at: std::time::SystemTime,
     counts: Counts,
     /// The worker count last sent to statsd (`gunicorn.workers`).
     workers_reported: Option<usize>,
@@ -266,11 +274,25 @@ impl Master {
         let listeners::Opened {
             listeners,
             names: listener_names,
+            metrics,
         } = listeners::open(&settings).map_err(|e| StartError {
             code: exit::FAILURE,
             message: e.message,
             errno: e.errno,
         })?;
+        let exporter = match metrics {
+            Some(l) => {
+                let addr = l.addr();
+                let e = metrics::Exporter::new(l).map_err(|e| StartError {
+                    code: exit::FAILURE,
+                    message: format!("metrics socket {addr}: {e}"),
+                    errno: e.raw_os_error(),
+                })?;
+                tracing::info!("Metrics at: {addr}/metrics");
+                Some(e)
+            }
+            None => None,
+        };
         // The app reads its environment through os.environ, a copy Python
         // made at start-up: drop the hand-over variables there too.
         wsgi::sync_environ(&[
@@ -365,7 +387,10 @@ impl Master {
             control: None,
             control_next_try: Some(now),
             control_waiting: false,
+            exporter,
+            books: metrics::Books::default(),
             started: now,
+            started_at: std::time::SystemTime::now(),
             counts: Counts::default(),
             workers_reported: None,
             before_reload: None,
@@ -442,6 +467,7 @@ impl Master {
                 if let Some(c) = &self.control {
                     fds.extend(c.poll_fds());
                 }
+                fds.extend(self.metrics_poll_fds());
                 let _ = poll(&mut fds, timeout);
                 self.reexec_ready.is_some()
                     && fds[reexec_at]
@@ -471,6 +497,7 @@ impl Master {
             if let Some(graceful) = self.serve_control() {
                 return self.stop(graceful);
             }
+            self.serve_metrics();
             if let Some(halt) = self.reap() {
                 return halt;
             }
@@ -949,6 +976,7 @@ impl Master {
                 self.on_reexec_child_exit(pid);
                 continue;
             };
+            self.book_exit(&w);
             crate::hooks::child_exit(&self.settings, self.num_workers, pid.as_raw(), w.age);
             let lived = w.spawned.elapsed();
             // Asked to go, or went after its --max-requests: not a crash.
@@ -1154,6 +1182,10 @@ impl Master {
         tracing::info!("Shutting down: {}", self.master_name());
         self.close_listeners();
         self.close_control();
+        // Like the control socket, refused at once rather than left to
+        // wait while workers drain (and the port is free for whatever
+        // replaces this server).
+        self.exporter = None;
         let mut sig = if graceful {
             Signal::SIGTERM
         } else {

@@ -96,7 +96,13 @@ impl Master {
             }
         };
         let mut keep: Vec<i32> = self.listeners.iter().map(|l| l.as_raw()).collect();
-        let names = self.listener_names.clone();
+        let mut names = self.listener_names.clone();
+        // The metrics socket travels under systemd's name for it, so the
+        // new master tells it from the sockets it serves on.
+        if let Some(e) = &self.exporter {
+            keep.push(e.listener().as_raw());
+            names.push(super::listeners::METRICS_NAME.to_owned());
+        }
         let n = keep.len();
         keep.push(ready_w.as_raw_fd());
         let program = self.relaunch.program.clone();

@@ -21,6 +21,14 @@ impl Master {
                 return Err(Halt(exit::FAILURE));
             }
         };
+        let tally = match self.exporter.as_ref().map(|_| crate::metrics::Tally::new()) {
+            Some(Ok(t)) => Some(t),
+            Some(Err(e)) => {
+                tracing::error!("cannot create worker metrics: {e}");
+                return Err(Halt(exit::FAILURE));
+            }
+            None => None,
+        };
         let max_requests = jittered(
             self.settings.max_requests,
             self.settings.max_requests_jitter,
@@ -35,6 +43,7 @@ impl Master {
                 // The master's control socket and its clients are not the
                 // worker's (closed here; the file stays, it is the master's).
                 drop(self.control.take());
+                drop(self.exporter.take());
                 let title = |t: &str| {
                     if let Some(pt) = &self.title {
                         pt.set(t);
@@ -44,6 +53,7 @@ impl Master {
                     settings: &self.settings,
                     listeners: &self.listeners,
                     heartbeat: &heartbeat,
+                    tally: tally.as_ref(),
                     app: self.app.as_ref(),
                     boot_pipe: &self.boot_w,
                     max_requests,
@@ -61,6 +71,7 @@ impl Master {
                         age,
                         generation: self.generation,
                         heartbeat,
+                        tally,
                         spawned: Instant::now(),
                         life: Life::Booting,
                         recycle: None,

@@ -87,6 +87,8 @@ pub struct Conn {
     /// What the connection's PROXY header said: it holds for every request
     /// on the connection.
     pub proxy: Option<crate::http::ProxyInfo>,
+    /// The method of the request with Python, as the metrics count it.
+    pub method: crate::metrics::Method,
 }
 
 pub enum Progress {
@@ -115,6 +117,7 @@ impl Conn {
             reused: false,
             proxy_pending: false,
             proxy: None,
+            method: crate::metrics::Method::default(),
         }
     }
 
@@ -124,6 +127,17 @@ impl Conn {
             .as_ref()
             .and_then(|p| p.client)
             .or_else(|| self.peer.tcp())
+    }
+
+    /// The client started a request it has not finished sending: part of
+    /// a head, or a body still arriving. (A connection with nothing sent
+    /// is idle, not slow.)
+    pub fn owes_request(&self) -> bool {
+        match self.state {
+            State::Body(_) => true,
+            State::Head => !self.pending_input().is_empty(),
+            _ => false,
+        }
     }
 
     /// Unparsed bytes already received.

@@ -22,6 +22,7 @@ use super::{
 };
 use crate::exit;
 use crate::http::{self, BodyKind, Parsed, ResponseInfo};
+use crate::metrics::{Counter, Method};
 use crate::wsgi;
 
 /// Each connection is registered once, edge-triggered, for everything it
@@ -204,6 +205,10 @@ impl Worker<'_> {
                     c.out.clear();
                     c.queue(http::error_response(504), false);
                     c.state = State::Closing;
+                    if let Some(t) = self.tally {
+                        t.count(Counter::Timeout);
+                        t.answered(c.method, 504);
+                    }
                 }
                 self.after_io(tok);
             }
@@ -520,6 +525,9 @@ impl Worker<'_> {
         }
         match idle.or(slowest.map(|(_, i)| i)) {
             Some(i) => {
+                if idle.is_none() {
+                    self.count(Counter::SlowClient);
+                }
                 self.close(i);
                 true
             }
@@ -829,7 +837,8 @@ impl Worker<'_> {
         let flight = Arc::new(Flight::default());
         conn.claim = false;
         conn.reused = conn.served > 0;
-        self.in_flight += 1;
+        conn.method = Method::of(&head.method);
+        let n = self.in_flight + 1;
         if conn.reused {
             self.reused_in_flight += 1;
         }
@@ -846,6 +855,7 @@ impl Worker<'_> {
             local: conn.local.clone(),
             proxy: conn.proxy.clone(),
         };
+        self.set_in_flight(n);
         self.jobs.push(Job {
             token: tok,
             req,
@@ -873,7 +883,7 @@ impl Worker<'_> {
         if ended > 0 {
             // Those threads are free, whether or not the clients are still
             // there.
-            self.in_flight = self.in_flight.saturating_sub(ended);
+            self.set_in_flight(self.in_flight.saturating_sub(ended));
             self.settle_accepting(Instant::now());
         }
         for (tok, piece) in pieces.drain(..) {
@@ -1025,8 +1035,25 @@ impl Worker<'_> {
                 .get(i)
                 .is_some_and(|c| c.deadline.is_some_and(|d| now >= d));
             if expired {
+                if self.conns.get(i).is_some_and(Conn::owes_request) {
+                    self.count(Counter::SlowClient);
+                }
                 self.close(i);
             }
+        }
+    }
+
+    fn count(&self, c: Counter) {
+        if let Some(t) = self.tally {
+            t.count(c);
+        }
+    }
+
+    /// Requests handed to Python threads and not finished changed.
+    fn set_in_flight(&mut self, n: usize) {
+        self.in_flight = n;
+        if let Some(t) = self.tally {
+            t.set_in_flight(n);
         }
     }
 }

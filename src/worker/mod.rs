@@ -29,6 +29,7 @@ use nix::unistd::Pid;
 use crate::config::Settings;
 use crate::exit;
 use crate::heartbeat::Heartbeat;
+use crate::metrics::{Counter, Method, Tally};
 use crate::sys::net::Addr;
 use crate::sys::Listener;
 use crate::wsgi::{self, App, ServeContext, SockAddr};
@@ -59,6 +60,8 @@ pub struct WorkerSpec<'a> {
     pub settings: &'a Settings,
     pub listeners: &'a [Listener],
     pub heartbeat: &'a Heartbeat,
+    /// Where this worker counts its Prometheus metrics (`--metrics-bind`).
+    pub tally: Option<&'a Tally>,
     /// The app, when imported by the master (`--preload`).
     pub app: Option<&'a App>,
     /// Written once when the worker has booted, to wake the master.
@@ -120,15 +123,19 @@ fn run(spec: WorkerSpec<'_>) -> ! {
         Ok((mut worker, app, ctx, threads)) => {
             crate::hooks::post_worker_init();
             let jobs_q = Arc::clone(&worker.jobs);
-            let queue_timeout = worker.plan.queue_timeout;
+            let books = Books {
+                heartbeat: spec.heartbeat,
+                tally: spec.tally,
+                queue_timeout: worker.plan.queue_timeout,
+            };
             let done = Arc::clone(&worker.completions);
             let (jobs, completions) = (&*jobs_q, &done);
-            let (ctx, app, hb) = (&ctx, &app, spec.heartbeat);
+            let (ctx, app) = (&ctx, &app);
             std::thread::scope(|scope| {
                 for t in 1..threads {
                     start(scope, format!("python-{t}"), move || {
                         crash_on_panic("a Python thread", || {
-                            python_thread(t, jobs, completions, ctx, app, hb, queue_timeout)
+                            python_thread(t, jobs, completions, ctx, app, books)
                         });
                         exit::OK
                     });
@@ -142,7 +149,7 @@ fn run(spec: WorkerSpec<'_>) -> ! {
                     code
                 });
                 crash_on_panic("a Python thread", || {
-                    python_thread(0, jobs, completions, ctx, app, hb, queue_timeout)
+                    python_thread(0, jobs, completions, ctx, app, books)
                 });
                 server.join().unwrap_or(1)
             })
@@ -355,6 +362,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             max_requests: spec.max_requests,
             plan,
             heartbeat: spec.heartbeat,
+            tally: spec.tally,
             boot_pipe: spec.boot_pipe,
             master: spec.master,
             reload,
@@ -398,7 +406,7 @@ fn shed(
     flight: Arc<pool::Flight>,
     completions: &Arc<Completions>,
     waited: Duration,
-) {
+) -> bool {
     tracing::warn!(
         "Shedding load: a request waited {} ms for a Python thread; answered 503",
         waited.as_millis()
@@ -413,11 +421,22 @@ fn shed(
     let mut sink = Sink::new(token, info, flight, Arc::clone(completions), false);
     let sent = wsgi::ResponseSink::start(&mut sink, "503 Service Unavailable", &headers)
         .and_then(|()| wsgi::ResponseSink::body(&mut sink, body, true));
-    sink.end(if sent.is_ok() {
+    let sent = sent.is_ok();
+    sink.end(if sent {
         wsgi::Outcome::Complete
     } else {
         wsgi::Outcome::Aborted
     });
+    sent
+}
+
+/// What a Python thread reports to besides its answers: the heartbeat
+/// page, the metrics tally, and when to shed a request instead.
+#[derive(Clone, Copy)]
+struct Books<'a> {
+    heartbeat: &'a Heartbeat,
+    tally: Option<&'a Tally>,
+    queue_timeout: Duration,
 }
 
 fn python_thread(
@@ -426,9 +445,13 @@ fn python_thread(
     completions: &Arc<Completions>,
     ctx: &ServeContext,
     app: &App,
-    heartbeat: &Heartbeat,
-    queue_timeout: Duration,
+    books: Books<'_>,
 ) {
+    let Books {
+        heartbeat,
+        tally,
+        queue_timeout,
+    } = books;
     wsgi::python_thread(|py| loop {
         let Some(job) = py.idle(|| jobs.pop()) else {
             return;
@@ -441,8 +464,19 @@ fn python_thread(
             started,
             queued,
         } = job;
-        if !queue_timeout.is_zero() && queued.elapsed() > queue_timeout {
-            shed(token, info, flight, completions, queued.elapsed());
+        let waited = queued.elapsed();
+        let method = tally.map(|t| {
+            t.queue_wait(waited);
+            Method::of(&req.head.method)
+        });
+        if !queue_timeout.is_zero() && waited > queue_timeout {
+            let sent = shed(token, info, flight, completions, waited);
+            if let (Some(t), Some(m)) = (tally, method) {
+                t.count(Counter::Shed);
+                if sent {
+                    t.answered(m, 503);
+                }
+            }
             continue;
         }
         let logging = crate::logging::access_enabled();
@@ -464,9 +498,13 @@ fn python_thread(
         let outcome = serve_with_hooks(py, app, ctx, req, sink.clone());
         heartbeat.set_busy(index, false);
         let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
-        if crate::statsd::enabled() {
+        if crate::statsd::enabled() || tally.is_some() {
             let status = sink.status.get(..3).and_then(|s| s.parse().ok());
-            crate::statsd::request(status.unwrap_or(500), clock.elapsed());
+            let (status, took) = (status.unwrap_or(500), clock.elapsed());
+            crate::statsd::request(status, took);
+            if let (Some(t), Some(m)) = (tally, method) {
+                t.request(m, status, took);
+            }
         }
         if let Some(head) = head {
             crate::logging::access(&crate::logging::AccessRecord {
@@ -562,6 +600,7 @@ struct Worker<'a> {
     served: u64,
     max_requests: u64,
     heartbeat: &'a Heartbeat,
+    tally: Option<&'a Tally>,
     /// Wakes the master (boot, and asking to be recycled).
     boot_pipe: &'a OwnedFd,
     master: Pid,

@@ -25,6 +25,7 @@ mod fairness;
 mod install;
 mod lifecycle;
 mod losses;
+mod metrics;
 mod proxy;
 mod reload;
 mod serving;

@@ -40,6 +40,8 @@ pub fn pid_in(resp: &Response) -> Option<i32> {
 pub struct Activated {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The sockets after the first, in the order their names were given.
+    pub more: Vec<SocketAddr>,
     pub notify: Notifications,
     pub dir: tempfile::TempDir,
     log: PathBuf,
@@ -48,16 +50,17 @@ pub struct Activated {
 impl Activated {
     /// `env` goes to corral's environment; `args` come before the app.
     pub fn start(app: &str, args: &[&str], env: &[(&str, String)]) -> Activated {
-        Self::start_named(app, args, env, None)
+        Self::start_named(app, args, env, &[])
     }
 
     /// As [`Activated::start`], with the socket named as a `.socket` unit
-    /// names it (`LISTEN_FDNAMES`).
+    /// names it (`LISTEN_FDNAMES`); each name after the first is one more
+    /// loopback socket, passed after the first under that name.
     pub fn start_named(
         app: &str,
         args: &[&str],
         env: &[(&str, String)],
-        fdname: Option<&str>,
+        fdnames: &[&str],
     ) -> Activated {
         let dir = temp_dir("sdtest");
         let notify = Notifications::listen(&dir.path().join("notify.sock"));
@@ -69,11 +72,19 @@ impl Activated {
         let out = std::fs::File::create(&log).expect("log file");
         // systemd-socket-activate execs corral in place, so `$$` is the pid
         // corral will have: that is what WATCHDOG_PID must name.
+        let more: Vec<SocketAddr> = fdnames
+            .iter()
+            .skip(1)
+            .map(|_| format!("127.0.0.1:{}", free_port()).parse().unwrap())
+            .collect();
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(r#"a=$1; shift; exec systemd-socket-activate -l "$a" -E "WATCHDOG_PID=$$" "$@""#)
             .arg("sh")
             .arg(addr.to_string());
+        for a in &more {
+            cmd.arg("-l").arg(a.to_string());
+        }
         let mut pass = vec![
             (
                 "NOTIFY_SOCKET".to_string(),
@@ -86,8 +97,8 @@ impl Activated {
         for (k, v) in &pass {
             cmd.arg("-E").arg(format!("{k}={v}"));
         }
-        if let Some(name) = fdname {
-            cmd.arg(format!("--fdname={name}"));
+        if !fdnames.is_empty() {
+            cmd.arg(format!("--fdname={}", fdnames.join(":")));
         }
         cmd.arg(crate::installed::corral())
             .arg("--chdir")
@@ -102,6 +113,7 @@ impl Activated {
         Activated {
             child,
             addr,
+            more,
             notify,
             dir,
             log,
