@@ -560,6 +560,11 @@ impl Master {
             Ok(crate::config::Command::Run(s)) => {
                 let old = std::mem::replace(&mut self.num_workers, s.workers);
                 let replaced = std::mem::replace(&mut self.settings, *s);
+                if replaced.metrics_bind != self.settings.metrics_bind {
+                    tracing::warn!(
+                        "--metrics-bind changed: the metrics socket moves at the next start or USR2"
+                    );
+                }
                 self.before_reload = Some((Box::new(replaced), old));
                 crate::statsd::flush();
                 init_statsd(&self.settings);
