@@ -92,15 +92,17 @@ fn main(args: Vec<OsString>, relaunch: Relaunch, title: Option<ProcTitle>) -> i3
             return crate::exit::FAILURE;
         }
     };
-    if let Some(code) = crate::startup::early_exit(&settings) {
-        return code;
-    }
     let start_dir = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    // Before `--check-config` too: it imports the app the way a worker
+    // would, from the directory the app lives in.
     if let Some(dir) = &settings.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             eprintln!("error: --chdir {}: {e}", dir.display());
             return crate::exit::FAILURE;
         }
+    }
+    if let Some(code) = crate::startup::early_exit(&settings) {
+        return code;
     }
     if let Err(e) = crate::wsgi::init_interpreter(&crate::config::interpreter_options(&settings)) {
         eprintln!("error: {e}");

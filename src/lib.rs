@@ -16,6 +16,8 @@
 //! - [`http`]: HTTP/1.x parsing and response framing. Knows nothing of Python.
 //! - [`wsgi`]: app loading, environ, `start_response`, `wsgi.input`,
 //!   `wsgi.file_wrapper`.
+//! - [`asgi`]: the ASGI 3.0 scope, `receive`/`send`, and the asyncio
+//!   driver of `-k asgi` workers.
 //! - [`startup`]: command line and config file into the settings the
 //!   master runs with (at start and on SIGHUP), `raw_env`, and the
 //!   `--check-config`/`--print-config` exits.
@@ -31,12 +33,13 @@
 //! - [`sys`]: the only home of `unsafe`, fork, exec and raw file descriptors.
 //!
 //! A module names only modules below it (docs/architecture.md, "Layers"):
-//! entry, master, worker, startup, hooks, config, wsgi, logging, then http, systemd,
+//! entry, master, worker, startup, hooks, config, asgi, wsgi, logging, then http, systemd,
 //! signals, heartbeat, control, statsd and metrics, then sys.
 
 #![deny(unsafe_code)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod asgi;
 pub mod config;
 pub mod control;
 mod entry;
@@ -79,6 +82,7 @@ mod layers {
         &["startup"],
         &["hooks"],
         &["config"],
+        &["asgi"],
         &["wsgi"],
         &["logging"],
         &[

@@ -276,7 +276,7 @@ fn bad_files_give_one_line_with_file_and_line() {
         ("post_fork = 3\n", "error: wrong type for post_fork (in FILE:1): expected a function (server, worker), got int\n"),
         ("import os\ncertfile = '/etc/ssl/c.pem'\n", "error: gunicorn setting 'certfile' is not supported by corral: corral does not terminate TLS; put a TLS proxy (nginx, haproxy, caddy) in front (in FILE:2)\n"),
         ("daemon = True\n", "error: gunicorn setting 'daemon' is not supported by corral: under systemd (or any supervisor) the server must stay in the foreground (in FILE:1)\n"),
-        ("worker_class = 'gevent'\n", "error: invalid value 'gevent' for worker_class (in FILE:1): this worker class is not supported by corral (only sync and gthread are); corral serves WSGI with processes and threads\n"),
+        ("worker_class = 'gevent'\n", "error: invalid value 'gevent' for worker_class (in FILE:1): this worker class is not supported by corral (sync, gthread and asgi are): for a WSGI app use gthread, for an async app asgi\n"),
         ("import os\nraise RuntimeError('no ' + os.sep)\n", "error: FILE:2: RuntimeError: no /\n"),
     ];
     for (text, want) in cases {

@@ -204,7 +204,7 @@ pub struct Unsupported {
     pub why: &'static str,
 }
 
-const ASYNC: &str = "corral only has the sync and gthread worker classes";
+const WEBSOCKET: &str = "the asgi worker does not serve WebSockets yet";
 const TLS: &str = "corral does not terminate TLS; put a TLS proxy (nginx, haproxy, caddy) in front";
 const DAEMON: &str = "under systemd (or any supervisor) the server must stay in the foreground";
 const SYSLOG: &str = "log to stderr (the journal) or use --log-journald";
@@ -258,10 +258,6 @@ pub static UNSUPPORTED: &[Unsupported] = unsupported! {
         "only HTTP/1.0 and HTTP/1.1 are served";
     "tolerate_dangerous_framing" ["--tolerate-dangerous-framing"] ["false"]
         "ambiguous request framing is always refused (request smuggling)";
-    "asgi_loop" ["--asgi-loop"] ["auto"] ASYNC;
-    "asgi_lifespan" ["--asgi-lifespan"] ["auto"] ASYNC;
-    "asgi_disconnect_grace_period" ["--asgi-disconnect-grace-period"] [] ASYNC;
-    "root_path" ["--root-path"] [""] "set SCRIPT_NAME in the environment instead";
     "protocol" ["--protocol"] ["http"] "only HTTP is served (no uwsgi or fastcgi protocol)";
     "uwsgi_allow_ips" ["--uwsgi-allow-from"] [] "the uwsgi protocol is not implemented";
     "http_protocols" ["--http-protocols"] ["h1"] HTTP2;
@@ -272,7 +268,7 @@ pub static UNSUPPORTED: &[Unsupported] = unsupported! {
     "http2_cleartext" ["--http2-cleartext"] ["off"] HTTP2;
     "http_parser" ["--http-parser"] ["auto"]
         "corral parses HTTP itself (httparse plus RFC 9112 checks); there is no choice to make";
-    "websocket_max_message_size" ["--websocket-max-message-size"] [] ASYNC;
+    "websocket_max_message_size" ["--websocket-max-message-size"] [] WEBSOCKET;
     "enable_backlog_metric" ["--enable-backlog-metric"] ["false"]
         "the listen backlog is not sampled for statsd";
     "dirty_apps" ["--dirty-app"] ["[]"] DIRTY;

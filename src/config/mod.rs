@@ -31,7 +31,8 @@ pub use effective::{python_literal, Shown};
 
 pub use docs::{help_text, reference_markdown};
 pub use plan::{
-    interpreter_options, log_config, python_threads, statsd_config, worker_plan, WorkerPlan,
+    asgi_options, interpreter_options, log_config, python_threads, statsd_config, worker_plan,
+    WorkerPlan,
 };
 // Types of the plans other modules consume, defined where they are used.
 pub use crate::logging::LogLevel;
@@ -58,6 +59,9 @@ pub enum WorkerClass {
     #[default]
     Sync,
     Gthread,
+    /// ASGI 3.0 apps on an asyncio loop (`-k asgi`, and uvicorn's class
+    /// names).
+    Asgi,
 }
 
 pub use table::Settings;

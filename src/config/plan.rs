@@ -24,6 +24,19 @@ pub fn log_config(s: &Settings) -> logging::LogConfig {
 /// How the embedded interpreter is set up, in the master (`--preload`,
 /// the config file) and in each worker.
 /// Where metrics go, if anywhere (`--statsd-host`).
+/// What an asgi worker's asyncio side runs with.
+pub fn asgi_options(s: &Settings) -> crate::asgi::AsgiOptions {
+    crate::asgi::AsgiOptions {
+        lifespan: s.asgi_lifespan,
+        event_loop: s.asgi_loop,
+        root_path: s.root_path.clone(),
+        timeout: s.timeout,
+        graceful_timeout: s.graceful_timeout,
+        disconnect_grace: s.asgi_disconnect_grace_period,
+        serve: worker_plan(s).serve,
+    }
+}
+
 pub fn statsd_config(s: &Settings) -> Option<statsd::Config> {
     s.statsd_host.clone().map(|target| statsd::Config {
         target,
@@ -41,7 +54,7 @@ pub fn interpreter_options(s: &Settings) -> wsgi::InterpreterOptions {
 /// Python threads per worker: 1 for `-k sync`, `--threads` for gthread.
 pub fn python_threads(s: &Settings) -> usize {
     match s.worker_class {
-        WorkerClass::Sync => 1,
+        WorkerClass::Sync | WorkerClass::Asgi => 1,
         WorkerClass::Gthread => s.threads.max(1),
     }
 }
@@ -72,7 +85,12 @@ pub struct WorkerPlan {
 pub fn worker_plan(s: &Settings) -> WorkerPlan {
     let threads = python_threads(s);
     WorkerPlan {
-        threads,
+        // An asgi worker takes on requests up to its connection limit: its
+        // one loop awaits many at once.
+        threads: match s.worker_class {
+            WorkerClass::Asgi => s.worker_connections.max(1),
+            _ => threads,
+        },
         limits: http::Limits {
             request_line: s.limit_request_line,
             fields: s.limit_request_fields,

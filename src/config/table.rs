@@ -346,15 +346,18 @@ settings! {
         file_value: FileValue::Str,
         default: Default::Text("sync"),
         section: Section::WorkerProcesses,
-        summary: "The type of worker: sync or gthread.",
+        summary: "The type of worker: sync or gthread (WSGI), or asgi (ASGI 3.0).",
         details: "gunicorn's spellings `egg:gunicorn#sync` and \
-                  `gunicorn.workers.sync.SyncWorker` (and the gthread equivalents) are \
-                  accepted. Asynchronous classes (gevent, eventlet, tornado, uvicorn) are not \
-                  supported. As in gunicorn, `sync` with more than one thread becomes `gthread`.",
+                  `gunicorn.workers.sync.SyncWorker` (and the gthread and asgi equivalents) are \
+                  accepted, and so are `uvicorn.workers.UvicornWorker`, \
+                  `uvicorn.workers.UvicornH11Worker` and `uvicorn_worker.UvicornWorker`, which \
+                  are served by asgi. gevent, eventlet and tornado are not supported. As in \
+                  gunicorn, `sync` with more than one thread becomes `gthread`.",
         show: |s| Shown::Str(
             match s.worker_class {
                 WorkerClass::Sync => "sync",
                 WorkerClass::Gthread => "gthread",
+                WorkerClass::Asgi => "asgi",
             }
             .into(),
         ),
@@ -1073,6 +1076,74 @@ settings! {
         show: |s| Shown::Str(s.dogstatsd_tags.clone()),
         apply: |s, raw| {
             s.dogstatsd_tags = raw.to_owned();
+            Ok(())
+        },
+    },
+    asgi_loop: crate::asgi::LoopKind => Setting {
+        name: "asgi_loop",
+        flags: &["--asgi-loop"],
+        kind: Kind::Value,
+        meta: "STRING",
+        file_value: FileValue::Str,
+        default: Default::Text("auto"),
+        section: Section::WorkerProcesses,
+        summary: "The asyncio loop of asgi workers: auto (uvloop when installed), asyncio or uvloop.",
+        details: "",
+        show: |s| Shown::Str(s.asgi_loop.as_str().into()),
+        apply: |s, raw| {
+            s.asgi_loop = v::asgi_loop(raw)?;
+            Ok(())
+        },
+    },
+    asgi_lifespan: crate::asgi::Lifespan => Setting {
+        name: "asgi_lifespan",
+        flags: &["--asgi-lifespan"],
+        kind: Kind::Value,
+        meta: "STRING",
+        file_value: FileValue::Str,
+        default: Default::Text("auto"),
+        section: Section::WorkerProcesses,
+        summary: "The ASGI lifespan protocol: auto, on or off.",
+        details: "Each asgi worker runs lifespan startup before it serves and shutdown after its \
+                  last request. `auto`: an app that raises on the lifespan scope has none; an app \
+                  that sends `lifespan.startup.failed` stops corral. `on`: any failure to complete \
+                  startup stops corral.",
+        show: |s| Shown::Str(s.asgi_lifespan.as_str().into()),
+        apply: |s, raw| {
+            s.asgi_lifespan = v::asgi_lifespan(raw)?;
+            Ok(())
+        },
+    },
+    asgi_disconnect_grace_period: Duration => Setting {
+        name: "asgi_disconnect_grace_period",
+        flags: &["--asgi-disconnect-grace-period"],
+        kind: Kind::Value,
+        meta: "INT",
+        file_value: FileValue::Int,
+        default: Default::Text("3"),
+        section: Section::WorkerProcesses,
+        summary: "Seconds an ASGI request task may run on after its client left, before it is cancelled.",
+        details: "The app sees `http.disconnect` at once (and `send` raises `OSError`); this is \
+                  its time to clean up.",
+        show: |s| int(s.asgi_disconnect_grace_period.as_secs()),
+        apply: |s, raw| {
+            s.asgi_disconnect_grace_period = seconds(raw)?;
+            Ok(())
+        },
+    },
+    root_path: String => Setting {
+        name: "root_path",
+        flags: &["--root-path"],
+        kind: Kind::Value,
+        meta: "STRING",
+        file_value: FileValue::Str,
+        default: Default::Unset,
+        section: Section::ServerMechanics,
+        summary: "The ASGI scope's `root_path`: where the app is mounted behind a proxy (`/api`).",
+        details: "",
+        show: |s| Shown::Str(s.root_path.clone()),
+        apply: |s, raw| {
+            s.root_path = raw.to_owned();
             Ok(())
         },
     },

@@ -114,6 +114,28 @@ pub fn reload_engine(raw: &str) -> Result<super::ReloadEngine, String> {
     })
 }
 
+/// `--asgi-lifespan`.
+pub fn asgi_lifespan(raw: &str) -> Result<crate::asgi::Lifespan, String> {
+    use crate::asgi::Lifespan;
+    Ok(match raw.trim().to_ascii_lowercase().as_str() {
+        "auto" => Lifespan::Auto,
+        "on" => Lifespan::On,
+        "off" => Lifespan::Off,
+        _ => return Err("expected auto, on or off".into()),
+    })
+}
+
+/// `--asgi-loop`.
+pub fn asgi_loop(raw: &str) -> Result<crate::asgi::LoopKind, String> {
+    use crate::asgi::LoopKind;
+    Ok(match raw.trim().to_ascii_lowercase().as_str() {
+        "auto" => LoopKind::Auto,
+        "asyncio" => LoopKind::Asyncio,
+        "uvloop" => LoopKind::Uvloop,
+        _ => return Err("expected auto, asyncio or uvloop".into()),
+    })
+}
+
 /// Booleans as a config file or an environment string may spell them.
 pub fn boolean(raw: &str) -> Result<bool, String> {
     match raw.trim().to_ascii_lowercase().as_str() {
@@ -160,30 +182,36 @@ pub fn worker_class(raw: &str) -> Result<WorkerClass, String> {
     match short {
         "sync" | "sync.SyncWorker" => Ok(WorkerClass::Sync),
         "gthread" | "gthread.ThreadWorker" => Ok(WorkerClass::Gthread),
+        // gunicorn's own ASGI worker, and uvicorn's classes that
+        // `gunicorn -k` users name: the same ASGI 3.0 contract.
+        "asgi"
+        | "gasgi.ASGIWorker"
+        | "uvicorn.workers.UvicornWorker"
+        | "uvicorn.workers.UvicornH11Worker"
+        | "uvicorn_worker.UvicornWorker" => Ok(WorkerClass::Asgi),
         _ => {
             let family = short
                 .split(['.', ':'])
                 .next()
                 .unwrap_or(short)
                 .to_ascii_lowercase();
-            const ASYNC: [&str; 8] = [
+            const ASYNC: [&str; 7] = [
                 "gevent",
                 "geventlet",
                 "ggevent",
                 "eventlet",
                 "tornado",
                 "gtornado",
-                "uvicorn",
                 "gaiohttp",
             ];
-            if ASYNC.iter().any(|a| family.starts_with(a)) || family.starts_with("asgi") {
+            if ASYNC.iter().any(|a| family.starts_with(a)) {
                 Err(
-                    "this worker class is not supported by corral (only sync and gthread are); \
-                     corral serves WSGI with processes and threads"
+                    "this worker class is not supported by corral (sync, gthread and asgi are): \
+                     for a WSGI app use gthread, for an async app asgi"
                         .to_string(),
                 )
             } else {
-                Err("expected sync or gthread".to_string())
+                Err("expected sync, gthread or asgi".to_string())
             }
         }
     }
@@ -528,7 +556,6 @@ mod tests {
             "eventlet",
             "gunicorn.workers.ggevent.GeventWorker",
             "tornado",
-            "uvicorn.workers.UvicornWorker",
         ] {
             assert!(
                 worker_class(s)
@@ -539,8 +566,18 @@ mod tests {
         }
         assert_eq!(
             worker_class("fast"),
-            Err("expected sync or gthread".to_string())
+            Err("expected sync, gthread or asgi".to_string())
         );
+        for s in [
+            "asgi",
+            "egg:gunicorn#asgi",
+            "gunicorn.workers.gasgi.ASGIWorker",
+            "uvicorn.workers.UvicornWorker",
+            "uvicorn.workers.UvicornH11Worker",
+            "uvicorn_worker.UvicornWorker",
+        ] {
+            assert_eq!(worker_class(s), Ok(WorkerClass::Asgi), "{s}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod response;
 #[cfg(test)]
 #[path = "../../tests/vectors/http.rs"]
 mod vectors;
+pub mod websocket;
 
 pub use chunked::{ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILERS};
 pub use error::HttpError;

@@ -102,9 +102,11 @@ struct WorkerProc {
     age: u64,
     /// Reload generation the worker belongs to.
     generation: u64,
-    heartbeat: Heartbeat,
+    /// Shared (`Arc`) so a worker's threads may hold it for the process's
+    /// life; the master's copy is the one that matters.
+    heartbeat: std::sync::Arc<Heartbeat>,
     /// Its Prometheus counts, when `/metrics` is served.
-    tally: Option<crate::metrics::Tally>,
+    tally: Option<std::sync::Arc<crate::metrics::Tally>>,
     spawned: Instant,
     life: Life,
     /// It should be replaced (it served `--max-requests`, or is over the

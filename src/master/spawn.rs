@@ -15,14 +15,14 @@ impl Master {
         let class = crate::worker::class(self.settings.worker_class);
         let threads = class.python_threads(&self.settings);
         let heartbeat = match Heartbeat::new(threads) {
-            Ok(h) => h,
+            Ok(h) => std::sync::Arc::new(h),
             Err(e) => {
                 tracing::error!("cannot create worker heartbeat: {e}");
                 return Err(Halt(exit::FAILURE));
             }
         };
         let tally = match self.exporter.as_ref().map(|_| crate::metrics::Tally::new()) {
-            Some(Ok(t)) => Some(t),
+            Some(Ok(t)) => Some(std::sync::Arc::new(t)),
             Some(Err(e)) => {
                 tracing::error!("cannot create worker metrics: {e}");
                 return Err(Halt(exit::FAILURE));

@@ -541,6 +541,7 @@ impl Worker<'_> {
     }
 
     fn on_socket(&mut self, tok: Token, flags: EpollFlags) {
+        let asynchronous = self.async_side.is_some();
         let Some((index, conn)) = self.lookup(tok) else {
             return;
         };
@@ -553,6 +554,15 @@ impl Worker<'_> {
         }
         if flags.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP) {
             conn.hup = true;
+            // An ASGI app is told when its client leaves (`http.disconnect`),
+            // as asyncio servers do when the client's side ends: its whole
+            // request was read (the connection is busy), so the end of the
+            // input means the client is gone.
+            if asynchronous {
+                if let State::Busy(f) = &conn.state {
+                    f.abandon();
+                }
+            }
         }
         if !conn.out.is_empty() && self.write_out(index).is_err() {
             self.close(index);
@@ -834,7 +844,12 @@ impl Worker<'_> {
             // client's next request with `Connection: close` then.
             keep_alive: head.keep_alive && keepalive_enabled && !draining,
         };
-        let flight = Arc::new(Flight::default());
+        let id = self.next_id;
+        self.next_id += 1;
+        let flight = Arc::new(match &self.async_side {
+            Some(side) => Flight::notifying(Arc::clone(side), id),
+            None => Flight::default(),
+        });
         conn.claim = false;
         conn.reused = conn.served > 0;
         conn.method = Method::of(&head.method);
@@ -857,6 +872,7 @@ impl Worker<'_> {
         };
         self.set_in_flight(n);
         self.jobs.push(Job {
+            id,
             token: tok,
             req,
             info,

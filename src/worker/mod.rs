@@ -10,6 +10,7 @@
 //! follow gunicorn: 0 normal, 1 aborted, 3 failed before boot, 4 app import
 //! error.
 
+mod asgi;
 mod body;
 mod conn;
 mod event_loop;
@@ -59,9 +60,9 @@ const TOKEN_RELOAD: u64 = TOKEN_LISTENER_BASE - 1;
 pub struct WorkerSpec<'a> {
     pub settings: &'a Settings,
     pub listeners: &'a [Listener],
-    pub heartbeat: &'a Heartbeat,
+    pub heartbeat: &'a Arc<Heartbeat>,
     /// Where this worker counts its Prometheus metrics (`--metrics-bind`).
-    pub tally: Option<&'a Tally>,
+    pub tally: Option<&'a Arc<Tally>>,
     /// The app, when imported by the master (`--preload`).
     pub app: Option<&'a App>,
     /// Written once when the worker has booted, to wake the master.
@@ -107,6 +108,7 @@ pub fn class(c: crate::config::WorkerClass) -> &'static dyn Class {
     match c {
         WorkerClass::Sync => &Threaded("sync"),
         WorkerClass::Gthread => &Threaded("gthread"),
+        WorkerClass::Asgi => &asgi::Asgi,
     }
 }
 
@@ -125,7 +127,7 @@ fn run(spec: WorkerSpec<'_>) -> ! {
             let jobs_q = Arc::clone(&worker.jobs);
             let books = Books {
                 heartbeat: spec.heartbeat,
-                tally: spec.tally,
+                tally: spec.tally.map(|t| &**t),
                 queue_timeout: worker.plan.queue_timeout,
             };
             let done = Arc::clone(&worker.completions);
@@ -337,6 +339,12 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
         None => None,
     };
     let threads = plan.threads;
+    let async_side = match s.worker_class {
+        crate::config::WorkerClass::Asgi => Some(Arc::new(
+            pool::AsyncSide::new().map_err(|e| fail("eventfd", &e))?,
+        )),
+        _ => None,
+    };
     // The Python threads borrow the serve context while the event loop
     // owns the worker: each gets its own.
     let serve = plan.serve.clone();
@@ -345,7 +353,10 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             epoll,
             signals,
             completions,
-            jobs: Arc::new(JobQueue::default()),
+            jobs: Arc::new(match &async_side {
+                Some(side) => JobQueue::notifying(Arc::clone(side)),
+                None => JobQueue::default(),
+            }),
             listeners: spec.listeners,
             locals,
             conns: slab::Slab::new(),
@@ -362,10 +373,12 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             max_requests: spec.max_requests,
             plan,
             heartbeat: spec.heartbeat,
-            tally: spec.tally,
+            tally: spec.tally.map(|t| &**t),
             boot_pipe: spec.boot_pipe,
             master: spec.master,
             reload,
+            async_side,
+            next_id: 0,
         },
         app,
         serve,
@@ -457,6 +470,7 @@ fn python_thread(
             return;
         };
         let Job {
+            id: _,
             token,
             req,
             info,
@@ -606,4 +620,8 @@ struct Worker<'a> {
     master: Pid,
     /// `--reload`: watches the app's files.
     reload: Option<reload::Watcher>,
+    /// The asgi class: how its asyncio loop is woken.
+    async_side: Option<Arc<pool::AsyncSide>>,
+    /// The next request's number (`Job::id`).
+    next_id: u64,
 }

@@ -28,6 +28,10 @@ pub type Token = u64;
 
 /// One request for a Python thread.
 pub struct Job {
+    /// The request's number in this worker (an ASGI task's name for it:
+    /// a connection's token serves many requests, and a task may outlive
+    /// its response).
+    pub id: u64,
     pub token: Token,
     pub req: wsgi::Request,
     pub info: ResponseInfo,
@@ -46,13 +50,29 @@ pub struct Flight {
     gone: AtomicBool,
     lock: Mutex<()>,
     cv: Condvar,
+    /// An asynchronous (ASGI) producer never blocks on the condition
+    /// variable: it is told through the async side's eventfd instead, with
+    /// this request's number.
+    notes: Option<(Arc<AsyncSide>, u64)>,
 }
 
 impl Flight {
+    /// A flight whose producer is an asyncio task, told of room and of the
+    /// client leaving through `side`.
+    pub fn notifying(side: Arc<AsyncSide>, id: u64) -> Self {
+        Self {
+            notes: Some((side, id)),
+            ..Self::default()
+        }
+    }
+
     /// The event loop wrote `n` bytes of this response.
     pub fn written(&self, n: usize) {
         let before = self.pending.fetch_sub(n, Ordering::AcqRel);
         if before > HIGH_WATER && before - n <= HIGH_WATER {
+            if let Some((side, id)) = &self.notes {
+                side.note(*id, Note::Drained);
+            }
             let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
             self.cv.notify_all();
         }
@@ -60,9 +80,20 @@ impl Flight {
 
     /// The connection closed: release a waiting producer.
     pub fn abandon(&self) {
-        self.gone.store(true, Ordering::Release);
+        if self.gone.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some((side, id)) = &self.notes {
+            side.note(*id, Note::Gone);
+        }
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.cv.notify_all();
+    }
+
+    /// More than [`HIGH_WATER`] bytes wait for the client: an asynchronous
+    /// producer awaits [`Note::Drained`] before it sends more.
+    pub fn full(&self) -> bool {
+        self.pending.load(Ordering::Acquire) > HIGH_WATER
     }
 
     pub fn is_gone(&self) -> bool {
@@ -94,6 +125,9 @@ impl Flight {
 pub struct JobQueue {
     inner: Mutex<Queue>,
     cv: Condvar,
+    /// The consumer is an asyncio loop (ASGI) that polls this eventfd
+    /// rather than sleeping in `pop`.
+    side: Option<Arc<AsyncSide>>,
 }
 
 #[derive(Default)]
@@ -107,9 +141,28 @@ struct Queue {
 }
 
 impl JobQueue {
+    /// A queue read by an asyncio loop through `side`'s eventfd.
+    pub fn notifying(side: Arc<AsyncSide>) -> Self {
+        Self {
+            side: Some(side),
+            ..Self::default()
+        }
+    }
+
     /// Queue a job, and wake a thread if one is asleep.
     pub fn push(&self, job: Job) {
         let mut q = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(side) = &self.side {
+            // The consumer takes everything queued each time it wakes:
+            // only the job that makes the queue non-empty wakes it.
+            let was_empty = q.jobs.is_empty();
+            q.jobs.push_back(job);
+            drop(q);
+            if was_empty {
+                side.wake();
+            }
+            return;
+        }
         q.jobs.push_back(job);
         // More jobs than threads already woken for them: wake one more.
         let wake = q.asleep > q.woken;
@@ -143,6 +196,62 @@ impl JobQueue {
     pub fn close(&self) {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
         self.cv.notify_all();
+        if let Some(side) = &self.side {
+            side.wake();
+        }
+    }
+
+    /// Everything queued, without waiting, and whether the queue is closed
+    /// (the asynchronous consumer's `pop`).
+    pub fn take_all(&self) -> (Vec<Job>, bool) {
+        let mut q = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (q.jobs.drain(..).collect(), q.closed)
+    }
+}
+
+pub use crate::asgi::Note;
+
+/// The event loop's side of an asyncio consumer: one eventfd the asyncio
+/// loop watches (`loop.add_reader`), rung for new jobs and for notes about
+/// requests in flight. Ringing it is one `write`, and only when the
+/// consumer may be asleep.
+pub struct AsyncSide {
+    wake: EventFd,
+    notes: Mutex<Vec<(u64, Note)>>,
+}
+
+impl AsyncSide {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            wake: EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?,
+            notes: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn wake(&self) {
+        let _ = self.wake.write(1);
+    }
+
+    fn note(&self, id: u64, note: Note) {
+        let mut n = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = n.is_empty();
+        n.push((id, note));
+        drop(n);
+        if was_empty {
+            self.wake();
+        }
+    }
+
+    /// Reset the eventfd, then take the notes: anything queued after the
+    /// reset rings it again, so nothing is missed.
+    pub fn take_notes(&self) -> Vec<(u64, Note)> {
+        let _ = self.wake.read();
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.wake.as_raw_fd()
     }
 }
 
@@ -211,6 +320,9 @@ pub struct Sink {
     encoder: Option<ResponseEncoder>,
     buf: Vec<u8>,
     finished: bool,
+    /// Wait for room when the client is slow (a Python thread); an asyncio
+    /// task awaits [`Note::Drained`] instead.
+    blocking: bool,
     /// What the access log needs.
     pub status: String,
     pub headers: Vec<(String, String)>,
@@ -234,11 +346,23 @@ impl Sink {
             encoder: None,
             buf: Vec::new(),
             finished: false,
+            blocking: true,
             status: String::new(),
             headers: Vec::new(),
             body_bytes: 0,
             keep_headers,
         }
+    }
+
+    /// For an asyncio producer: never wait for the client (see
+    /// [`Flight::full`]).
+    pub fn non_blocking(mut self) -> Self {
+        self.blocking = false;
+        self
+    }
+
+    pub fn flight(&self) -> &Flight {
+        &self.flight
     }
 
     fn ship(&mut self, extra: Option<Piece>) -> Result<(), SinkError> {
@@ -257,7 +381,9 @@ impl Sink {
         }
         self.flight.pending.fetch_add(n, Ordering::AcqRel);
         self.completions.push(self.token, pieces);
-        self.flight.wait_for_room();
+        if self.blocking {
+            self.flight.wait_for_room();
+        }
         if self.flight.is_gone() {
             Err(SinkError::ClientGone)
         } else {

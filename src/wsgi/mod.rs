@@ -133,6 +133,22 @@ mod response;
 mod tests;
 
 pub use environ::is_trusted;
+pub(crate) use environ::percent_decode as percent_decode_path;
+pub(crate) use interp::summarize as summarize_error;
+
+/// Whether a trusted front end's scheme headers say https (`Ok(None)`
+/// when none is present; `Err` when they contradict each other): the
+/// configured `secure_scheme_headers`, or gunicorn's default three.
+pub(crate) fn forwarded_scheme_of(
+    ctx: &ServeContext,
+    headers: &[crate::http::Header],
+) -> Result<Option<bool>, ()> {
+    match &ctx.secure_scheme_headers {
+        Some(list) => environ::forwarded_scheme_with(headers, list),
+        None => environ::forwarded_scheme(headers),
+    }
+    .map_err(|_| ())
+}
 pub use interp::{
     after_fork_child, after_fork_parent, before_fork, configure_python, finish_python,
     init_interpreter, is_initialized, load_app, mark_python_host, module_files, python_running,

@@ -26,8 +26,13 @@ fn cycles(normal: usize) -> usize {
     }
 }
 
-/// The two worker classes, as command-line flags.
-const CLASSES: [&[&str]; 2] = [&["-k", "sync"], &["-k", "gthread", "--threads", "4"]];
+/// The worker classes, as command-line flags (asgi serves the raw ASGI
+/// app, the others the WSGI echo app).
+const CLASSES: [&[&str]; 3] = [
+    &["-k", "sync"],
+    &["-k", "gthread", "--threads", "4"],
+    &["-k", "asgi"],
+];
 
 /// Three clients on fresh connections and three on kept-alive ones.
 fn load(port: u16) -> Load {
@@ -47,9 +52,14 @@ enum Peer {
 }
 
 fn start(peer: Peer, args: &[&str]) -> Server {
+    let app = if args.contains(&"asgi") {
+        "asgi_raw:app"
+    } else {
+        "echo:app"
+    };
     let base = match peer {
-        Peer::Corral => Corral::app("echo:app"),
-        Peer::Gunicorn => Corral::gunicorn("echo:app"),
+        Peer::Corral => Corral::app(app),
+        Peer::Gunicorn => Corral::gunicorn(app),
     };
     base.args(args.iter().copied()).start()
 }

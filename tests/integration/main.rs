@@ -18,6 +18,7 @@ mod notify;
 mod vectors;
 
 mod apps;
+mod asgi;
 mod cli;
 mod conformance;
 mod control;

@@ -21,4 +21,19 @@ def probe(request):
     return response
 
 
-urlpatterns = [path("hello/", hello), path("probe/", probe)]
+async def hello_async(request):
+    # An async view: under the asgi worker it runs on the event loop.
+    import asyncio
+
+    await asyncio.sleep(0)
+    return HttpResponse(
+        f"hello from async django, {request.method} {request.path}\n",
+        content_type="text/plain",
+    )
+
+
+urlpatterns = [
+    path("hello/", hello),
+    path("probe/", probe),
+    path("async/", hello_async),
+]

@@ -1,0 +1,419 @@
+//! `Exchange`, the Rust side of one request's `receive` and `send`, and
+//! `Bridge`, what the asyncio driver takes requests from.
+//!
+//! Messages are checked here as the ASGI spec words them, and an app that
+//! breaks the protocol gets an exception from `send` (the driver turns an
+//! exception escaping the app into a 500, or a closed connection once
+//! bytes went out). `send` never blocks: when a slow client has more than
+//! the high-water mark waiting, it returns true and the driver awaits the
+//! event loop's note.
+
+use std::io::Read;
+
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use super::{scope, AsgiOptions, Feed, Incoming, Note, Reply};
+use crate::wsgi::{Body, Outcome, SharedSink, SinkError};
+
+/// Body bytes per `http.request` message when the body was spilled to a
+/// file (a body in memory goes in one message).
+const CHUNK: usize = 64 << 10;
+
+const ERROR_BODY: &[u8] = b"Internal Server Error\n";
+const TIMEOUT_BODY: &[u8] = b"Gateway Timeout\n";
+const SPOOF_BODY: &[u8] = b"Bad Request: contradicting scheme headers\n";
+
+/// A short error response with `Connection: close`; false if even that
+/// could not be sent.
+fn send_error(sink: &SharedSink, status: &str, body: &[u8]) -> bool {
+    let headers = [
+        ("Connection".to_owned(), "close".to_owned()),
+        ("Content-Type".to_owned(), "text/plain".to_owned()),
+        ("Content-Length".to_owned(), body.len().to_string()),
+    ];
+    let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+    sink.start(status, &headers)
+        .and_then(|()| sink.body(body, true))
+        .is_ok()
+}
+
+fn sink_error(e: SinkError) -> PyErr {
+    match e {
+        SinkError::ClientGone => PyOSError::new_err("client disconnected"),
+        SinkError::BadResponse(m) => PyRuntimeError::new_err(m),
+    }
+}
+
+/// One request, as `receive` and `send` see it.
+#[pyclass(module = "corral", name = "Exchange")]
+pub struct Exchange {
+    #[pyo3(get)]
+    id: u64,
+    scope: Py<PyDict>,
+    /// The body not yet given to the app; `None` once it all was.
+    body: Option<Body>,
+    sink: SharedSink,
+    /// `None` once the response ended.
+    reply: Option<Box<dyn Reply>>,
+    /// `http.response.start`, held until the first body message (which
+    /// may let corral add `Content-Length`).
+    start: Option<(u16, Vec<(String, String)>)>,
+    /// Response bytes went to the sink.
+    written: bool,
+}
+
+impl Exchange {
+    fn end(&mut self, py: Python<'_>, outcome: Outcome) {
+        if let Some(mut r) = self.reply.take() {
+            r.end(py, outcome);
+        }
+    }
+
+    fn gone(&self) -> bool {
+        self.reply.as_ref().is_some_and(|r| r.gone())
+    }
+
+    /// The app cannot complete its response: a clean error response if
+    /// nothing was written yet, else the connection is closed.
+    fn give_up(&mut self, py: Python<'_>, status: &str, body: &[u8]) {
+        if self.reply.is_none() {
+            return;
+        }
+        let outcome = if !self.written && send_error(&self.sink, status, body) {
+            Outcome::Complete
+        } else {
+            Outcome::Aborted
+        };
+        self.written = true;
+        self.end(py, outcome);
+    }
+
+    fn response_start(&mut self, message: &Bound<'_, PyDict>) -> PyResult<bool> {
+        if self.start.is_some() || self.written {
+            return Err(PyRuntimeError::new_err(
+                "Unexpected ASGI message 'http.response.start' sent, after response already started.",
+            ));
+        }
+        let status: u16 = message
+            .get_item(intern!(message.py(), "status"))?
+            .ok_or_else(|| PyValueError::new_err("http.response.start without 'status'"))?
+            .extract()
+            .map_err(|_| PyTypeError::new_err("'status' must be an int"))?;
+        if !(100..=999).contains(&status) {
+            return Err(PyValueError::new_err(format!(
+                "invalid HTTP status {status}"
+            )));
+        }
+        let mut headers = Vec::new();
+        if let Some(list) = message.get_item(intern!(message.py(), "headers"))? {
+            for item in list.try_iter()? {
+                let item = item?;
+                let mut pair = item.try_iter()?;
+                let (Some(name), Some(value), None) = (pair.next(), pair.next(), pair.next())
+                else {
+                    return Err(PyValueError::new_err(
+                        "each header must be a [name, value] pair",
+                    ));
+                };
+                let name = bytes_of(&name?, "header name")?;
+                let value = bytes_of(&value?, "header value")?;
+                headers.push((latin1(&name), latin1(&value)));
+            }
+        }
+        self.start = Some((status, headers));
+        Ok(false)
+    }
+
+    fn response_body(&mut self, py: Python<'_>, message: &Bound<'_, PyDict>) -> PyResult<bool> {
+        if self.reply.is_none() {
+            return Err(PyRuntimeError::new_err(
+                "Unexpected ASGI message 'http.response.body' sent, after response already completed.",
+            ));
+        }
+        let body = match message.get_item(intern!(py, "body"))? {
+            Some(b) => bytes_of(&b, "body")?,
+            None => Vec::new(),
+        };
+        let more: bool = match message.get_item(intern!(py, "more_body"))? {
+            Some(m) => m.is_truthy()?,
+            None => false,
+        };
+        if self.gone() {
+            return Err(PyOSError::new_err("client disconnected"));
+        }
+        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.written {
+            let Some((status, mut headers)) = self.start.take() else {
+                return Err(PyRuntimeError::new_err(
+                    "Unexpected ASGI message 'http.response.body' sent, before 'http.response.start'.",
+                ));
+            };
+            // The whole body in the first message and no framing given:
+            // say how long it is rather than chunk it.
+            let framed = headers.iter().any(|(n, _)| {
+                n.eq_ignore_ascii_case("content-length")
+                    || n.eq_ignore_ascii_case("transfer-encoding")
+            });
+            if !more && !framed {
+                headers.push(("Content-Length".to_owned(), body.len().to_string()));
+            }
+            let line = format!("{status} {}", crate::http::reason_phrase(status));
+            sink.start(&line, &headers).map_err(sink_error)?;
+            self.written = true;
+        }
+        let sent = sink.body(&body, !more);
+        drop(sink);
+        match sent {
+            Ok(()) if !more => {
+                self.end(py, Outcome::Complete);
+                Ok(false)
+            }
+            Ok(()) => Ok(self.reply.as_ref().is_some_and(|r| r.full())),
+            Err(e) => {
+                if matches!(e, SinkError::ClientGone) {
+                    self.end(py, Outcome::Aborted);
+                }
+                Err(sink_error(e))
+            }
+        }
+    }
+}
+
+fn bytes_of(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    if let Ok(b) = v.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    // bytearray and memoryview are bytes-like too.
+    v.extract::<Vec<u8>>()
+        .ok()
+        .filter(|_| !v.is_instance_of::<PyString>())
+        .ok_or_else(|| PyTypeError::new_err(format!("{what} must be bytes")))
+}
+
+/// Header bytes as the sink takes them: one char per byte.
+fn latin1(b: &[u8]) -> String {
+    b.iter().map(|&c| c as char).collect()
+}
+
+#[pymethods]
+impl Exchange {
+    #[getter]
+    fn scope(&self, py: Python<'_>) -> Py<PyDict> {
+        self.scope.clone_ref(py)
+    }
+
+    /// The response is over, or the client left: `receive` returns
+    /// `http.disconnect` from now on.
+    #[getter]
+    fn over(&self) -> bool {
+        self.reply.is_none() || self.gone()
+    }
+
+    /// A slow client has more than the high-water mark waiting.
+    #[getter]
+    fn full(&self) -> bool {
+        self.reply.as_ref().is_some_and(|r| r.full())
+    }
+
+    /// The next `http.request` message, or None once the body was given.
+    fn receive<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let (data, more) = match self.body.take() {
+            None => return Ok(None),
+            Some(Body::Memory(v)) => (PyBytes::new(py, &v), false),
+            Some(Body::File { mut file, len }) => {
+                let n = (len as usize).min(CHUNK);
+                let mut buf = vec![0u8; n];
+                file.read_exact(&mut buf)
+                    .map_err(|e| PyOSError::new_err(format!("request body: {e}")))?;
+                let left = len - n as u64;
+                if left > 0 {
+                    self.body = Some(Body::File { file, len: left });
+                }
+                (PyBytes::new(py, &buf), left > 0)
+            }
+        };
+        let m = PyDict::new(py);
+        m.set_item(intern!(py, "type"), intern!(py, "http.request"))?;
+        m.set_item(intern!(py, "body"), data)?;
+        m.set_item(intern!(py, "more_body"), more)?;
+        Ok(Some(m))
+    }
+
+    /// One message from the app. True when the caller should wait for the
+    /// client to read before sending more.
+    fn send(&mut self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let message = message
+            .cast::<PyDict>()
+            .map_err(|_| PyTypeError::new_err("an ASGI message must be a dict"))?;
+        let kind = message
+            .get_item(intern!(py, "type"))?
+            .ok_or_else(|| PyValueError::new_err("an ASGI message needs a 'type'"))?;
+        let kind = kind.cast::<PyString>()?.to_cow()?;
+        match kind.as_ref() {
+            "http.response.start" => self.response_start(message),
+            "http.response.body" => self.response_body(py, message),
+            other => Err(PyRuntimeError::new_err(format!(
+                "Unexpected ASGI message type {other:?} for an http scope"
+            ))),
+        }
+    }
+
+    /// The app returned.
+    fn returned(&mut self, py: Python<'_>) {
+        if self.reply.is_none() {
+            return;
+        }
+        let why = if self.written {
+            "ASGI callable returned without completing response."
+        } else {
+            "ASGI callable returned without starting response."
+        };
+        tracing::error!("{why}");
+        self.give_up(py, "500 Internal Server Error", ERROR_BODY);
+    }
+
+    /// The app raised; `tb` is the formatted traceback.
+    fn failed(&mut self, py: Python<'_>, tb: &str) {
+        tracing::error!("Exception in ASGI application\n{}", tb.trim_end());
+        self.give_up(py, "500 Internal Server Error", ERROR_BODY);
+    }
+
+    /// The task was cancelled: for running past `--timeout`, or because the
+    /// worker is stopping.
+    fn cancelled(&mut self, py: Python<'_>, timed_out: bool) {
+        if timed_out {
+            if let Some(r) = self.reply.as_mut() {
+                r.timed_out();
+            }
+            self.give_up(py, "504 Gateway Timeout", TIMEOUT_BODY);
+        } else if self.reply.is_some() {
+            self.written = true;
+            self.end(py, Outcome::Aborted);
+        }
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        // The driver always ends a response; this covers a task that was
+        // never run (the loop closed first). The event loop must hear of it
+        // to free the connection.
+        if let Some(mut r) = self.reply.take() {
+            Python::attach(|py| r.end(py, Outcome::Aborted));
+        }
+    }
+}
+
+/// What the driver takes requests from.
+#[pyclass(module = "corral", name = "Bridge")]
+pub struct Bridge {
+    feed: Box<dyn Feed>,
+    opts: AsgiOptions,
+}
+
+impl Bridge {
+    pub(super) fn new(
+        py: Python<'_>,
+        feed: Box<dyn Feed>,
+        opts: AsgiOptions,
+    ) -> PyResult<Py<Bridge>> {
+        Py::new(py, Bridge { feed, opts })
+    }
+
+    fn exchange(
+        &self,
+        py: Python<'_>,
+        inc: Incoming,
+        state: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Option<Exchange>> {
+        let Incoming {
+            id,
+            mut req,
+            sink,
+            mut reply,
+        } = inc;
+        let Ok(secure) = scope::secure(&self.opts.serve, &req.peer, &req.head) else {
+            let outcome = if send_error(&sink, "400 Bad Request", SPOOF_BODY) {
+                Outcome::Complete
+            } else {
+                Outcome::Aborted
+            };
+            reply.end(py, outcome);
+            return Ok(None);
+        };
+        let scope = scope::http(py, &req, secure, &self.opts.root_path, state)?;
+        let body = std::mem::replace(&mut req.body, Body::Memory(Vec::new()));
+        Ok(Some(Exchange {
+            id,
+            scope: scope.unbind(),
+            body: Some(body),
+            sink,
+            reply: Some(reply),
+            start: None,
+            written: false,
+        }))
+    }
+}
+
+#[pymethods]
+impl Bridge {
+    fn fileno(&self) -> i32 {
+        self.feed.fd()
+    }
+
+    /// `(exchanges, notes, closed)`: new requests, `(id, "gone" or
+    /// "drained")` for requests in flight, and whether no more will come.
+    #[pyo3(signature = (state=None))]
+    fn take<'py>(
+        &self,
+        py: Python<'py>,
+        state: Option<Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let (incoming, notes, closed) = self.feed.take(py);
+        let exchanges = PyList::empty(py);
+        for inc in incoming {
+            if let Some(x) = self.exchange(py, inc, state.as_ref())? {
+                exchanges.append(Py::new(py, x)?)?;
+            }
+        }
+        let notes = PyList::new(
+            py,
+            notes.into_iter().map(|(id, n)| {
+                (
+                    id,
+                    match n {
+                        Note::Gone => "gone",
+                        Note::Drained => "drained",
+                    },
+                )
+            }),
+        )?;
+        PyTuple::new(
+            py,
+            [
+                exchanges.into_any(),
+                notes.into_any(),
+                closed.into_pyobject(py)?.to_owned().into_any(),
+            ],
+        )
+    }
+
+    fn beat(&self, busy: bool) {
+        self.feed.beat(busy);
+    }
+
+    fn log_error(&self, msg: &str) {
+        tracing::error!("{}", msg.trim_end());
+    }
+
+    fn log_info(&self, msg: &str) {
+        tracing::info!("{}", msg.trim_end());
+    }
+
+    fn log_debug(&self, msg: &str) {
+        tracing::debug!("{}", msg.trim_end());
+    }
+}

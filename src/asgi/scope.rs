@@ -1,0 +1,112 @@
+//! The ASGI `http` scope of a request (ASGI 3.0, HTTP spec 2.4).
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::http::{RequestHead, Version};
+use crate::wsgi::{self, ServeContext, SockAddr};
+
+/// The request's scheme: `https` only when a trusted front end says so
+/// (`--forwarded-allow-ips` and `secure_scheme_headers`, as for WSGI).
+/// `Err` when the front end's headers contradict each other.
+pub fn secure(ctx: &ServeContext, peer: &SockAddr, head: &RequestHead) -> Result<bool, ()> {
+    if !wsgi::is_trusted(peer, &ctx.forwarded_allow_ips) {
+        return Ok(false);
+    }
+    wsgi::forwarded_scheme_of(ctx, &head.headers)
+        .map(|s| s.unwrap_or(false))
+        .map_err(|_| ())
+}
+
+fn address<'py>(py: Python<'py>, a: Option<std::net::SocketAddr>) -> PyResult<Bound<'py, PyAny>> {
+    match a {
+        Some(a) => Ok(PyTuple::new(
+            py,
+            [
+                a.ip().to_string().into_pyobject(py)?.into_any(),
+                a.port().into_pyobject(py)?.into_any(),
+            ],
+        )?
+        .into_any()),
+        None => Ok(py.None().into_bound(py)),
+    }
+}
+
+/// The scope dict. `state` is the lifespan state, shallow-copied so one
+/// request's changes never reach another.
+pub fn http<'py>(
+    py: Python<'py>,
+    req: &wsgi::Request,
+    secure: bool,
+    root_path: &str,
+    state: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let head = &req.head;
+    let scope = PyDict::new(py);
+    scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+    let asgi = PyDict::new(py);
+    asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
+    asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.4"))?;
+    scope.set_item(intern!(py, "asgi"), asgi)?;
+    scope.set_item(
+        intern!(py, "http_version"),
+        match head.version {
+            Version::Http10 => intern!(py, "1.0"),
+            Version::Http11 => intern!(py, "1.1"),
+        },
+    )?;
+    let method = match head.method.as_str() {
+        "GET" => intern!(py, "GET").clone(),
+        "POST" => intern!(py, "POST").clone(),
+        m => PyString::new(py, m),
+    };
+    scope.set_item(intern!(py, "method"), method)?;
+    scope.set_item(
+        intern!(py, "scheme"),
+        if secure {
+            intern!(py, "https")
+        } else {
+            intern!(py, "http")
+        },
+    )?;
+    // `path` is decoded (percent-escapes, then UTF-8); `raw_path` is the
+    // path as sent.
+    let decoded = wsgi::percent_decode_path(&head.path);
+    scope.set_item(
+        intern!(py, "path"),
+        PyString::new(py, &String::from_utf8_lossy(&decoded)),
+    )?;
+    scope.set_item(
+        intern!(py, "raw_path"),
+        PyBytes::new(py, head.path.as_bytes()),
+    )?;
+    scope.set_item(
+        intern!(py, "query_string"),
+        PyBytes::new(py, head.query.as_bytes()),
+    )?;
+    scope.set_item(intern!(py, "root_path"), PyString::new(py, root_path))?;
+    let headers = PyList::empty(py);
+    for h in &head.headers {
+        let name = h.name.to_ascii_lowercase();
+        headers.append(PyTuple::new(
+            py,
+            [
+                PyBytes::new(py, name.as_bytes()),
+                PyBytes::new(py, &h.value),
+            ],
+        )?)?;
+    }
+    scope.set_item(intern!(py, "headers"), headers)?;
+    let client = req
+        .proxy
+        .as_ref()
+        .and_then(|p| p.client)
+        .or_else(|| req.peer.tcp());
+    scope.set_item(intern!(py, "client"), address(py, client)?)?;
+    scope.set_item(intern!(py, "server"), address(py, req.local.tcp())?)?;
+    if let Some(state) = state {
+        scope.set_item(intern!(py, "state"), state.copy()?)?;
+    }
+    Ok(scope)
+}

@@ -1,0 +1,142 @@
+"""A raw ASGI 3.0 app (no framework) for the asgi worker's tests.
+
+- ``/scope...``: the scope as JSON (bytes as latin-1 text, tuples as lists).
+- ``/echo``: the request body back, read message by message; the JSON
+  header ``X-Messages`` says how many ``http.request`` messages it took.
+- ``/stream?n=N&gap=S``: N chunks, S seconds apart, without Content-Length.
+- ``/events``: what lifespan and requests saw, in order, from this worker.
+- ``/sleep?s=S``: answers after S seconds (awaiting, the loop stays free).
+- ``/block?s=S``: blocks the whole loop for S seconds (time.sleep).
+- ``/raise``: raises before responding; ``/raise-late`` after the headers.
+- ``/no-response``: returns without responding.
+- ``/disconnect``: waits for http.disconnect (or OSError from send) and
+  records it in /events.
+- ``/background``: answers, then keeps running for 1 s (recorded in /events).
+- ``/missing...``: 404; anything else: 200 with the path and the pid.
+"""
+
+import asyncio
+import json
+import os
+import time
+from urllib.parse import parse_qs
+
+EVENTS = []
+
+
+def _jsonable(v):
+    if isinstance(v, bytes):
+        return v.decode("latin-1")
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+async def _send_json(send, obj, status=200, extra=()):
+    body = json.dumps(obj).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *extra]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def lifespan(scope, receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            EVENTS.append("startup")
+            scope["state"]["started_by"] = os.getpid()
+            if os.environ.get("ASGI_RAW_FAIL_STARTUP"):
+                await send({"type": "lifespan.startup.failed", "message": "the database is down"})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            EVENTS.append("shutdown")
+            marker = os.environ.get("ASGI_RAW_SHUTDOWN_MARKER")
+            if marker:
+                with open(marker, "a") as f:
+                    f.write(f"shutdown {os.getpid()} after {len(EVENTS)} events\n")
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        return await lifespan(scope, receive, send)
+    assert scope["type"] == "http", scope["type"]
+    path = scope["path"]
+    query = parse_qs(scope["query_string"].decode())
+    EVENTS.append("request " + path)
+    if path.startswith("/scope"):
+        scope_copy = {k: v for k, v in scope.items() if k != "state"}
+        scope_copy["state"] = dict(scope.get("state", {}))
+        return await _send_json(send, _jsonable(scope_copy))
+    if path == "/echo":
+        chunks = []
+        messages = 0
+        while True:
+            m = await receive()
+            assert m["type"] == "http.request", m
+            messages += 1
+            chunks.append(m["body"])
+            if not m.get("more_body"):
+                break
+        body = b"".join(chunks)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/octet-stream"),
+                                (b"x-messages", str(messages).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        return
+    if path == "/stream":
+        n = int(query.get("n", ["3"])[0])
+        gap = float(query.get("gap", ["0"])[0])
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        for i in range(n):
+            await send({"type": "http.response.body", "body": f"chunk {i} {time.time():.3f}\n".encode(),
+                        "more_body": True})
+            if gap:
+                await asyncio.sleep(gap)
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if path == "/events":
+        return await _send_json(send, {"pid": os.getpid(), "events": EVENTS})
+    if path == "/sleep":
+        await asyncio.sleep(float(query.get("s", ["1"])[0]))
+        return await _send_json(send, {"pid": os.getpid(), "slept": True})
+    if path == "/block":
+        time.sleep(float(query.get("s", ["1"])[0]))
+        return await _send_json(send, {"pid": os.getpid(), "blocked": True})
+    if path == "/raise":
+        raise RuntimeError("raised on purpose")
+    if path == "/raise-late":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise RuntimeError("raised on purpose after the headers")
+    if path == "/no-response":
+        return
+    if path == "/disconnect":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            await send({"type": "http.response.body", "body": b"waiting\n", "more_body": True})
+        except OSError:
+            # The client read the line and left before this send returned
+            # (ASGI 2.4: send raises once the connection is closed).
+            EVENTS.append("disconnected")
+            return
+        m = await receive()
+        while m["type"] != "http.disconnect":
+            m = await receive()
+        EVENTS.append("disconnected")
+        return
+    if path == "/background":
+        await _send_json(send, {"pid": os.getpid()})
+        await asyncio.sleep(1)
+        EVENTS.append("background done")
+        return
+    if path.startswith("/missing"):
+        return await _send_json(send, {"error": "not found", "path": path}, status=404)
+    # Anything else: 200 and the path (what the load clients ask for).
+    await _send_json(send, {"path": path, "pid": os.getpid()})

@@ -1,0 +1,358 @@
+//! `-k asgi`: ASGI 3.0 apps (a raw one, FastAPI, Django's async views) on
+//! the worker's asyncio loop — the scope (compared with gunicorn 27's own
+//! `-k asgi`), request bodies, streamed responses, errors, disconnects,
+//! background tasks, lifespan, timeouts, and the lifecycle under load.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::client::{get, loopback, Conn};
+use crate::harness::{
+    repo_dir, run, run_corral, venv_python, wait_until, Corral, Server, EVENT_TIMEOUT,
+};
+use crate::load::Load;
+
+fn raw(args: &[&str]) -> Server {
+    Corral::app("asgi_raw:app")
+        .args(["-k", "asgi"])
+        .args(args.iter().copied())
+        .start()
+}
+
+fn events(port: u16) -> Vec<String> {
+    let r = get(port, "/events");
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn python(script: &str, args: &[&str]) -> String {
+    let mut cmd = Command::new(venv_python());
+    cmd.arg(repo_dir().join("tests/integration/clients").join(script))
+        .args(args);
+    let out = run(cmd, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}{}",
+        out.stdout,
+        out.stderr
+    );
+    out.stdout
+}
+
+/// The scope of one request, from corral and from gunicorn 27 `-k asgi`,
+/// for the same bytes: the keys and values an app reads must agree.
+#[test]
+fn the_scope_matches_gunicorn_asgi() {
+    let request = b"GET /scope/caf%C3%A9%20x?a=1&b=%20z HTTP/1.1\r\nHost: example.test\r\n\
+                    X-Custom: One\r\nX-Custom: Two\r\n\r\n";
+    let mut scopes = Vec::new();
+    for server in [
+        raw(&["--root-path", "/api"]),
+        Corral::gunicorn("asgi_raw:app")
+            .args(["-k", "asgi", "--root-path", "/api"])
+            .start(),
+    ] {
+        let mut c = Conn::tcp(server.port);
+        c.send(request).unwrap();
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        scopes.push(r.json());
+    }
+    let (ours, theirs) = (&scopes[0], &scopes[1]);
+    for key in [
+        "type",
+        "asgi",
+        "http_version",
+        "method",
+        "scheme",
+        "path",
+        "raw_path",
+        "query_string",
+        "root_path",
+        "headers",
+    ] {
+        assert_eq!(ours[key], theirs[key], "scope[{key:?}] differs");
+    }
+    assert_eq!(ours["path"], "/scope/café x");
+    assert_eq!(ours["raw_path"], "/scope/caf%C3%A9%20x");
+    assert_eq!(ours["query_string"], "a=1&b=%20z");
+    assert_eq!(ours["root_path"], "/api");
+    assert_eq!(ours["headers"][1], serde_json::json!(["x-custom", "One"]));
+    assert_eq!(ours["client"][0], "127.0.0.1");
+    assert_eq!(ours["server"][0], "127.0.0.1");
+    // Lifespan state reaches each request's scope (a copy).
+    assert!(ours["state"]["started_by"].is_number(), "{ours}");
+}
+
+#[test]
+fn bodies_in_and_out() {
+    let server = raw(&["-w", "1"]);
+    // A body small enough for memory arrives in one message, a large one
+    // (spilled to a file by the event loop) in several; both intact.
+    for (len, several) in [(1000usize, false), (4 << 20, true)] {
+        let body: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let r = Conn::tcp(server.port).request("POST", "/echo", &[], &body);
+        assert_eq!(r.status, 200);
+        assert!(r.body == body, "{len}-byte body came back changed");
+        let messages: usize = r.header("x-messages").unwrap().parse().unwrap();
+        assert_eq!(messages > 1, several, "{len} bytes in {messages} messages");
+        // The whole body in one message without a length: corral adds it.
+        assert_eq!(r.header("content-length"), Some(len.to_string().as_str()));
+    }
+    // Keep-alive and pipelining: three requests in one write.
+    let mut c = Conn::tcp(server.port);
+    c.send(b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\nGET /p3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    for p in ["/p1", "/p2", "/p3"] {
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.json()["path"], p);
+    }
+    // HEAD: headers only.
+    let r = Conn::tcp(server.port).request("HEAD", "/scope", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+}
+
+#[test]
+fn a_streamed_response_arrives_chunk_by_chunk() {
+    let server = raw(&["-w", "1"]);
+    let url = format!("http://127.0.0.1:{}/stream?n=4&gap=0.3", server.port);
+    let out: serde_json::Value = serde_json::from_str(&python("httpx_stream.py", &[&url])).unwrap();
+    assert_eq!(out["status"], 200);
+    assert_eq!(out["headers"]["transfer-encoding"], "chunked");
+    let chunks = out["chunks"].as_array().unwrap();
+    assert_eq!(chunks.len(), 4, "{out}");
+    let first = chunks[0][1].as_f64().unwrap();
+    let last = chunks[3][1].as_f64().unwrap();
+    // Four chunks 0.3 s apart: the first arrives long before the last.
+    assert!(last - first >= 0.8, "chunks were held back: {out}");
+}
+
+#[test]
+fn app_errors_are_500_or_a_closed_connection_and_logged() {
+    let server = raw(&["-w", "1"]);
+    let r = get(server.port, "/raise");
+    assert_eq!(r.status, 500);
+    server.expect_log("Exception in ASGI application");
+    server.expect_log("RuntimeError: raised on purpose");
+    let r = get(server.port, "/no-response");
+    assert_eq!(r.status, 500);
+    server.expect_log("ASGI callable returned without starting response.");
+    // After the headers went out, the connection is closed mid-body.
+    let mut c = Conn::tcp(server.port);
+    c.send(b"GET /raise-late HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(
+        c.read_response(false).is_err(),
+        "a response cut short must not look complete"
+    );
+    // The worker serves on.
+    assert_eq!(get(server.port, "/after").status, 200);
+}
+
+#[test]
+fn a_client_that_leaves_is_an_http_disconnect() {
+    use std::io::{Read, Write};
+    let server = raw(&["-w", "1"]);
+    let mut c = std::net::TcpStream::connect(loopback(server.port)).unwrap();
+    c.write_all(b"GET /disconnect HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    c.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("waiting") {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    drop(c);
+    wait_until(EVENT_TIMEOUT, "the app to see http.disconnect", || {
+        events(server.port).contains(&"disconnected".to_owned())
+    });
+}
+
+/// gunicorn #3819: work an app does after its response must not hold up
+/// the next request on the connection.
+#[test]
+fn a_background_task_does_not_hold_up_the_connection() {
+    let server = raw(&["-w", "1"]);
+    let mut c = Conn::tcp(server.port);
+    let t = Instant::now();
+    assert_eq!(c.request("GET", "/background", &[], b"").status, 200);
+    assert_eq!(c.request("GET", "/next", &[], b"").status, 200);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    wait_until(EVENT_TIMEOUT, "the background work to finish", || {
+        events(server.port).contains(&"background done".to_owned())
+    });
+}
+
+#[test]
+fn fastapi_routes_uploads_state_and_background_tasks() {
+    let server = Corral::app("fastapi_app:app")
+        .args(["-k", "uvicorn.workers.UvicornWorker", "-w", "1"])
+        .start();
+    let out = python("httpx_fastapi.py", &[&server.port.to_string()]);
+    assert!(out.contains("fastapi client: all ok"), "{out}");
+    let url = format!("http://127.0.0.1:{}/stream?n=3&gap=0.3", server.port);
+    let out: serde_json::Value = serde_json::from_str(&python("httpx_stream.py", &[&url])).unwrap();
+    let chunks = out["chunks"].as_array().unwrap();
+    assert_eq!(chunks.len(), 3, "{out}");
+    assert!(chunks[2][1].as_f64().unwrap() - chunks[0][1].as_f64().unwrap() >= 0.5);
+}
+
+#[test]
+fn django_async_views() {
+    let server = Corral::app("djangoapp.asgi:application")
+        .args(["-k", "asgi", "-w", "1"])
+        .start();
+    let r = get(server.port, "/async/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "hello from async django, GET /async/\n");
+    assert_eq!(get(server.port, "/hello/").status, 200);
+    // Django has no lifespan support: auto mode says so and serves on.
+    server.expect_log("ASGI 'lifespan' protocol appears unsupported.");
+}
+
+#[test]
+fn lifespan_runs_before_serving_and_after_the_last_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("shutdown");
+    let mut server = Corral::app("asgi_raw:app")
+        .args(["-k", "asgi", "-w", "1"])
+        .env("ASGI_RAW_SHUTDOWN_MARKER", marker.to_str().unwrap())
+        .start();
+    assert_eq!(events(server.port)[0], "startup");
+    // TERM while a request is in the app: it completes, then shutdown runs.
+    let port = server.port;
+    let slow = std::thread::spawn(move || get(port, "/sleep?s=1.5").status);
+    wait_until(EVENT_TIMEOUT, "the request in the app", || {
+        events(port).contains(&"request /sleep".to_owned())
+    });
+    server.signal(libc::SIGTERM);
+    assert_eq!(slow.join().unwrap(), 200);
+    assert_eq!(server.wait_code(EVENT_TIMEOUT), 0);
+    let text = std::fs::read_to_string(&marker).unwrap();
+    // startup, /events, /sleep, /events (x2 at most, polling) ...: the
+    // shutdown saw the sleeping request's event before it.
+    assert!(text.starts_with("shutdown "), "{text}");
+}
+
+#[test]
+fn a_failed_lifespan_startup_stops_corral_with_one_line() {
+    let mut server = Corral::app("asgi_raw:app")
+        .args(["-k", "asgi", "-w", "2"])
+        .env("ASGI_RAW_FAIL_STARTUP", "1")
+        .spawn();
+    assert_eq!(server.wait_code(EVENT_TIMEOUT), 3);
+    server.expect_log("Worker failed to boot. ASGI lifespan startup failed: the database is down");
+}
+
+#[test]
+fn lifespan_off_is_never_run() {
+    let server = raw(&["-w", "1", "--asgi-lifespan", "off"]);
+    let ev = events(server.port);
+    assert!(!ev.contains(&"startup".to_owned()), "{ev:?}");
+    let scope = get(server.port, "/scope").json();
+    assert_eq!(scope["state"], serde_json::json!({}), "{scope}");
+}
+
+/// `--timeout`: an awaiting request is cancelled and answered 504 with its
+/// task's stack logged, and the worker serves on; a request that blocks the
+/// whole loop gets the worker aborted (the master's heartbeat) and 504 too.
+#[test]
+fn timeouts_answer_504() {
+    let server = raw(&["-w", "1", "--timeout", "2"]);
+    let before = get(server.port, "/pid").json()["pid"].clone();
+    let t = Instant::now();
+    let r = get(server.port, "/sleep?s=30");
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    server.expect_log("Request exceeded the timeout (2 s); answering 504.");
+    server.expect_log("asgi_raw.py");
+    assert_eq!(
+        get(server.port, "/pid").json()["pid"],
+        before,
+        "same worker"
+    );
+
+    let r = get(server.port, "/block?s=30");
+    assert_eq!(r.status, 504, "{r:?}");
+    server.expect_log("WORKER TIMEOUT");
+    wait_until(EVENT_TIMEOUT, "a new worker", || {
+        let p = get(server.port, "/pid").json()["pid"].clone();
+        p != before
+    });
+}
+
+#[test]
+fn access_log_and_max_requests() {
+    let server = raw(&["-w", "1", "--access-logfile", "-", "--max-requests", "5"]);
+    let first = get(server.port, "/pid").json()["pid"].clone();
+    for i in 0..5 {
+        assert_eq!(get(server.port, &format!("/n{i}")).status, 200);
+    }
+    let line = "\"GET /n3 HTTP/1.1\" 200";
+    if server
+        .stdout
+        .wait_for(EVENT_TIMEOUT, |t| t.contains(line).then_some(()))
+        .is_none()
+    {
+        panic!("no access log line {line}: {}", server.stdout.text());
+    }
+    wait_until(EVENT_TIMEOUT, "the recycled worker's replacement", || {
+        get(server.port, "/pid").json()["pid"] != first
+    });
+}
+
+#[test]
+fn hup_under_load_loses_nothing() {
+    let server = raw(&["-w", "2"]);
+    let load = Load::start(
+        std::net::SocketAddr::from(([127, 0, 0, 1], server.port)),
+        3,
+        3,
+    );
+    for _ in 0..10 {
+        let old = server.workers();
+        server.signal(libc::SIGHUP);
+        wait_until(EVENT_TIMEOUT, "a new generation", || {
+            let now = server.workers();
+            now.len() == 2 && now.iter().all(|p| !old.contains(p))
+        });
+        load.progress(50, EVENT_TIMEOUT);
+    }
+    let tally = load.finish();
+    eprintln!("asgi, 10 HUP: {}", tally.summary());
+    assert_eq!(tally.lost, 0, "{}", tally.summary());
+}
+
+#[test]
+fn uvicorn_class_names_and_bad_values() {
+    for class in [
+        "uvicorn.workers.UvicornH11Worker",
+        "uvicorn_worker.UvicornWorker",
+    ] {
+        let apps = repo_dir().join("tests/apps");
+        let out = run_corral(&[
+            "-k",
+            class,
+            "--chdir",
+            apps.to_str().unwrap(),
+            "--check-config",
+            "asgi_raw:app",
+        ]);
+        assert!(out.status.success(), "{class}: {}", out.stderr);
+    }
+    let out = run_corral(&["-k", "asgi", "--asgi-lifespan", "maybe", "asgi_raw:app"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stderr.contains("--asgi-lifespan"), "{}", out.stderr);
+}
