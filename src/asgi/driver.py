@@ -20,9 +20,6 @@ import asyncio
 import time
 import traceback
 
-DISCONNECT = "http.disconnect"
-
-
 class LifespanFailed(Exception):
     """The application failed its lifespan startup (one line for the log)."""
 
@@ -170,16 +167,16 @@ class Cycle:
             self.driver.cycles.pop(x.id, None)
 
     async def receive(self):
-        message = self.x.receive()
-        if message is not None:
-            return message
-        # The body is all read: the next message is the disconnect, once
-        # the client leaves or the response is complete.
-        while not self.x.over:
+        x = self.x
+        while True:
+            # The body, WebSocket messages, or the disconnect once the
+            # response is over or the client left; None: wait for a note.
+            message = x.receive()
+            if message is not None:
+                return message
             if self.over is None:
                 self.over = self.driver.loop.create_future()
             await self.over
-        return {"type": DISCONNECT}
 
     async def send(self, message):
         x = self.x
@@ -302,7 +299,8 @@ class Driver:
         limit = self.options["timeout"]
         now = time.monotonic()
         for cycle in list(self.cycles.values()):
-            if cycle.x.over:
+            # A WebSocket lives as long as its client: never timed out.
+            if cycle.x.over or cycle.x.websocket:
                 continue
             busy = True
             if limit and not cycle.timed_out and now - cycle.started_at > limit:

@@ -15,7 +15,8 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::{scope, AsgiOptions, Feed, Incoming, Note, Reply};
+use super::{scope, AsgiOptions, Feed, Incoming, Note, Reply, WsEvent, WsInit};
+use crate::http::websocket::{self as ws, Opcode};
 use crate::wsgi::{Body, Outcome, SharedSink, SinkError};
 
 /// Body bytes per `http.request` message when the body was spilled to a
@@ -63,6 +64,48 @@ pub struct Exchange {
     start: Option<(u16, Vec<(String, String)>)>,
     /// Response bytes went to the sink.
     written: bool,
+    /// A WebSocket connection's state, for a websocket scope.
+    ws: Option<Ws>,
+}
+
+/// Where a WebSocket connection is, as the app sees it.
+struct Ws {
+    init: WsInit,
+    /// `websocket.connect` was received.
+    connected: bool,
+    /// The app sent `websocket.accept` (the 101 went out).
+    accepted: bool,
+    /// The app sent `websocket.close`.
+    closed: bool,
+    /// The disconnect the app was (or is to be) given.
+    ended: Option<(u16, String)>,
+}
+
+fn message<'py>(py: Python<'py>, kind: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyDict>> {
+    let m = PyDict::new(py);
+    m.set_item(intern!(py, "type"), kind)?;
+    Ok(m)
+}
+
+/// `[name, value]` pairs of bytes from a message's `headers`.
+fn header_pairs(message: &Bound<'_, PyDict>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut headers = Vec::new();
+    if let Some(list) = message.get_item(intern!(message.py(), "headers"))? {
+        for item in list.try_iter()? {
+            let item = item?;
+            let mut pair = item.try_iter()?;
+            let (Some(name), Some(value), None) = (pair.next(), pair.next(), pair.next()) else {
+                return Err(PyValueError::new_err(
+                    "each header must be a [name, value] pair",
+                ));
+            };
+            headers.push((
+                bytes_of(&name?, "header name")?,
+                bytes_of(&value?, "header value")?,
+            ));
+        }
+    }
+    Ok(headers)
 }
 
 impl Exchange {
@@ -107,22 +150,10 @@ impl Exchange {
                 "invalid HTTP status {status}"
             )));
         }
-        let mut headers = Vec::new();
-        if let Some(list) = message.get_item(intern!(message.py(), "headers"))? {
-            for item in list.try_iter()? {
-                let item = item?;
-                let mut pair = item.try_iter()?;
-                let (Some(name), Some(value), None) = (pair.next(), pair.next(), pair.next())
-                else {
-                    return Err(PyValueError::new_err(
-                        "each header must be a [name, value] pair",
-                    ));
-                };
-                let name = bytes_of(&name?, "header name")?;
-                let value = bytes_of(&value?, "header value")?;
-                headers.push((latin1(&name), latin1(&value)));
-            }
-        }
+        let headers = header_pairs(message)?
+            .iter()
+            .map(|(n, v)| (latin1(n), latin1(v)))
+            .collect();
         self.start = Some((status, headers));
         Ok(false)
     }
@@ -182,6 +213,179 @@ impl Exchange {
     }
 }
 
+impl Exchange {
+    fn is_over(&self) -> bool {
+        self.reply.is_none() || self.gone() || self.ws.as_ref().is_some_and(|w| w.ended.is_some())
+    }
+
+    fn ws_receive<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let gone = self.gone() || self.reply.is_none();
+        let ws = self.ws.as_mut().expect("a websocket exchange");
+        if !ws.connected {
+            ws.connected = true;
+            return message(py, intern!(py, "websocket.connect")).map(Some);
+        }
+        if ws.ended.is_none() {
+            let (event, resume) = ws.init.inbox.pop();
+            if resume {
+                if let Some(r) = &self.reply {
+                    r.resume();
+                }
+            }
+            match event {
+                Some(WsEvent::Text(t)) => {
+                    let m = message(py, intern!(py, "websocket.receive"))?;
+                    m.set_item(intern!(py, "text"), t)?;
+                    return Ok(Some(m));
+                }
+                Some(WsEvent::Binary(b)) => {
+                    let m = message(py, intern!(py, "websocket.receive"))?;
+                    m.set_item(intern!(py, "bytes"), PyBytes::new(py, &b))?;
+                    return Ok(Some(m));
+                }
+                Some(WsEvent::Closed { code, reason }) => ws.ended = Some((code, reason)),
+                // Gone without a close frame: 1006, "abnormal closure".
+                None if gone => ws.ended = Some((1006, String::new())),
+                None => return Ok(None),
+            }
+        }
+        let (code, reason) = ws.ended.clone().expect("set above");
+        let m = message(py, intern!(py, "websocket.disconnect"))?;
+        m.set_item(intern!(py, "code"), code)?;
+        m.set_item(intern!(py, "reason"), reason)?;
+        Ok(Some(m))
+    }
+
+    fn ws_send(&mut self, py: Python<'_>, kind: &str, msg: &Bound<'_, PyDict>) -> PyResult<bool> {
+        let over = self.is_over();
+        let ws = self.ws.as_mut().expect("a websocket exchange");
+        let Some(reply) = self.reply.as_mut() else {
+            return Err(PyRuntimeError::new_err(format!(
+                "Unexpected ASGI message {kind:?} sent, after the WebSocket was closed."
+            )));
+        };
+        match kind {
+            "websocket.accept" => {
+                if ws.accepted {
+                    return Err(PyRuntimeError::new_err(
+                        "Unexpected ASGI message 'websocket.accept' sent twice.",
+                    ));
+                }
+                let sub: Option<String> = match msg.get_item(intern!(py, "subprotocol"))? {
+                    Some(s) if !s.is_none() => Some(s.extract()?),
+                    _ => None,
+                };
+                let headers = header_pairs(msg)?;
+                let bytes = ws::handshake_response(&ws.init.accept, sub.as_deref(), &headers);
+                reply.raw(bytes, true).map_err(sink_error)?;
+                reply.set_status("101 Switching Protocols");
+                ws.accepted = true;
+                Ok(false)
+            }
+            "websocket.send" => {
+                if !ws.accepted {
+                    return Err(PyRuntimeError::new_err(
+                        "Expected ASGI message 'websocket.accept' or 'websocket.close', \
+                         but got 'websocket.send'.",
+                    ));
+                }
+                if ws.closed {
+                    return Err(PyRuntimeError::new_err(
+                        "Unexpected ASGI message 'websocket.send' sent, after 'websocket.close'.",
+                    ));
+                }
+                if over {
+                    return Err(PyOSError::new_err("client disconnected"));
+                }
+                let mut frame = Vec::new();
+                let text = msg.get_item(intern!(py, "text"))?.filter(|t| !t.is_none());
+                let data = msg.get_item(intern!(py, "bytes"))?.filter(|b| !b.is_none());
+                match (text, data) {
+                    (Some(t), _) => {
+                        let t = t
+                            .cast::<PyString>()
+                            .map_err(|_| PyTypeError::new_err("'text' must be a str"))?;
+                        ws::encode(&mut frame, Opcode::Text, t.to_str()?.as_bytes());
+                    }
+                    (None, Some(b)) => {
+                        ws::encode(&mut frame, Opcode::Binary, &bytes_of(&b, "bytes")?);
+                    }
+                    (None, None) => {
+                        return Err(PyValueError::new_err(
+                            "websocket.send needs 'text' or 'bytes'",
+                        ))
+                    }
+                }
+                reply.raw(frame, false).map_err(sink_error)?;
+                Ok(reply.full())
+            }
+            "websocket.close" => {
+                let code: u16 = match msg.get_item(intern!(py, "code"))? {
+                    Some(c) if !c.is_none() => c.extract()?,
+                    _ => ws::CLOSE_NORMAL,
+                };
+                let reason: String = match msg.get_item(intern!(py, "reason"))? {
+                    Some(r) if !r.is_none() => r.extract()?,
+                    _ => String::new(),
+                };
+                if !ws.accepted {
+                    // Refused before the handshake: an HTTP 403, as
+                    // uvicorn and gunicorn answer.
+                    ws.closed = true;
+                    let sent = send_error(&self.sink, "403 Forbidden", b"Forbidden\n");
+                    self.written = true;
+                    let outcome = if sent {
+                        Outcome::Complete
+                    } else {
+                        Outcome::Aborted
+                    };
+                    self.end(py, outcome);
+                    return Ok(false);
+                }
+                self.ws_close(py, code, &reason);
+                Ok(false)
+            }
+            other => Err(PyRuntimeError::new_err(format!(
+                "Unexpected ASGI message type {other:?} for a websocket scope"
+            ))),
+        }
+    }
+
+    /// Send a close frame (unless the connection is already closing) and
+    /// end: the event loop closes the connection once it is written.
+    fn ws_close(&mut self, py: Python<'_>, code: u16, reason: &str) {
+        let over = self.is_over();
+        if let Some(ws) = self.ws.as_mut() {
+            ws.closed = true;
+        }
+        if let Some(r) = self.reply.as_mut() {
+            if !over {
+                let mut frame = Vec::new();
+                ws::encode(&mut frame, Opcode::Close, &ws::close_payload(code, reason));
+                let _ = r.raw(frame, false);
+            }
+        }
+        self.end(py, Outcome::Complete);
+    }
+
+    /// The app is done with a WebSocket (returned, raised or cancelled):
+    /// close it with `code`, or answer 500 if it never accepted.
+    fn ws_finish(&mut self, py: Python<'_>, code: u16, why: Option<&str>) {
+        if self.reply.is_none() {
+            return;
+        }
+        let accepted = self.ws.as_ref().is_some_and(|w| w.accepted);
+        if accepted {
+            self.ws_close(py, code, "");
+        } else {
+            if let Some(why) = why {
+                tracing::error!("{why}");
+            }
+            self.give_up(py, "500 Internal Server Error", ERROR_BODY);
+        }
+    }
+}
+
 fn bytes_of(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
     if let Ok(b) = v.cast::<PyBytes>() {
         return Ok(b.as_bytes().to_vec());
@@ -209,7 +413,13 @@ impl Exchange {
     /// `http.disconnect` from now on.
     #[getter]
     fn over(&self) -> bool {
-        self.reply.is_none() || self.gone()
+        self.is_over()
+    }
+
+    /// A WebSocket (never timed out: it lives as long as its client).
+    #[getter]
+    fn websocket(&self) -> bool {
+        self.ws.is_some()
     }
 
     /// A slow client has more than the high-water mark waiting.
@@ -218,9 +428,18 @@ impl Exchange {
         self.reply.as_ref().is_some_and(|r| r.full())
     }
 
-    /// The next `http.request` message, or None once the body was given.
+    /// The next message for the app, or None when it must wait for the
+    /// client (the driver awaits a note and asks again).
     fn receive<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        if self.ws.is_some() {
+            return self.ws_receive(py);
+        }
         let (data, more) = match self.body.take() {
+            // The body was all given: the next message is the disconnect,
+            // once the response is over or the client left.
+            None if self.is_over() => {
+                return message(py, intern!(py, "http.disconnect")).map(Some);
+            }
             None => return Ok(None),
             Some(Body::Memory(v)) => (PyBytes::new(py, &v), false),
             Some(Body::File { mut file, len }) => {
@@ -252,6 +471,9 @@ impl Exchange {
             .get_item(intern!(py, "type"))?
             .ok_or_else(|| PyValueError::new_err("an ASGI message needs a 'type'"))?;
         let kind = kind.cast::<PyString>()?.to_cow()?;
+        if self.ws.is_some() {
+            return self.ws_send(py, kind.as_ref(), message);
+        }
         match kind.as_ref() {
             "http.response.start" => self.response_start(message),
             "http.response.body" => self.response_body(py, message),
@@ -266,6 +488,10 @@ impl Exchange {
         if self.reply.is_none() {
             return;
         }
+        if self.ws.is_some() {
+            let why = "ASGI callable returned without sending handshake.";
+            return self.ws_finish(py, ws::CLOSE_NORMAL, Some(why));
+        }
         let why = if self.written {
             "ASGI callable returned without completing response."
         } else {
@@ -278,12 +504,18 @@ impl Exchange {
     /// The app raised; `tb` is the formatted traceback.
     fn failed(&mut self, py: Python<'_>, tb: &str) {
         tracing::error!("Exception in ASGI application\n{}", tb.trim_end());
+        if self.ws.is_some() {
+            return self.ws_finish(py, ws::CLOSE_INTERNAL_ERROR, None);
+        }
         self.give_up(py, "500 Internal Server Error", ERROR_BODY);
     }
 
     /// The task was cancelled: for running past `--timeout`, or because the
     /// worker is stopping.
     fn cancelled(&mut self, py: Python<'_>, timed_out: bool) {
+        if self.ws.is_some() {
+            return self.ws_finish(py, ws::CLOSE_GOING_AWAY, None);
+        }
         if timed_out {
             if let Some(r) = self.reply.as_mut() {
                 r.timed_out();
@@ -334,6 +566,7 @@ impl Bridge {
             mut req,
             sink,
             mut reply,
+            ws,
         } = inc;
         let Ok(secure) = scope::secure(&self.opts.serve, &req.peer, &req.head) else {
             let outcome = if send_error(&sink, "400 Bad Request", SPOOF_BODY) {
@@ -344,7 +577,8 @@ impl Bridge {
             reply.end(py, outcome);
             return Ok(None);
         };
-        let scope = scope::http(py, &req, secure, &self.opts.root_path, state)?;
+        let offered = ws.as_ref().map(|w| w.subprotocols.as_slice());
+        let scope = scope::build(py, &req, secure, &self.opts.root_path, state, offered)?;
         let body = std::mem::replace(&mut req.body, Body::Memory(Vec::new()));
         Ok(Some(Exchange {
             id,
@@ -354,6 +588,13 @@ impl Bridge {
             reply: Some(reply),
             start: None,
             written: false,
+            ws: ws.map(|init| Ws {
+                init,
+                connected: false,
+                accepted: false,
+                closed: false,
+                ended: None,
+            }),
         }))
     }
 }
@@ -387,6 +628,7 @@ impl Bridge {
                     match n {
                         Note::Gone => "gone",
                         Note::Drained => "drained",
+                        Note::Message => "message",
                     },
                 )
             }),

@@ -18,6 +18,7 @@
 
 mod exchange;
 mod scope;
+mod websocket;
 
 use std::ffi::CString;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
 pub use exchange::{Bridge, Exchange};
+pub use websocket::{Inbox, WsEvent, WsInit};
 
 use crate::wsgi::{App, Outcome, Request, ServeContext, SharedSink};
 
@@ -95,6 +97,8 @@ pub enum Note {
     Gone,
     /// The bytes queued for a slow client fell under the high-water mark.
     Drained,
+    /// A WebSocket message (or the close) is in the inbox.
+    Message,
 }
 
 /// How a request's response ends, implemented by the worker: the End
@@ -109,6 +113,14 @@ pub trait Reply: Send + Sync {
     fn gone(&self) -> bool;
     /// The request was cancelled for running past `--timeout`.
     fn timed_out(&mut self);
+    /// Bytes that are not an HTTP response (the WebSocket handshake, with
+    /// `upgrade`, after which the event loop reads frames; then frames).
+    fn raw(&mut self, bytes: Vec<u8>, upgrade: bool) -> Result<(), crate::wsgi::SinkError>;
+    /// The app caught up with a WebSocket inbox the event loop had paused.
+    fn resume(&self);
+    /// The status the access log shows when no HTTP response was framed
+    /// (`101` for an accepted WebSocket).
+    fn set_status(&mut self, status: &str);
 }
 
 /// A request as the asyncio side receives it.
@@ -119,6 +131,8 @@ pub struct Incoming {
     /// Where the response's status, headers and body go.
     pub sink: SharedSink,
     pub reply: Box<dyn Reply>,
+    /// A WebSocket upgrade the client asked for (checked as RFC 6455 says).
+    pub ws: Option<WsInit>,
 }
 
 /// Where requests come from, implemented by the worker.

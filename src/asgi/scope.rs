@@ -33,18 +33,28 @@ fn address<'py>(py: Python<'py>, a: Option<std::net::SocketAddr>) -> PyResult<Bo
     }
 }
 
-/// The scope dict. `state` is the lifespan state, shallow-copied so one
-/// request's changes never reach another.
-pub fn http<'py>(
+/// The scope dict: `http`, or `websocket` when `subprotocols` is given
+/// (what the client offered). `state` is the lifespan state,
+/// shallow-copied so one request's changes never reach another.
+pub fn build<'py>(
     py: Python<'py>,
     req: &wsgi::Request,
     secure: bool,
     root_path: &str,
     state: Option<&Bound<'py, PyDict>>,
+    subprotocols: Option<&[String]>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let head = &req.head;
     let scope = PyDict::new(py);
-    scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+    let ws = subprotocols.is_some();
+    scope.set_item(
+        intern!(py, "type"),
+        if ws {
+            intern!(py, "websocket")
+        } else {
+            intern!(py, "http")
+        },
+    )?;
     let asgi = PyDict::new(py);
     asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
     asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.4"))?;
@@ -61,15 +71,18 @@ pub fn http<'py>(
         "POST" => intern!(py, "POST").clone(),
         m => PyString::new(py, m),
     };
-    scope.set_item(intern!(py, "method"), method)?;
-    scope.set_item(
-        intern!(py, "scheme"),
-        if secure {
-            intern!(py, "https")
-        } else {
-            intern!(py, "http")
-        },
-    )?;
+    let scheme = match (ws, secure) {
+        (false, false) => intern!(py, "http"),
+        (false, true) => intern!(py, "https"),
+        (true, false) => intern!(py, "ws"),
+        (true, true) => intern!(py, "wss"),
+    };
+    scope.set_item(intern!(py, "scheme"), scheme)?;
+    match subprotocols {
+        // The websocket scope has no method (the handshake is a GET).
+        Some(offered) => scope.set_item(intern!(py, "subprotocols"), PyList::new(py, offered)?)?,
+        None => scope.set_item(intern!(py, "method"), method)?,
+    }
     // `path` is decoded (percent-escapes, then UTF-8); `raw_path` is the
     // path as sent.
     let decoded = wsgi::percent_decode_path(&head.path);

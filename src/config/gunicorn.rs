@@ -204,7 +204,6 @@ pub struct Unsupported {
     pub why: &'static str,
 }
 
-const WEBSOCKET: &str = "the asgi worker does not serve WebSockets yet";
 const TLS: &str = "corral does not terminate TLS; put a TLS proxy (nginx, haproxy, caddy) in front";
 const DAEMON: &str = "under systemd (or any supervisor) the server must stay in the foreground";
 const SYSLOG: &str = "log to stderr (the journal) or use --log-journald";
@@ -268,7 +267,6 @@ pub static UNSUPPORTED: &[Unsupported] = unsupported! {
     "http2_cleartext" ["--http2-cleartext"] ["off"] HTTP2;
     "http_parser" ["--http-parser"] ["auto"]
         "corral parses HTTP itself (httparse plus RFC 9112 checks); there is no choice to make";
-    "websocket_max_message_size" ["--websocket-max-message-size"] [] WEBSOCKET;
     "enable_backlog_metric" ["--enable-backlog-metric"] ["false"]
         "the listen backlog is not sampled for statsd";
     "dirty_apps" ["--dirty-app"] ["[]"] DIRTY;

@@ -80,6 +80,8 @@ pub struct WorkerPlan {
     pub proxy_allow: Vec<wsgi::AllowIp>,
     /// `--reload`: how to watch, and the extra files to watch.
     pub reload: Option<(super::ReloadEngine, Vec<PathBuf>)>,
+    /// `--websocket-max-message-size` (0 = no limit).
+    pub websocket_max_message: usize,
 }
 
 pub fn worker_plan(s: &Settings) -> WorkerPlan {
@@ -119,6 +121,7 @@ pub fn worker_plan(s: &Settings) -> WorkerPlan {
         reload: s
             .reload
             .then(|| (s.reload_engine, s.reload_extra_files.clone())),
+        websocket_max_message: s.websocket_max_message_size,
     }
 }
 

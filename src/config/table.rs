@@ -1131,6 +1131,24 @@ settings! {
             Ok(())
         },
     },
+    websocket_max_message_size: usize => Setting {
+        name: "websocket_max_message_size",
+        flags: &["--websocket-max-message-size"],
+        kind: Kind::Value,
+        meta: "INT",
+        file_value: FileValue::Int,
+        default: Default::Text("16777216"),
+        section: Section::WorkerProcesses,
+        summary: "The largest WebSocket message, in bytes, an asgi worker accepts (0 = no limit).",
+        details: "ASGI hands the app whole messages, so each is held in memory until its last \
+                  frame arrives. A larger one (judged from its frame headers, before it is \
+                  buffered) closes the connection with code 1009.",
+        show: |s| int(s.websocket_max_message_size as u64),
+        apply: |s, raw| {
+            s.websocket_max_message_size = v::non_negative(raw)? as usize;
+            Ok(())
+        },
+    },
     root_path: String => Setting {
         name: "root_path",
         flags: &["--root-path"],

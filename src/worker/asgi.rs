@@ -118,6 +118,7 @@ impl Feed {
             flight,
             started,
             queued,
+            ws,
         } = job;
         if let Some(t) = &self.tally {
             t.queue_wait(queued.elapsed());
@@ -155,6 +156,7 @@ impl Feed {
             req,
             sink: to_app,
             reply: Box::new(reply),
+            ws,
         }
     }
 }
@@ -240,5 +242,22 @@ impl asgi::Reply for Ending {
         if let Some(t) = &self.tally {
             t.count(Counter::Timeout);
         }
+    }
+
+    fn raw(&mut self, bytes: Vec<u8>, upgrade: bool) -> Result<(), wsgi::SinkError> {
+        self.sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .raw(bytes, upgrade)
+    }
+
+    fn resume(&self) {
+        self.sink.lock().unwrap_or_else(|e| e.into_inner()).resume();
+    }
+
+    fn set_status(&mut self, status: &str) {
+        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+        sink.status.clear();
+        sink.status.push_str(status);
     }
 }

@@ -89,6 +89,20 @@ pub struct Conn {
     pub proxy: Option<crate::http::ProxyInfo>,
     /// The method of the request with Python, as the metrics count it.
     pub method: crate::metrics::Method,
+    /// A WebSocket session on this connection (asgi workers).
+    pub ws: Option<Box<WsLink>>,
+}
+
+/// The event loop's side of a WebSocket session.
+pub struct WsLink {
+    /// The request's number, for notes to its task.
+    pub id: u64,
+    pub decoder: crate::http::websocket::Decoder,
+    pub inbox: std::sync::Arc<crate::asgi::Inbox>,
+    /// The handshake went out: the connection carries frames now.
+    pub open: bool,
+    /// A close frame went out (ours, or the echo of the client's).
+    pub closed: bool,
 }
 
 pub enum Progress {
@@ -118,6 +132,7 @@ impl Conn {
             proxy_pending: false,
             proxy: None,
             method: crate::metrics::Method::default(),
+            ws: None,
         }
     }
 

@@ -14,7 +14,7 @@ use nix::sys::epoll::{EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::Signal;
 
 use super::body::{BodyReader, FeedError};
-use super::conn::{Conn, Out, Progress, State};
+use super::conn::{Conn, Out, Progress, State, WsLink};
 use super::pool::{Flight, Job, Piece, Token};
 use super::{
     sock_addr, Stage, Worker, DRAIN_GRACE, LINGER, TOKEN_LISTENER_BASE, TOKEN_RELOAD, TOKEN_SIGNAL,
@@ -267,9 +267,46 @@ impl Worker<'_> {
         self.stage = Stage::Draining;
         self.stop_accepting();
         let until = Instant::now() + DRAIN_GRACE;
+        let mut closed_ws = Vec::new();
         for c in self.conns.values_mut() {
             if matches!(c.state, State::Head) && c.pending_input().is_empty() {
                 c.deadline = Some(c.deadline.map_or(until, |d| d.min(until)));
+            }
+            // A WebSocket never ends by itself: close it with 1001 ("going
+            // away"), so the client reconnects to a worker that stays,
+            // and tell its app.
+            if let Some(ws) = c.ws.as_mut().filter(|w| w.open && !w.closed) {
+                let mut frame = Vec::new();
+                http::websocket::encode(
+                    &mut frame,
+                    http::websocket::Opcode::Close,
+                    &http::websocket::close_payload(
+                        http::websocket::CLOSE_GOING_AWAY,
+                        "server stopping",
+                    ),
+                );
+                ws.closed = true;
+                ws.inbox.push(crate::asgi::WsEvent::Closed {
+                    code: http::websocket::CLOSE_GOING_AWAY,
+                    reason: "server stopping".into(),
+                });
+                closed_ws.push(ws.id);
+                c.queue(frame, false);
+                if let State::Busy(f) = std::mem::replace(&mut c.state, State::Closing) {
+                    f.abandon();
+                }
+            }
+        }
+        if let Some(side) = &self.async_side {
+            for id in closed_ws {
+                side.note(id, crate::asgi::Note::Message);
+            }
+        }
+        // Written (and the connections shut) on the next turn of the loop.
+        for i in 0..self.conns.slots() {
+            if self.conns.get(i).is_some_and(|c| c.ws.is_some()) {
+                let tok = self.conns.token(i);
+                self.after_io(tok);
             }
         }
     }
@@ -623,8 +660,103 @@ impl Worker<'_> {
                     Progress::Closed
                 }
             },
+            State::Busy(_) if conn.ws.as_ref().is_some_and(|w| w.open && !w.closed) => {
+                self.websocket_input(index)
+            }
             State::Busy(_) | State::Closing => Progress::Open,
         }
+    }
+
+    /// Read a WebSocket connection's frames: messages go to the app's
+    /// inbox (reading pauses while the app is behind), pings are answered
+    /// here, a close frame is echoed, and a protocol error closes the
+    /// connection with its code. The app hears of each through a note.
+    fn websocket_input(&mut self, index: usize) -> Progress {
+        use crate::asgi::WsEvent;
+        use http::websocket::{self as ws_wire, Message, Opcode};
+        let Some(conn) = self.conns.get_mut(index) else {
+            return Progress::Closed;
+        };
+        // Out of the connection while frames are read into it.
+        let Some(mut ws) = conn.ws.take() else {
+            return Progress::Open;
+        };
+        let mut told = false;
+        let mut failed = false;
+        // Leave the rest in the socket while the app is behind: TCP pushes
+        // back on the client until the app catches up (Piece::Resume).
+        while !ws.closed && !ws.inbox.paused() {
+            if conn.rpos == conn.rend {
+                if !conn.readable {
+                    break;
+                }
+                if conn.fill().is_err() {
+                    failed = true;
+                    break;
+                }
+                if conn.rpos == conn.rend {
+                    break;
+                }
+            }
+            let input = &conn.rbuf[conn.rpos..conn.rend];
+            let decoded = ws.decoder.decode(input);
+            let used = match &decoded {
+                Ok(Some((_, n))) => *n,
+                // The decoder keeps what it was given (see its contract).
+                _ => input.len(),
+            };
+            conn.consume(used);
+            let closing = match decoded {
+                Ok(None) => None,
+                Ok(Some((Message::Text(t), _))) => {
+                    ws.inbox.push(WsEvent::Text(t));
+                    told = true;
+                    None
+                }
+                Ok(Some((Message::Binary(b), _))) => {
+                    ws.inbox.push(WsEvent::Binary(b));
+                    told = true;
+                    None
+                }
+                Ok(Some((Message::Ping(p), _))) => {
+                    let mut frame = Vec::new();
+                    ws_wire::encode(&mut frame, Opcode::Pong, &p);
+                    conn.queue(frame, false);
+                    None
+                }
+                Ok(Some((Message::Pong(_), _))) => None,
+                // The client closes: echo its code (an empty close for an
+                // empty one), and tell the app (1005: no code given).
+                Ok(Some((Message::Close(c), _))) => Some(match c {
+                    Some((code, reason)) => (Some(code), code, reason),
+                    None => (None, 1005, String::new()),
+                }),
+                Err(f) => Some((Some(f.code), f.code, f.reason.to_owned())),
+            };
+            if let Some((echo, code, reason)) = closing {
+                let payload = echo.map_or_else(Vec::new, |c| ws_wire::close_payload(c, &reason));
+                let mut frame = Vec::new();
+                ws_wire::encode(&mut frame, Opcode::Close, &payload);
+                conn.queue(frame, false);
+                ws.closed = true;
+                ws.inbox.push(WsEvent::Closed { code, reason });
+                told = true;
+            }
+        }
+        if told {
+            if let Some(side) = &self.async_side {
+                side.note(ws.id, crate::asgi::Note::Message);
+            }
+        }
+        if ws.closed || failed {
+            // The app's later sends raise; the connection closes once the
+            // close frame is written (the app's End then finds it closing).
+            if let State::Busy(f) = std::mem::replace(&mut conn.state, State::Closing) {
+                f.abandon();
+            }
+        }
+        conn.ws = Some(ws);
+        Progress::Open
     }
 
     /// Parse and receive what has been read; dispatch complete requests.
@@ -833,16 +965,44 @@ impl Worker<'_> {
     ) {
         let tok = self.conns.token(index);
         let keepalive_enabled = !self.plan.keepalive.is_zero();
+        let max_message = self.plan.websocket_max_message;
+        let asynchronous = self.async_side.is_some();
         let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
+        // An asgi worker serves WebSockets: a bad handshake is refused
+        // here, as RFC 6455 says, before any app sees it.
+        let upgrade = match asynchronous
+            .then(|| http::websocket::upgrade_request(&head))
+            .flatten()
+        {
+            Some(Err(e)) => {
+                tracing::debug!("WebSocket handshake refused: {e}");
+                conn.queue(e.response(), false);
+                conn.state = State::Closing;
+                return;
+            }
+            Some(Ok(u)) => Some(u),
+            None => None,
+        };
+        let ws = upgrade.map(|u| {
+            let inbox = Arc::new(crate::asgi::Inbox::default());
+            (
+                crate::asgi::WsInit {
+                    accept: http::websocket::accept_key(&u.key),
+                    subprotocols: u.subprotocols,
+                    inbox: Arc::clone(&inbox),
+                },
+                inbox,
+            )
+        });
         let info = ResponseInfo {
             version: head.version,
             head_request: head.method == "HEAD",
             // Past --max-requests the connection stays alive too: the
             // worker serves until it is retired, and its drain answers the
             // client's next request with `Connection: close` then.
-            keep_alive: head.keep_alive && keepalive_enabled && !draining,
+            keep_alive: head.keep_alive && keepalive_enabled && !draining && ws.is_none(),
         };
         let id = self.next_id;
         self.next_id += 1;
@@ -860,6 +1020,16 @@ impl Worker<'_> {
         conn.state = State::Busy(Arc::clone(&flight));
         conn.deadline = None;
         conn.dispatched_at = Some(Instant::now());
+        let ws = ws.map(|(init, inbox)| {
+            conn.ws = Some(Box::new(WsLink {
+                id,
+                decoder: http::websocket::Decoder::new(max_message),
+                inbox,
+                open: false,
+                closed: false,
+            }));
+            init
+        });
         // The request is complete: drop consumed bytes now so the buffer
         // does not grow across a long keep-alive connection.
         conn.compact();
@@ -879,6 +1049,7 @@ impl Worker<'_> {
             flight,
             started: SystemTime::now(),
             queued: Instant::now(),
+            ws,
         });
     }
 
@@ -925,6 +1096,12 @@ impl Worker<'_> {
                 offset,
                 left: len,
             }),
+            Piece::Upgrade => {
+                if let Some(ws) = conn.ws.as_mut() {
+                    ws.open = true;
+                }
+            }
+            Piece::Resume => {}
             Piece::End { keep_alive } => {
                 if std::mem::take(&mut conn.reused) {
                     self.reused_in_flight -= 1;
@@ -955,6 +1132,13 @@ impl Worker<'_> {
         if self.write_out(index).is_err() {
             self.close(index);
             return;
+        }
+        // A WebSocket's frames may already be buffered (sent right after
+        // the handshake), or have waited while the inbox was full.
+        if self.conns.get(index).is_some_and(|c| c.ws.is_some()) {
+            if let Progress::Closed = self.pump(index) {
+                return;
+            }
         }
         // A pipelined request may already be buffered, or have arrived on
         // the socket while this one was with Python.

@@ -477,6 +477,7 @@ fn python_thread(
             flight,
             started,
             queued,
+            ws: _,
         } = job;
         let waited = queued.elapsed();
         let method = tally.map(|t| {

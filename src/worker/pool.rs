@@ -39,6 +39,8 @@ pub struct Job {
     pub started: std::time::SystemTime,
     /// When the job entered the queue, for `--queue-timeout`.
     pub queued: std::time::Instant,
+    /// A WebSocket upgrade (asgi workers only).
+    pub ws: Option<crate::asgi::WsInit>,
 }
 
 /// State shared between the event loop and the thread serving one request.
@@ -232,7 +234,8 @@ impl AsyncSide {
         let _ = self.wake.write(1);
     }
 
-    fn note(&self, id: u64, note: Note) {
+    /// Tell the asyncio loop about request `id`.
+    pub fn note(&self, id: u64, note: Note) {
         let mut n = self.notes.lock().unwrap_or_else(|e| e.into_inner());
         let was_empty = n.is_empty();
         n.push((id, note));
@@ -268,6 +271,11 @@ pub enum Piece {
     End {
         keep_alive: bool,
     },
+    /// The WebSocket handshake was queued: from now on the event loop
+    /// reads frames from the connection.
+    Upgrade,
+    /// The app caught up with a WebSocket inbox: read the connection again.
+    Resume,
 }
 
 /// Pieces travelling from Python threads to the event loop.
@@ -352,6 +360,18 @@ impl Sink {
             body_bytes: 0,
             keep_headers,
         }
+    }
+
+    /// Bytes that are not an HTTP response (the WebSocket handshake, then
+    /// frames); `upgrade` marks the handshake.
+    pub fn raw(&mut self, bytes: Vec<u8>, upgrade: bool) -> Result<(), SinkError> {
+        self.buf.extend_from_slice(&bytes);
+        self.ship(upgrade.then_some(Piece::Upgrade))
+    }
+
+    /// Wake the event loop to read a paused WebSocket connection again.
+    pub fn resume(&self) {
+        self.completions.push(self.token, [Piece::Resume]);
     }
 
     /// For an asyncio producer: never wait for the client (see

@@ -13,6 +13,11 @@
   records it in /events.
 - ``/background``: answers, then keeps running for 1 s (recorded in /events).
 - ``/missing...``: 404; anything else: 200 with the path and the pid.
+
+WebSockets: ``/ws/echo`` echoes (subprotocol ``chat`` when offered) and
+records the close code in /events; ``/ws/reject`` refuses the handshake;
+``/ws/close`` says bye and closes with 4001; ``/ws/raise`` raises;
+``/ws/scope`` sends its scope first.
 """
 
 import asyncio
@@ -62,9 +67,42 @@ async def lifespan(scope, receive, send):
             return
 
 
+async def websocket(scope, receive, send):
+    path = scope["path"]
+    m = await receive()
+    assert m["type"] == "websocket.connect", m
+    if path == "/ws/reject":
+        await send({"type": "websocket.close", "code": 1000})
+        return
+    sub = "chat" if "chat" in scope["subprotocols"] else None
+    await send({"type": "websocket.accept", "subprotocol": sub,
+                "headers": [(b"x-ws", b"yes")]})
+    if path == "/ws/close":
+        await send({"type": "websocket.send", "text": "bye"})
+        await send({"type": "websocket.close", "code": 4001, "reason": "done"})
+        return
+    if path == "/ws/raise":
+        raise RuntimeError("raised in a websocket")
+    if path == "/ws/scope":
+        await send({"type": "websocket.send",
+                    "text": json.dumps(_jsonable({k: v for k, v in scope.items() if k != "state"}))})
+    # /ws/echo: every message back, until the client leaves.
+    while True:
+        m = await receive()
+        if m["type"] == "websocket.disconnect":
+            EVENTS.append(f"ws closed {m['code']}")
+            return
+        if m.get("text") is not None:
+            await send({"type": "websocket.send", "text": m["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": m["bytes"]})
+
+
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
         return await lifespan(scope, receive, send)
+    if scope["type"] == "websocket":
+        return await websocket(scope, receive, send)
     assert scope["type"] == "http", scope["type"]
     path = scope["path"]
     query = parse_qs(scope["query_string"].decode())

@@ -7,7 +7,7 @@ import hashlib
 import os
 from contextlib import asynccontextmanager
 
-from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi import BackgroundTasks, FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 DONE = []
@@ -71,3 +71,14 @@ async def done():
 @app.get("/hello", response_class=PlainTextResponse)
 async def hello():
     return "hello from fastapi\n"
+
+
+@app.websocket("/ws")
+async def ws_echo(websocket: WebSocket):
+    await websocket.accept()
+    try:
+        while True:
+            text = await websocket.receive_text()
+            await websocket.send_json({"echo": text, "db": websocket.state.db})
+    except WebSocketDisconnect as exc:
+        DONE.append(f"ws {exc.code}")

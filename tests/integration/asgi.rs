@@ -356,3 +356,54 @@ fn uvicorn_class_names_and_bad_values() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stderr.contains("--asgi-lifespan"), "{}", out.stderr);
 }
+
+#[test]
+fn websockets_with_a_real_client() {
+    let raw_server = raw(&["-w", "1"]);
+    let fastapi = Corral::app("fastapi_app:app")
+        .args(["-k", "asgi", "-w", "1"])
+        .start();
+    let small = raw(&["-w", "1", "--websocket-max-message-size", "1000"]);
+    let out = python(
+        "websockets_client.py",
+        &[
+            &raw_server.port.to_string(),
+            &fastapi.port.to_string(),
+            &small.port.to_string(),
+        ],
+    );
+    assert!(out.contains("websockets client: all ok"), "{out}");
+    raw_server.expect_log("RuntimeError: raised in a websocket");
+}
+
+/// A reload must not wait for WebSocket clients (they never end by
+/// themselves): the old worker closes them with 1001 and exits, and the
+/// client reconnects to the new one.
+#[test]
+fn a_reload_closes_websockets_with_1001() {
+    use std::io::BufRead;
+    let server = raw(&["-w", "1"]);
+    let url = format!("ws://127.0.0.1:{}/ws/echo", server.port);
+    let mut client = Command::new(venv_python())
+        .arg(repo_dir().join("tests/integration/clients/websockets_wait_close.py"))
+        .arg(&url)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(client.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "open");
+    let old = server.workers();
+    let t = Instant::now();
+    server.signal(libc::SIGHUP);
+    assert_eq!(lines.next().unwrap().unwrap(), "closed 1001");
+    assert!(client.wait().unwrap().success());
+    wait_until(EVENT_TIMEOUT, "the old worker to leave", || {
+        server.workers().iter().all(|p| !old.contains(p)) && server.workers().len() == 1
+    });
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let again = python(
+        "websockets_wait_close.py",
+        &[&url.replace("/ws/echo", "/ws/close")],
+    );
+    assert_eq!(again, "got bye\nclosed 4001\n");
+}
