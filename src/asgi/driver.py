@@ -289,6 +289,10 @@ class Driver:
             cycle = Cycle(x, self)
             cycles[x.id] = cycle
             cycle.task = loop.create_task(cycle.run())
+        if exchanges:
+            # The master times the loop from here: an app that blocks it
+            # at once (time.sleep in an async view) is caught too.
+            self.bridge.beat(True)
         if closed and not self.closing.done():
             self.closing.set_result(None)
 

@@ -185,12 +185,16 @@ impl Worker<'_> {
         );
         let limit = self.plan.timeout;
         let now = Instant::now();
+        // An asgi worker's one loop is what got stuck: every request in it
+        // is stuck with it.
+        let all = self.async_side.is_some();
         for i in 0..self.conns.slots() {
             let stuck = match self.conns.get(i) {
                 Some(c) => {
                     matches!(c.state, State::Busy(_))
-                        && c.dispatched_at
-                            .is_some_and(|t| now.duration_since(t) >= limit)
+                        && (all
+                            || c.dispatched_at
+                                .is_some_and(|t| now.duration_since(t) >= limit))
                 }
                 None => false,
             };
