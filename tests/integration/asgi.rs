@@ -407,3 +407,50 @@ fn a_reload_closes_websockets_with_1001() {
     );
     assert_eq!(again, "got bye\nclosed 4001\n");
 }
+
+/// The config file's request hooks run around ASGI requests too (with no
+/// WSGI environ: `None`), and the metrics count them.
+#[test]
+fn request_hooks_and_metrics_see_asgi_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("hooks");
+    let conf = dir.path().join("conf.py");
+    std::fs::write(
+        &conf,
+        format!(
+            "def pre_request(worker, req):\n    \
+                 open({rec:?}, 'a').write(f'pre {{req.method}} {{req.path}}\\n')\n\
+             def post_request(worker, req, environ, resp):\n    \
+                 open({rec:?}, 'a').write(f'post {{req.path}} {{environ}} {{resp.status}}\\n')\n",
+            rec = record.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mport = crate::harness::free_port();
+    let server = raw(&[
+        "-w",
+        "1",
+        "-c",
+        conf.to_str().unwrap(),
+        "--metrics-bind",
+        &format!("127.0.0.1:{mport}"),
+    ]);
+    assert_eq!(get(server.port, "/hooked").status, 200);
+    assert_eq!(get(server.port, "/missing/x").status, 404);
+    wait_until(EVENT_TIMEOUT, "both post_request calls", || {
+        std::fs::read_to_string(&record).is_ok_and(|t| t.matches("post ").count() == 2)
+    });
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(text.contains("pre GET /hooked\n"), "{text}");
+    assert!(text.contains("post /hooked None 200 OK\n"), "{text}");
+    assert!(
+        text.contains("post /missing/x None 404 Not Found\n"),
+        "{text}"
+    );
+    let page = get(mport, "/metrics").text();
+    assert!(
+        page.contains("corral_requests_total{method=\"GET\",code=\"200\"} 1\n")
+            && page.contains("corral_requests_total{method=\"GET\",code=\"404\"} 1\n"),
+        "{page}"
+    );
+}
