@@ -598,8 +598,9 @@ impl Worker<'_> {
             // An ASGI app is told when its client leaves (`http.disconnect`),
             // as asyncio servers do when the client's side ends: its whole
             // request was read (the connection is busy), so the end of the
-            // input means the client is gone.
-            if asynchronous {
+            // input means the client is gone. (An open WebSocket's input is
+            // read first: a close frame may come with the end.)
+            if asynchronous && !conn.ws.as_ref().is_some_and(|w| w.open) {
                 if let State::Busy(f) = &conn.state {
                     f.abandon();
                 }
@@ -746,6 +747,15 @@ impl Worker<'_> {
                 ws.inbox.push(WsEvent::Closed { code, reason });
                 told = true;
             }
+        }
+        if conn.eof && conn.rpos == conn.rend && !ws.closed {
+            // The connection ended without a close frame: 1006.
+            ws.closed = true;
+            ws.inbox.push(WsEvent::Closed {
+                code: 1006,
+                reason: String::new(),
+            });
+            told = true;
         }
         if told {
             if let Some(side) = &self.async_side {

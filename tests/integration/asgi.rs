@@ -454,3 +454,41 @@ fn request_hooks_and_metrics_see_asgi_requests() {
         "{page}"
     );
 }
+
+/// A client that sends its close frame and closes the connection at once
+/// (no waiting for the echo): the app gets the client's code, not 1006;
+/// one that just drops the connection gives 1006.
+#[test]
+fn a_close_frame_sent_with_the_end_of_the_connection_is_read() {
+    use std::io::{Read, Write};
+    let server = raw(&["-w", "1"]);
+    let handshake = b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                      Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                      Sec-WebSocket-Version: 13\r\n\r\n";
+    for (code, expect) in [(Some(4002u16), "ws closed 4002"), (None, "ws closed 1006")] {
+        let mut c = std::net::TcpStream::connect(loopback(server.port)).unwrap();
+        c.set_read_timeout(Some(EVENT_TIMEOUT)).unwrap();
+        c.write_all(handshake).unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 512];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = c.read(&mut buf).unwrap();
+            assert!(n > 0);
+            seen.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            seen.starts_with(b"HTTP/1.1 101 "),
+            "{}",
+            String::from_utf8_lossy(&seen)
+        );
+        if let Some(code) = code {
+            // A masked close frame (mask 0: the payload is as is).
+            let frame = [0x88, 0x82, 0, 0, 0, 0, (code >> 8) as u8, code as u8];
+            c.write_all(&frame).unwrap();
+        }
+        drop(c);
+        wait_until(EVENT_TIMEOUT, expect, || {
+            events(server.port).contains(&expect.to_owned())
+        });
+    }
+}
