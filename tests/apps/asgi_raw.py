@@ -139,6 +139,9 @@ async def app(scope, receive, send):
                 await asyncio.sleep(gap)
         await send({"type": "http.response.body", "body": b""})
         return
+    if path == "/loop":
+        loop = asyncio.get_running_loop()
+        return await _send_json(send, {"loop": type(loop).__module__})
     if path == "/events":
         return await _send_json(send, {"pid": os.getpid(), "events": EVENTS})
     if path == "/sleep":

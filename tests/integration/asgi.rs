@@ -492,3 +492,19 @@ fn a_close_frame_sent_with_the_end_of_the_connection_is_read() {
         });
     }
 }
+
+/// `--asgi-loop`: uvloop when installed (`auto`, the default), or the one
+/// asked for.
+#[test]
+fn the_event_loop_is_the_one_asked_for() {
+    for (flag, module) in [
+        ("auto", "uvloop"),
+        ("uvloop", "uvloop"),
+        ("asyncio", "asyncio.unix_events"),
+    ] {
+        let server = raw(&["-w", "1", "--asgi-loop", flag]);
+        assert_eq!(get(server.port, "/loop").json()["loop"], module, "{flag}");
+        // And it serves a streamed response on it.
+        assert_eq!(get(server.port, "/stream?n=2").status, 200);
+    }
+}
