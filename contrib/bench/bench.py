@@ -1,11 +1,15 @@
 """Benchmark driver: runs wrk against each server in turn, same app, same worker
 count, and writes raw numbers, ratios, docs/performance.md and docs/performance.png.
+WSGI scenarios run the WSGI servers, ASGI scenarios the ASGI servers; the WebSocket
+scenario uses contrib/bench/wsbench.rs instead of wrk.
 
 Started by contrib/bench/run, which prepares the tools and the virtualenv first.
 """
 
 import argparse
+import base64
 import datetime
+import hashlib
 import http.client
 import json
 import os
@@ -29,6 +33,8 @@ CLK = os.sysconf("SC_CLK_TCK")
 
 # --------------------------------------------------------------------------
 # Scenarios: name, app, wrk extras, connections, how to check one response.
+# kind: "wsgi" (the default) runs the WSGI servers, "asgi" the ASGI ones;
+# load: "ws" drives the scenario with wsbench (WebSocket echo) instead of wrk.
 
 SCENARIOS = [
     dict(key="hello", title="hello, keep-alive", app="apps:hello", conns=50),
@@ -49,10 +55,28 @@ SCENARIOS = [
     dict(key="const", title="pre-built response (least Python)", app="apps:const", conns=50),
     dict(key="ceiling", title="no-Python ceiling (Rust responder, not corral)", app=None,
          conns=50),
+    # ASGI 3.0: asgi_apps.py (raw ASGI) and fastapiapp.py, on the ASGI servers.
+    dict(key="asgi-hello", title="ASGI hello, keep-alive", app="asgi_apps:hello", conns=50,
+         kind="asgi"),
+    dict(key="asgi-fastapi", title="ASGI FastAPI JSON", app="fastapiapp:app", conns=50,
+         kind="asgi"),
+    dict(key="asgi-ws", title="ASGI WebSocket echo (20-byte text, 1 in flight/conn)",
+         app="asgi_apps:ws_echo", conns=50, kind="asgi", load="ws"),
 ]
 
 # --------------------------------------------------------------------------
 # Servers: each returns the argv that serves APP on PORT with W workers.
+
+
+def kind(d):
+    """A scenario's or a server's interface: "wsgi" (the default) or "asgi"."""
+    return d.get("kind", "wsgi")
+
+
+def corral_for(peer):
+    """The corral server a peer is compared with."""
+    return {"sync": "corral-sync", "threaded": "corral-gthread",
+            "asgi": "corral-asgi"}[peer["model"]]
 
 
 def corral_bin():
@@ -66,6 +90,10 @@ def cmd_corral(kind):
                 "--chdir", HERE, "--log-level", "warning"]
         if kind == "gthread":
             argv += ["--threads", str(THREADS)]
+        if kind == "asgi":
+            # what --asgi-loop auto picks with uvloop installed; explicit, so that
+            # a missing uvloop fails instead of quietly comparing asyncio's loop
+            argv += ["--asgi-loop", "uvloop"]
         return argv + [app]
     return f
 
@@ -76,6 +104,8 @@ def cmd_gunicorn(kind):
                 "-b", f"{HOST}:{port}", "--chdir", HERE, "--log-level", "warning"]
         if kind == "gthread":
             argv += ["--threads", str(THREADS)]
+        if kind == "asgi":
+            argv += ["--asgi-loop", "uvloop"]
         return argv + [app]
     return f
 
@@ -84,6 +114,21 @@ def cmd_granian(app, port, w):
     return [os.path.join(VBIN, "granian"), "--interface", "wsgi", "--host", HOST,
             "--port", str(port), "--workers", str(w), "--blocking-threads", str(THREADS),
             "--working-dir", HERE, "--log-level", "warning", app]
+
+
+def cmd_granian_asgi(app, port, w):
+    return [os.path.join(VBIN, "granian"), "--interface", "asgi", "--host", HOST,
+            "--port", str(port), "--workers", str(w), "--loop", "uvloop",
+            "--working-dir", HERE, "--log-level", "warning", app]
+
+
+def cmd_uvicorn(app, port, w):
+    # --ws websockets-sansio: what --ws auto picks in this uvicorn; the older
+    # "websockets" implementation warns that it is deprecated (and is slower).
+    return [os.path.join(VBIN, "uvicorn"), "--workers", str(w), "--loop", "uvloop",
+            "--http", "httptools", "--ws", "websockets-sansio", "--host", HOST,
+            "--port", str(port), "--log-level", "warning", "--no-access-log",
+            "--app-dir", HERE, app]
 
 
 def cmd_bjoern(app, port, w):
@@ -104,8 +149,9 @@ def cmd_ceiling(app, port, w):
     return [os.path.join(RESULTS, "ceiling"), str(port), str(w)]
 
 
-# name, label, argv builder, kind ("sync" peers are compared with corral sync,
-# "threaded" ones with corral gthread), single-process only?
+# name, label, argv builder, model ("sync" peers are compared with corral sync,
+# "threaded" ones with corral gthread, "asgi" ones with corral asgi), single-process
+# only?, kind (the scenarios it serves: "wsgi", the default, or "asgi").
 SERVERS = [
     dict(key="corral-sync", label="corral sync", cmd=cmd_corral("sync"), model="sync"),
     dict(key="corral-gthread", label=f"corral gthread ({THREADS} thr)",
@@ -117,8 +163,17 @@ SERVERS = [
          model="threaded"),
     dict(key="bjoern", label="bjoern (1 process)", cmd=cmd_bjoern, model="sync", single=True),
     dict(key="uwsgi", label="uWSGI (processes)", cmd=cmd_uwsgi, model="sync"),
+    dict(key="corral-asgi", label="corral asgi", cmd=cmd_corral("asgi"), model="asgi",
+         kind="asgi"),
+    dict(key="uvicorn", label="uvicorn (uvloop, httptools)", cmd=cmd_uvicorn, model="asgi",
+         kind="asgi"),
+    dict(key="granian-asgi", label="granian ASGI (uvloop)", cmd=cmd_granian_asgi,
+         model="asgi", kind="asgi"),
+    dict(key="gunicorn-asgi", label="gunicorn asgi (uvloop)", cmd=cmd_gunicorn("asgi"),
+         model="asgi", kind="asgi"),
 ]
-PEERS = [s for s in SERVERS if not s["key"].startswith("corral")]
+PEERS = [s for s in SERVERS if not s["key"].startswith("corral") and kind(s) == "wsgi"]
+ASGI_PEERS = [s for s in SERVERS if not s["key"].startswith("corral") and kind(s) == "asgi"]
 CEILING = dict(key="ceiling", label="Rust responder (ceiling)", cmd=cmd_ceiling, model="-")
 
 # --------------------------------------------------------------------------
@@ -190,8 +245,69 @@ def vm_hwm_kib(pid):
 # One server, one scenario
 
 
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_once(port, timeout=2.0):
+    """One WebSocket round trip, as wsbench makes them: the opening handshake
+    (101 and Sec-WebSocket-Accept checked), one masked text frame, its echo (one
+    unmasked text frame, same payload), then a close. True if all is right; an
+    OSError while the server is not up yet."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    s = socket.create_connection((HOST, port), timeout=timeout)
+    try:
+        s.sendall(("GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n" % (HOST, port, key)).encode())
+        buf = b""
+
+        def need(n):
+            nonlocal buf
+            while len(buf) < n:
+                d = s.recv(65536)
+                if not d:
+                    raise ConnectionResetError("closed by the server")
+                buf += d
+
+        while b"\r\n\r\n" not in buf:
+            need(len(buf) + 1)
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        if not lines[0].startswith("HTTP/1.1 101"):
+            return False
+        headers = {k.strip().lower(): v.strip()
+                   for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        want = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        if headers.get("sec-websocket-accept") != want:
+            return False
+
+        def frame(opcode, payload):
+            mask = os.urandom(4)
+            return (bytes([0x80 | opcode, 0x80 | len(payload)]) + mask +
+                    bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+        payload = b"wsbench probe %06d" % (os.getpid() % 1000000)
+        s.sendall(frame(0x1, payload))
+        need(2)
+        if buf[0] != 0x81 or buf[1] != len(payload):   # FIN text, unmasked, 20 bytes
+            return False
+        need(2 + len(payload))
+        ok = buf[2:2 + len(payload)] == payload
+        buf = buf[2 + len(payload):]
+        s.sendall(frame(0x8, (1000).to_bytes(2, "big")))
+        try:
+            need(2)     # the server's close frame, not checked
+        except OSError:
+            pass
+        return ok
+    finally:
+        s.close()
+
+
 def request_once(port, sc, timeout=2.0):
     """One request as the scenario makes it; returns True if the answer is right."""
+    if sc.get("load") == "ws":
+        return ws_once(port, timeout)
     c = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         if sc["key"] == "echo":
@@ -207,7 +323,7 @@ def request_once(port, sc, timeout=2.0):
             return False
         if sc["key"] == "64k":
             return len(data) == 65536
-        if sc["app"] == "flaskapp:app":
+        if sc["app"] in ("flaskapp:app", "fastapiapp:app"):
             return json.loads(data)["message"] == "Hello, World!"
         return data == b"Hello, World!"
     finally:
@@ -284,12 +400,46 @@ def parse_wrk(out):
     return r
 
 
+def parse_ws(out):
+    """wsbench's result line, in parse_wrk's fields: requests are round trips
+    (message sent, echo received and checked); every error counts as a socket error."""
+    m = re.search(r"^wsbench (.*)$", out, re.M)
+    kv = dict(x.split("=", 1) for x in m.group(1).split()) if m else {}
+    num = lambda k, t=float: t(kv[k]) if k in kv else t(0)  # noqa: E731
+    r = {"p50": num("p50_ms") if num("roundtrips", int) else None,
+         "p99": num("p99_ms") if num("roundtrips", int) else None,
+         "requests": num("roundtrips", int), "rps": num("rps"),
+         "sock_err": num("errors", int), "non2xx": 0}
+    r["sock_detail"] = "handshake %d, wrong echo %d, i/o %d, timeout %d" % (
+        num("handshake", int), num("mismatch", int), num("io", int), num("timeout", int))
+    return r
+
+
+WSBENCH = os.path.join(RESULTS, "wsbench")
+
+
+def run_ws(port, sc, duration, conns=None):
+    """Runs wsbench (bounded): like run_wrk, for the WebSocket echo scenario."""
+    argv = [WSBENCH, f"{HOST}:{port}", "-c", str(conns or sc["conns"]), "-d", str(duration)]
+    return run_bounded(argv, duration)
+
+
+def run_load(port, sc, duration, conns=None):
+    return (run_ws if sc.get("load") == "ws" else run_wrk)(port, sc, duration, conns)
+
+
 def run_wrk(port, sc, duration, conns=None):
     """Runs wrk (bounded); returns its argv, output and CPU seconds (its own rusage)."""
-    import tempfile
-    import threading
     argv = ["wrk", "-t1", "-c%d" % (conns or sc["conns"]), "-d%ds" % duration, "--latency",
             "--timeout", "2s"] + sc.get("wrk", []) + [f"http://{HOST}:{port}/"]
+    return run_bounded(argv, duration)
+
+
+def run_bounded(argv, duration):
+    """Runs the load generator, killed if it overruns by 30 s; returns its argv,
+    output and CPU seconds (its own rusage)."""
+    import tempfile
+    import threading
     with tempfile.TemporaryFile("w+") as out:
         p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         guard = threading.Timer(duration + 30, lambda: os.kill(p.pid, signal.SIGKILL))
@@ -319,7 +469,7 @@ def one_case(server, sc, workers, port, args):
             res["error"] = err
             return res
         if args.warmup:
-            run_wrk(port, sc, args.warmup)
+            run_load(port, sc, args.warmup)
             err = wait_ready(proc, port, sc, limit=10)
             if err:
                 res["error"] = "after warm-up: " + err
@@ -328,7 +478,7 @@ def one_case(server, sc, workers, port, args):
         t0 = cpu_ticks(pids)
         per0 = cpu_by_pid(pids)
         wall0 = time.monotonic()
-        wargv, out, wrk_cpu = run_wrk(port, sc, args.duration)
+        wargv, out, wrk_cpu = run_load(port, sc, args.duration)
         wall = time.monotonic() - wall0
         pids_after = tree(proc.pid)
         t1 = cpu_ticks(pids_after)
@@ -336,7 +486,8 @@ def one_case(server, sc, workers, port, args):
         # how the work was spread over the worker processes (share of the busiest)
         wd = [per1[p] - per0.get(p, 0) for p in pids_after if p != proc.pid]
         res["busiest_worker_share"] = (max(wd) / sum(wd)) if len(wd) > 1 and sum(wd) else None
-        res.update(parse_wrk(out))
+        ws = sc.get("load") == "ws"
+        res.update(parse_ws(out) if ws else parse_wrk(out))
         res["wrk_cmd"] = " ".join(shlex.quote(a) for a in wargv)
         res["wrk_cpu"] = wrk_cpu / max(wall, 1e-9)
         res["server_cpu"] = (t1 - t0) / CLK / max(wall, 1e-9)  # cores used
@@ -350,9 +501,13 @@ def one_case(server, sc, workers, port, args):
         res["rss_worker_mib"] = max(hwm) / 1024 if hwm else None
         res["rss_total_mib"] = sum(h for h in (vm_hwm_kib(p) for p in pids_after) if h) / 1024
         res["nproc"] = len(pids_after)
+        tool = "wsbench" if ws else "wrk"
         if not res["rps"]:
-            res["error"] = "wrk: " + out.strip().splitlines()[-1] if out.strip() else "wrk failed"
-        with open(os.path.join(RESULTS, f"{server['key']}-{sc['key']}-w{workers}.wrk"),
+            m = re.search(r"^wsbench: first error: (.*)$", out, re.M)
+            res["error"] = (tool + ": " + m.group(1) if m else
+                            tool + ": " + out.strip().splitlines()[-1] if out.strip()
+                            else tool + " failed")
+        with open(os.path.join(RESULTS, f"{server['key']}-{sc['key']}-w{workers}.{tool}"),
                   "w") as f:
             f.write(res["wrk_cmd"] + "\n" + out)
         return res
@@ -383,7 +538,8 @@ def machine():
     with open("/proc/meminfo") as f:
         mem = int(f.readline().split()[1]) / 1024 / 1024
     pipv = {}
-    for name in ("gunicorn", "granian", "bjoern", "uWSGI", "Flask", "matplotlib"):
+    for name in ("gunicorn", "granian", "bjoern", "uWSGI", "Flask", "matplotlib", "uvicorn",
+                 "uvloop", "httptools", "websockets", "fastapi", "starlette", "pydantic"):
         v = sh(f"{VBIN}/python -m pip show {name} 2>/dev/null | sed -n 's/^Version: //p'")
         pipv[name] = v
     return {
@@ -451,19 +607,25 @@ def ratio_cell(c, p):
     return s
 
 
-def ratio_table(results):
+def corral_model(peer):
+    return {"sync": "sync", "threaded": "gthread", "asgi": "asgi"}[peer["model"]]
+
+
+def ratio_table(results, peers=None):
+    """corral ÷ each peer; the WSGI peers by default, ASGI_PEERS for the ASGI rows."""
+    peers = PEERS if peers is None else peers
     ix = index(results)
     head = ("| scenario | workers | " + " | ".join(
-        "corral %s / %s" % ("sync" if p["model"] == "sync" else "gthread", p["label"])
-        for p in PEERS) + " |\n|---|---:|" + "---:|" * len(PEERS) + "\n")
+        "corral %s / %s" % (corral_model(p), p["label"])
+        for p in peers) + " |\n|---|---:|" + "---:|" * len(peers) + "\n")
     rows = []
     for sc in SCENARIOS:
         if sc["key"] == "ceiling":
             continue
         for w in sorted({r["workers"] for r in results}, reverse=True):
             cells = []
-            for p in PEERS:
-                ck = "corral-sync" if p["model"] == "sync" else "corral-gthread"
+            for p in peers:
+                ck = corral_for(p)
                 cells.append(ratio_cell(ix.get((sc["key"], w, ck)),
                                         ix.get((sc["key"], w, p["key"]))))
             if all(c == "-" for c in cells):
@@ -472,19 +634,20 @@ def ratio_table(results):
     return head + "\n".join(rows) + "\n"
 
 
-def cpu_ratio_table(results):
+def cpu_ratio_table(results, peers=None):
+    peers = PEERS if peers is None else peers
     ix = index(results)
     head = ("| scenario | workers | " + " | ".join(
-        "%s ÷ corral %s" % (p["label"], "sync" if p["model"] == "sync" else "gthread")
-        for p in PEERS) + " |\n|---|---:|" + "---:|" * len(PEERS) + "\n")
+        "%s ÷ corral %s" % (p["label"], corral_model(p))
+        for p in peers) + " |\n|---|---:|" + "---:|" * len(peers) + "\n")
     rows = []
     for sc in SCENARIOS:
         if sc["key"] == "ceiling":
             continue
         for w in sorted({r["workers"] for r in results}, reverse=True):
             cells = []
-            for p in PEERS:
-                ck = "corral-sync" if p["model"] == "sync" else "corral-gthread"
+            for p in peers:
+                ck = corral_for(p)
                 c, q = ix.get((sc["key"], w, ck)), ix.get((sc["key"], w, p["key"]))
                 if c and q and c.get("cpu_us_per_req") and q.get("cpu_us_per_req"):
                     cells.append("%.2f× (%.0f/%.0f µs)" % (
@@ -588,7 +751,50 @@ def targets(results):
                    "cases at or below → %s%s" % (
                        total - len(worse), total, verdict(not worse),
                        ("; above in " + "; ".join(worse)) if worse else ""))
+    out += asgi_targets(ix)
     return "\n".join(out) + "\n"
+
+
+# corral asgi's targets on the raw ASGI hello: (peer, req/s goal, at how many
+# workers, p99 no worse too?). gunicorn -k asgi has no goal: shown for the record.
+ASGI_GOALS = (("uvicorn", 2.0, 1, False), ("granian-asgi", 1.5, 2, True),
+              ("gunicorn-asgi", None, None, False))
+
+
+def asgi_targets(ix):
+    out = []
+    ws = sorted({w for (_, w, _) in ix}, reverse=True)
+    others = [s["key"] for s in SCENARIOS if kind(s) == "asgi" and s["key"] != "asgi-hello"]
+    for pk, goal, at, want_p99 in ASGI_GOALS:
+        for w in ws:
+            c, p = ix.get(("asgi-hello", w, "corral-asgi")), ix.get(("asgi-hello", w, pk))
+            if not (c and p):
+                continue
+            ratio = c["rps"] / p["rps"]
+            p99ok = c["p99"] is not None and p["p99"] is not None and c["p99"] <= p["p99"]
+            rest = ["%s %.2f× (p99 %s/%s)" % (k, ix[(k, w, "corral-asgi")]["rps"] /
+                                               ix[(k, w, pk)]["rps"],
+                                               fmt_ms(ix[(k, w, "corral-asgi")]["p99"]),
+                                               fmt_ms(ix[(k, w, pk)]["p99"]))
+                    for k in others if ix.get((k, w, "corral-asgi")) and ix.get((k, w, pk))]
+            if goal is not None and w == at:
+                what = "≥%g× %s req/s%s" % (goal, SERVER_LABEL[pk],
+                                            ", p99 no worse" if want_p99 else "")
+                ok = ratio >= goal and (p99ok or not want_p99)
+                tail = " → **met**" if ok else " → **missed**"
+            elif goal is not None:
+                what = "%s req/s" % SERVER_LABEL[pk]
+                tail = " (for the record: the ≥%g× goal is for %d worker%s)" % (
+                    goal, at, "s" if at > 1 else "")
+            else:
+                what = "%s req/s" % SERVER_LABEL[pk]
+                tail = " (for the record: no goal)"
+            out.append("- %s (ASGI hello keep-alive, %d worker%s, corral asgi): %.2f× req/s, "
+                       "p99 %s vs %s ms%s%s" % (
+                           what, w, "s" if w > 1 else "", ratio, fmt_ms(c["p99"]),
+                           fmt_ms(p["p99"]), tail,
+                           (" (other ASGI scenarios: %s)" % ", ".join(rest)) if rest else ""))
+    return out
 
 
 def chart(results, path):
@@ -600,20 +806,25 @@ def chart(results, path):
     ws = sorted({r["workers"] for r in results}, reverse=True)
     scs = [s for s in SCENARIOS if any(r["scenario"] == s["key"] for r in results)]
     servers = [s for s in SERVERS + [CEILING] if any(r["server"] == s["key"] for r in results)]
-    colors = {s["key"]: "C%d" % i for i, s in enumerate(servers)}
+    # matplotlib's cycle has 10 colours; the servers past it get these
+    extra = ["navy", "goldenrod", "black", "lime", "teal", "maroon"]
+    colors = {s["key"]: "C%d" % i if i < 10 else extra[(i - 10) % len(extra)]
+              for i, s in enumerate(servers)}
     ix = index(results)
     cols = min(4, len(scs))
     rows = (len(scs) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
     for k, sc in enumerate(scs):
         ax = axes[k // cols][k % cols]
-        width = 0.8 / len(servers)
-        for i, s in enumerate(servers):
+        # a panel has bars for the servers of the scenario's kind (WSGI or ASGI)
+        mine = [s for s in servers if kind(s) == kind(sc)]
+        width = 0.8 / len(mine)
+        for i, s in enumerate(mine):
             xs, ys = [], []
             for j, w in enumerate(ws):
                 r = ix.get((sc["key"], w, s["key"]))
                 if r:
-                    xs.append(j + (i - (len(servers) - 1) / 2) * width)
+                    xs.append(j + (i - (len(mine) - 1) / 2) * width)
                     ys.append(r["rps"])
             ax.bar(xs, ys, width, color=colors[s["key"]], label=s["label"])
         ax.set_xticks(range(len(ws)))
@@ -629,8 +840,9 @@ def chart(results, path):
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[s["key"]]) for s in servers]
     fig.legend(handles, [s["label"] for s in servers], loc="lower center",
                ncol=min(4, len(servers)), fontsize=8)
-    fig.suptitle("corral and other WSGI servers: requests/s (higher is better; one run, "
-                 "shared 2-core VM)", fontsize=10)
+    fig.suptitle("corral and other %s servers: requests/s (higher is better; one run, "
+                 "shared 2-core VM)" % " and ".join(sorted({kind(s).upper() for s in scs})),
+                 fontsize=10)
     fig.tight_layout(rect=(0, 0.07, 1, 0.97))
     fig.savefig(path, dpi=80)
 
@@ -650,14 +862,19 @@ def write_doc(results, mach, args, started, finished, cmdline):
         if r.get("cmd"):
             ix_cmds.setdefault(r["server"], r["cmd"].replace(HERE, "contrib/bench").replace(
                 corral_bin(), "corral").replace(VBIN + "/", "").replace(RESULTS, "results"))
-    wrk_ex = next((r["wrk_cmd"] for r in results if r.get("wrk_cmd")), "")
+    wrk_ex = next((r["wrk_cmd"] for r in results if r.get("wrk_cmd", "").startswith("wrk ")),
+                  "")
+    ws_ex = next((r["wrk_cmd"].replace(HERE, "contrib/bench") for r in results
+                  if r.get("wrk_cmd", "").startswith(WSBENCH)), "")
     doc = f"""# Performance
 
 <!-- Generated by `{cmdline}`. Do not edit by hand: run it again. -->
 
 This page is written by `contrib/bench/run`, which installs what it needs, builds corral
 with `pip install` of this checkout into the benchmark virtualenv (a release build), and then runs `wrk` against each server in turn, in one run,
-with the same WSGI application and the same number of worker processes. Every number
+with the same WSGI application and the same number of worker processes; the ASGI
+scenarios do the same with the ASGI servers and an ASGI application (and a small
+WebSocket load generator instead of `wrk` for the WebSocket echo). Every number
 below comes from the run of {started} to {finished} (UTC).
 
 **Read the ratios, not the absolute numbers.** The machine is a shared 2-core virtual
@@ -684,12 +901,16 @@ warm-up, so differences of ±10 % between two servers are within the noise.
 | bjoern | {p['bjoern']} |
 | uWSGI | {p['uWSGI']} |
 | Flask | {p['Flask']} |
-| load generator | {mach['wrk']} |
+| uvicorn | {p['uvicorn']} (uvloop {p['uvloop']}, httptools {p['httptools']}, websockets {p['websockets']}) |
+| FastAPI | {p['fastapi']} (Starlette {p['starlette']}, pydantic {p['pydantic']}) |
+| load generator | {mach['wrk']}; WebSockets: `contrib/bench/wsbench.rs` (`rustc -O`) |
 
 ## Method
 
 - Applications: `contrib/bench/apps.py` and `contrib/bench/flaskapp.py`, the same files for
-  every server.
+  every server. ASGI: `contrib/bench/asgi_apps.py` (raw ASGI 3.0 hello and WebSocket
+  echo; both complete the lifespan protocol) and `contrib/bench/fastapiapp.py` (the Flask
+  app's JSON from a FastAPI route).
 - Load: `wrk` with **one thread** (`-t1`), so that it takes at most one of the two cores;
   its CPU use is measured (from its rusage) and shown as "wrk cores". Nothing is pinned:
   with two cores, pinning the server to one core would stop a 2-worker server from using
@@ -708,13 +929,32 @@ warm-up, so differences of ±10 % between two servers are within the noise.
   connections were served, and wrk reports latency only for answered requests. Without
   the header wrk counts every close as a read error.
 - Readiness: the driver polls the port with the scenario's own request (checking the
-  answer: body, length, JSON, or the 1 MiB echo byte for byte) for at most 60 s; no fixed
+  answer: body, length, JSON, the 1 MiB echo byte for byte, or a WebSocket handshake and
+  one echoed message) for at most 60 s; no fixed
   sleeps. Each server is stopped through the process group of the pid the driver started
   before the next one starts.
 - The 10 ms sleep app caps a server at 100 req/s per single-threaded worker and
   {THREADS * 100} req/s per {THREADS}-thread worker, whatever the CPU does: a server below its cap
   there is leaving workers or threads idle.
 - Errors = non-2xx responses + socket errors (connect, read, write, timeout) from wrk.
+- WebSocket echo: `wrk` cannot speak WebSocket, so `contrib/bench/wsbench.rs` (std-only
+  Rust, one thread per connection) drives it: each of 50 connections does the RFC 6455
+  handshake (checks the 101 and `Sec-WebSocket-Accept`), then sends a masked 20-byte text
+  frame and waits for its echo before the next (one message in flight per connection).
+  Every echo is checked (one unmasked text message, the same payload); a wrong echo, a
+  failed handshake, an I/O error or a 2 s timeout is an error. "req/s" is round trips
+  per second, the latencies are per round trip, "wrk cores" is wsbench's CPU. Example:
+  `{ws_ex}`.
+- ASGI peers, all with the same worker count and on uvloop: corral `-k asgi
+  --asgi-loop uvloop` (its HTTP/1.1 parser and WebSocket framing are in Rust, in the
+  event loop; the app runs on an asyncio loop in each worker); uvicorn `--loop uvloop
+  --http httptools --ws websockets-sansio` (httptools' C parser; the sans-I/O
+  `websockets` protocol, what `--ws auto` picks, the older one being deprecated);
+  granian `--interface asgi --loop uvloop` (Rust HTTP stack, default 1 runtime thread per
+  worker); gunicorn `-k asgi --asgi-loop uvloop` (gunicorn's own asyncio worker, with its
+  pure-Python HTTP parser: the optional `gunicorn_h1c` C parser is not installed, as in
+  the WSGI rows). With 1 worker uvicorn runs as a single process; its "peak RSS per
+  worker" is then that process's.
 - Peak RSS per worker = the largest `VmHWM` of the server's worker processes (the
   children of the started process; the process itself for bjoern), read at the end of
   each case.
@@ -744,6 +984,14 @@ per request moves much less. Each cell is the peer's CPU µs per request divided
 corral's (above 1 = corral spends less CPU per request), with both values in brackets.
 
 {cpu_ratio_table(results)}
+### ASGI: corral asgi against each ASGI peer
+
+The same two tables for the ASGI scenarios: corral `-k asgi` against uvicorn, granian's
+ASGI interface and gunicorn's `-k asgi`, same worker count. For the WebSocket echo,
+req/s is echoed messages per second.
+
+{ratio_table(results, ASGI_PEERS)}
+{cpu_ratio_table(results, ASGI_PEERS)}
 ## Targets
 
 {targets(results)}
@@ -843,7 +1091,7 @@ def main():
                 continue
             servers = [CEILING] if sc["key"] == "ceiling" else [
                 s for s in SERVERS if s["key"] in want_sv and not (s.get("single") and w > 1)
-                and s["key"] in sc.get("only", (s["key"],))]
+                and s["key"] in sc.get("only", (s["key"],)) and kind(s) == kind(sc)]
             for s in servers:
                 port += 1
                 r = one_case(s, sc, w, port, args)
@@ -861,10 +1109,16 @@ def main():
     with open(os.path.join(RESULTS, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     print()
-    print("Ratios (corral req/s ÷ peer req/s; p99 corral/peer ms):")
-    print(ratio_table(results))
-    print("CPU per request (peer ÷ corral):")
-    print(cpu_ratio_table(results))
+    if any(kind(s) == "wsgi" for s in SCENARIOS if s["key"] in want_sc):
+        print("Ratios (corral req/s ÷ peer req/s; p99 corral/peer ms):")
+        print(ratio_table(results))
+        print("CPU per request (peer ÷ corral):")
+        print(cpu_ratio_table(results))
+    if any(kind(s) == "asgi" for s in SCENARIOS if s["key"] in want_sc):
+        print("ASGI ratios (corral asgi req/s ÷ peer req/s; p99 corral/peer ms):")
+        print(ratio_table(results, ASGI_PEERS))
+        print("ASGI CPU per request (peer ÷ corral asgi):")
+        print(cpu_ratio_table(results, ASGI_PEERS))
     print("Targets:")
     print(targets(results))
     if args.doc:
