@@ -503,7 +503,17 @@ impl Exchange {
 
     /// The app raised; `tb` is the formatted traceback.
     fn failed(&mut self, py: Python<'_>, tb: &str) {
-        tracing::error!("Exception in ASGI application\n{}", tb.trim_end());
+        if self.gone() {
+            // Most likely the OSError `send` raised because the client
+            // left (ASGI 2.4): the client's doing, not an app error, so no
+            // ERROR line for every client that hangs up mid-response.
+            tracing::debug!(
+                "Exception in ASGI application after the client left\n{}",
+                tb.trim_end()
+            );
+        } else {
+            tracing::error!("Exception in ASGI application\n{}", tb.trim_end());
+        }
         if self.ws.is_some() {
             return self.ws_finish(py, ws::CLOSE_INTERNAL_ERROR, None);
         }

@@ -508,3 +508,26 @@ fn the_event_loop_is_the_one_asked_for() {
         assert_eq!(get(server.port, "/stream?n=2").status, 200);
     }
 }
+
+/// A client that hangs up on a response in progress makes `send` raise
+/// (ASGI 2.4); an app that lets that escape is not logged as an error.
+#[test]
+fn a_client_leaving_mid_response_is_no_error_line() {
+    use std::io::{Read, Write};
+    let server = raw(&["-w", "1", "--log-level", "debug"]);
+    let mut c = std::net::TcpStream::connect(loopback(server.port)).unwrap();
+    c.write_all(b"GET /stream?n=50&gap=0.05 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(c.read(&mut buf).unwrap() > 0);
+    drop(c);
+    server.expect_log("Exception in ASGI application after the client left");
+    assert!(server
+        .stderr
+        .text()
+        .contains("OSError: client disconnected"));
+    // The worker serves on, and said nothing at ERROR about the hang-up.
+    assert_eq!(get(server.port, "/after").status, 200);
+    let log = server.stderr.text();
+    assert!(!log.contains("[ERROR]"), "{log}");
+}
