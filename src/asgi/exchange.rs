@@ -64,6 +64,8 @@ pub struct Exchange {
     start: Option<(u16, Vec<(String, String)>)>,
     /// Response bytes went to the sink.
     written: bool,
+    /// A HEAD request.
+    head: bool,
     /// A WebSocket connection's state, for a websocket scope.
     ws: Option<Ws>,
 }
@@ -183,12 +185,16 @@ impl Exchange {
                 ));
             };
             // The whole body in the first message and no framing given:
-            // say how long it is rather than chunk it.
+            // say how long it is rather than chunk it. Not where a length
+            // would say something else: no body by definition (1xx, 204,
+            // 304), or a HEAD answered without the body it describes.
             let framed = headers.iter().any(|(n, _)| {
                 n.eq_ignore_ascii_case("content-length")
                     || n.eq_ignore_ascii_case("transfer-encoding")
             });
-            if !more && !framed {
+            let bodiless = status < 200 || status == 204 || status == 304;
+            let unknown = self.head && body.is_empty();
+            if !more && !framed && !bodiless && !unknown {
                 headers.push(("Content-Length".to_owned(), body.len().to_string()));
             }
             let line = format!("{status} {}", crate::http::reason_phrase(status));
@@ -598,6 +604,7 @@ impl Bridge {
             reply: Some(reply),
             start: None,
             written: false,
+            head: req.head.method == "HEAD",
             ws: ws.map(|init| Ws {
                 init,
                 connected: false,

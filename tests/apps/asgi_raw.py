@@ -12,6 +12,7 @@
 - ``/disconnect``: waits for http.disconnect (or OSError from send) and
   records it in /events.
 - ``/background``: answers, then keeps running for 1 s (recorded in /events).
+- ``/empty?code=N``: status N, no body and no framing headers.
 - ``/missing...``: 404; anything else: 200 with the path and the pid.
 
 WebSockets: ``/ws/echo`` echoes (subprotocol ``chat`` when offered) and
@@ -137,6 +138,12 @@ async def app(scope, receive, send):
                         "more_body": True})
             if gap:
                 await asyncio.sleep(gap)
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if path == "/empty":
+        # An empty body without framing headers, with the status asked for.
+        code = int(query.get("code", ["200"])[0])
+        await send({"type": "http.response.start", "status": code, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         return
     if path == "/loop":

@@ -531,3 +531,25 @@ fn a_client_leaving_mid_response_is_no_error_line() {
     let log = server.stderr.text();
     assert!(!log.contains("[ERROR]"), "{log}");
 }
+
+/// The `Content-Length` corral adds for a whole body given at once is
+/// never one that would mislead: none on 204 and 304, none for a HEAD
+/// answered without its body.
+#[test]
+fn content_length_is_added_only_where_it_is_true() {
+    let server = raw(&["-w", "1"]);
+    let r = get(server.port, "/empty?code=200");
+    assert_eq!(r.header("content-length"), Some("0"), "{r:?}");
+    for code in ["204", "304"] {
+        let r = get(server.port, &format!("/empty?code={code}"));
+        assert_eq!(r.status.to_string(), code);
+        assert_eq!(r.header("content-length"), None, "{code}: {r:?}");
+        assert_eq!(r.header("transfer-encoding"), None, "{code}: {r:?}");
+    }
+    let r = Conn::tcp(server.port).request("HEAD", "/empty?code=200", &[], b"");
+    assert_eq!(r.header("content-length"), None, "{r:?}");
+    // A HEAD whose app computed the body: its length is the GET's.
+    let get_len = get(server.port, "/same").body.len().to_string();
+    let r = Conn::tcp(server.port).request("HEAD", "/same", &[], b"");
+    assert_eq!(r.header("content-length"), Some(get_len.as_str()), "{r:?}");
+}
