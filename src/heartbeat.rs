@@ -61,6 +61,15 @@ impl Heartbeat {
         }
     }
 
+    /// Thread `t` is busy from now on, unless it already was (an asgi
+    /// worker's event loop handing its asyncio loop a request: if that
+    /// loop is blocked, it is timed from here).
+    pub fn mark_busy(&self, t: usize) {
+        if t < self.threads {
+            self.words.set_if_zero(BUSY + t, monotonic_ms().max(1));
+        }
+    }
+
     /// How long the longest-running current request has been running, and
     /// on which thread.
     pub fn longest_request_ms(&self) -> Option<(usize, u64)> {

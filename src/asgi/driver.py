@@ -128,7 +128,10 @@ class Lifespan:
             return
         await self.events.put({"type": "lifespan.shutdown"})
         try:
-            await asyncio.wait_for(asyncio.shield(self.stopped), self.driver.options["graceful_timeout"])
+            # A quarter of the graceful timeout: work left after the last
+            # response had up to half (Driver.finish).
+            budget = self.driver.options["graceful_timeout"] / 4
+            await asyncio.wait_for(asyncio.shield(self.stopped), budget)
         except asyncio.TimeoutError:
             self.driver.bridge.log_error("ASGI lifespan shutdown did not complete in time")
             self.task.cancel()
@@ -138,15 +141,15 @@ class Cycle:
     """One request: the application's receive and send, bound to an
     `Exchange` (the Rust side of the request)."""
 
-    __slots__ = ("x", "driver", "over", "room", "task", "started_at", "timed_out")
+    __slots__ = ("x", "driver", "waiters", "task", "started_at", "timed_out")
 
     def __init__(self, exchange, driver):
         self.x = exchange
         self.driver = driver
-        # Futures a receive (waiting for the disconnect) and a send
-        # (waiting for a slow client) sleep on; set by `wake`.
-        self.over = None
-        self.room = None
+        # One future per waiting receive or send (several tasks of one app
+        # may wait at once, and any of them may be cancelled); `wake`
+        # resolves them all and each caller looks again.
+        self.waiters = []
         self.task = None
         self.started_at = time.monotonic()
         self.timed_out = False
@@ -165,6 +168,17 @@ class Cycle:
             x.returned()
         finally:
             self.driver.cycles.pop(x.id, None)
+            # Another task of the app may still wait in receive().
+            self.wake()
+
+    async def wait(self):
+        future = self.driver.loop.create_future()
+        self.waiters.append(future)
+        try:
+            await future
+        finally:
+            if future in self.waiters:
+                self.waiters.remove(future)
 
     async def receive(self):
         x = self.x
@@ -174,9 +188,7 @@ class Cycle:
             message = x.receive()
             if message is not None:
                 return message
-            if self.over is None:
-                self.over = self.driver.loop.create_future()
-            await self.over
+            await self.wait()
 
     async def send(self, message):
         x = self.x
@@ -184,19 +196,15 @@ class Cycle:
             # Over the high-water mark for a slow client: wait for the
             # event loop to write some, or for the client to leave.
             while x.full and not x.over:
-                if self.room is None:
-                    self.room = self.driver.loop.create_future()
-                await self.room
+                await self.wait()
         elif x.over:
             self.wake()
 
     def wake(self):
-        for name in ("over", "room"):
-            future = getattr(self, name)
-            if future is not None:
-                setattr(self, name, None)
-                if not future.done():
-                    future.set_result(None)
+        waiters, self.waiters = self.waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
 
     def abandon(self):
         if self.task is not None and not self.task.done():
@@ -263,11 +271,12 @@ class Driver:
     async def finish(self):
         await self.closing
         # Responses are all written; what runs on is work the application
-        # started after answering (background tasks). It gets the graceful
-        # timeout, then is cancelled.
+        # started after answering (background tasks). It gets half the
+        # graceful timeout (the master's SIGKILL comes at the whole, and
+        # lifespan shutdown needs its turn), then is cancelled.
         tasks = [c.task for c in self.cycles.values() if c.task is not None]
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=self.options["graceful_timeout"])
+            done, pending = await asyncio.wait(tasks, timeout=self.options["graceful_timeout"] / 2)
             for t in pending:
                 t.cancel()
             if pending:
@@ -277,6 +286,13 @@ class Driver:
         exchanges, notes, closed = self.bridge.take(self.scope_state)
         cycles = self.cycles
         loop = self.loop
+        grace = self.options["disconnect_grace"]
+        # New requests first: a note may be about one of them (a client
+        # that left while its request was queued).
+        for x in exchanges:
+            cycle = Cycle(x, self)
+            cycles[x.id] = cycle
+            cycle.task = loop.create_task(cycle.run())
         for id_, what in notes:
             cycle = cycles.get(id_)
             if cycle is not None:
@@ -284,14 +300,11 @@ class Driver:
                 if what == "gone":
                     # The app heard (http.disconnect, or OSError from
                     # send); after the grace period its task is cancelled.
-                    loop.call_later(self.options["disconnect_grace"], cycle.abandon)
-        for x in exchanges:
-            cycle = Cycle(x, self)
-            cycles[x.id] = cycle
-            cycle.task = loop.create_task(cycle.run())
-        if exchanges:
+                    loop.call_later(grace, cycle.abandon)
+        if exchanges or notes:
             # The master times the loop from here: an app that blocks it
-            # at once (time.sleep in an async view) is caught too.
+            # at once (time.sleep in an async view or a WebSocket handler)
+            # is caught too.
             self.bridge.beat(True)
         if closed and not self.closing.done():
             self.closing.set_result(None)
@@ -303,15 +316,18 @@ class Driver:
         limit = self.options["timeout"]
         now = time.monotonic()
         for cycle in list(self.cycles.values()):
-            # A WebSocket lives as long as its client: never timed out.
-            if cycle.x.over or cycle.x.websocket:
-                continue
+            # Any task still running (a WebSocket, work after a response)
+            # keeps the master watching the loop turn.
             busy = True
+            # The timeout is for an answer: a WebSocket lives as long as
+            # its client, and a response that started may stream on.
+            if cycle.x.over or cycle.x.websocket or cycle.x.started:
+                continue
             if limit and not cycle.timed_out and now - cycle.started_at > limit:
                 cycle.timed_out = True
                 self.bridge.log_error(
-                    f"Request exceeded the timeout ({limit:g} s); answering 504. "
-                    + cycle.stack().rstrip())
+                    f"Request exceeded the timeout ({limit:g} s) before its response "
+                    f"started; answering 504. " + cycle.stack().rstrip())
                 cycle.task.cancel()
         self.bridge.beat(busy)
         if self.closing is not None and not self.closing.done():

@@ -147,9 +147,10 @@ impl Exchange {
             .ok_or_else(|| PyValueError::new_err("http.response.start without 'status'"))?
             .extract()
             .map_err(|_| PyTypeError::new_err("'status' must be an int"))?;
-        if !(100..=999).contains(&status) {
+        // A 1xx is not a final answer: the client would wait on for one.
+        if !(200..=999).contains(&status) {
             return Err(PyValueError::new_err(format!(
-                "invalid HTTP status {status}"
+                "invalid HTTP status {status} for http.response.start"
             )));
         }
         let headers = header_pairs(message)?
@@ -307,7 +308,12 @@ impl Exchange {
                 let text = msg.get_item(intern!(py, "text"))?.filter(|t| !t.is_none());
                 let data = msg.get_item(intern!(py, "bytes"))?.filter(|b| !b.is_none());
                 match (text, data) {
-                    (Some(t), _) => {
+                    (Some(_), Some(_)) => {
+                        return Err(PyValueError::new_err(
+                            "websocket.send takes 'text' or 'bytes', not both",
+                        ))
+                    }
+                    (Some(t), None) => {
                         let t = t
                             .cast::<PyString>()
                             .map_err(|_| PyTypeError::new_err("'text' must be a str"))?;
@@ -334,6 +340,12 @@ impl Exchange {
                     Some(r) if !r.is_none() => r.extract()?,
                     _ => String::new(),
                 };
+                // RFC 6455 §7.4: codes an endpoint may send.
+                if !ws::valid_close_code(code) {
+                    return Err(PyValueError::new_err(format!(
+                        "{code} is not a close code an endpoint may send"
+                    )));
+                }
                 if !ws.accepted {
                     // Refused before the handshake: an HTTP 403, as
                     // uvicorn and gunicorn answer.
@@ -363,6 +375,8 @@ impl Exchange {
         let over = self.is_over();
         if let Some(ws) = self.ws.as_mut() {
             ws.closed = true;
+            // What a later receive reports: this close, not a lost link.
+            ws.ended.get_or_insert_with(|| (code, reason.to_owned()));
         }
         if let Some(r) = self.reply.as_mut() {
             if !over {
@@ -426,6 +440,12 @@ impl Exchange {
     #[getter]
     fn websocket(&self) -> bool {
         self.ws.is_some()
+    }
+
+    /// The app began its response (`--timeout` only runs until then).
+    #[getter]
+    fn started(&self) -> bool {
+        self.written || self.start.is_some()
     }
 
     /// A slow client has more than the high-water mark waiting.
@@ -498,7 +518,7 @@ impl Exchange {
             let why = "ASGI callable returned without sending handshake.";
             return self.ws_finish(py, ws::CLOSE_NORMAL, Some(why));
         }
-        let why = if self.written {
+        let why = if self.written || self.start.is_some() {
             "ASGI callable returned without completing response."
         } else {
             "ASGI callable returned without starting response."
@@ -633,8 +653,18 @@ impl Bridge {
         let (incoming, notes, closed) = self.feed.take(py);
         let exchanges = PyList::empty(py);
         for inc in incoming {
-            if let Some(x) = self.exchange(py, inc, state.as_ref())? {
-                exchanges.append(Py::new(py, x)?)?;
+            // One request that cannot be handed over (its reply, dropped,
+            // frees the connection) must not take the others with it.
+            let handed = self
+                .exchange(py, inc, state.as_ref())
+                .and_then(|x| x.map(|x| Py::new(py, x)).transpose());
+            match handed {
+                Ok(Some(x)) => exchanges.append(x)?,
+                Ok(None) => {}
+                Err(e) => tracing::error!(
+                    "ASGI request not handed to the app: {}",
+                    crate::wsgi::summarize_error(py, &e)
+                ),
             }
         }
         let notes = PyList::new(

@@ -16,8 +16,8 @@ pub enum WsEvent {
     Text(String),
     Binary(Vec<u8>),
     /// The connection is closing: the client's close frame (its code, or
-    /// 1005 when it gave none), a protocol error corral closed for, or the
-    /// worker stopping (1012).
+    /// 1005 when it gave none), a protocol error corral closed for, the
+    /// worker stopping (1001), or the connection lost (1006).
     Closed {
         code: u16,
         reason: String,

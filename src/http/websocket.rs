@@ -407,11 +407,13 @@ fn protocol(reason: &'static str) -> Failure {
     }
 }
 
-/// Whether a peer may send `code` in a close frame: 1000-1003, 1007-1011
-/// and the 3000-4999 ranges for libraries and apps. 1004 is reserved, and
-/// 1005, 1006 and 1015 exist only to report what happened locally.
+/// Whether a peer may send `code` in a close frame: 1000-1003, 1007-1014
+/// (1012-1014 are in IANA's registry: service restart, try again later,
+/// bad gateway) and the 3000-4999 ranges for libraries and apps. 1004 is
+/// reserved, and 1005, 1006 and 1015 exist only to report what happened
+/// locally.
 pub fn valid_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// Longest frame head: 2 bytes, a 64-bit length, a 4-byte mask key.
@@ -1730,7 +1732,8 @@ Sec-WebSocket-Protocol: chat\r\n"
     #[test]
     fn close_codes() {
         for code in [
-            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+            4000, 4999,
         ] {
             let frame = client(0x88, &close_payload(code, "r"));
             assert_eq!(
@@ -1740,7 +1743,7 @@ Sec-WebSocket-Protocol: chat\r\n"
             );
         }
         for code in [
-            0, 999, 1004, 1005, 1006, 1012, 1013, 1014, 1015, 1016, 2000, 2999, 5000, 65535,
+            0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535,
         ] {
             let f = fails(0, &client(0x88, &close_payload(code, "")));
             assert_eq!(f.code, CLOSE_PROTOCOL_ERROR, "{code}");

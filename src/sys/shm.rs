@@ -56,6 +56,13 @@ impl SharedWords {
         self.word(i).store(v, Ordering::Release)
     }
 
+    /// Store `v` only where the word is 0.
+    pub fn set_if_zero(&self, i: usize, v: u64) {
+        let _ = self
+            .word(i)
+            .compare_exchange(0, v, Ordering::AcqRel, Ordering::Acquire);
+    }
+
     pub fn fetch_add(&self, i: usize, v: u64) -> u64 {
         self.word(i).fetch_add(v, Ordering::AcqRel)
     }

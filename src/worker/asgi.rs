@@ -150,6 +150,7 @@ impl Feed {
             started,
             clock: Instant::now(),
             tally: self.tally.clone(),
+            ended: false,
         };
         Incoming {
             id,
@@ -191,10 +192,27 @@ struct Ending {
     started: SystemTime,
     clock: Instant,
     tally: Option<Arc<Tally>>,
+    /// `end` ran (else the drop ends the response, so the event loop
+    /// frees the connection whatever happened on the Python side).
+    ended: bool,
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.sink
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .end(Outcome::Aborted);
+        }
+    }
 }
 
 impl asgi::Reply for Ending {
     fn end(&mut self, py: Python<'_>, outcome: Outcome) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
         let took = self.clock.elapsed();
         if let Some(h) = self.hooks.take() {
             h.finish(py, None);

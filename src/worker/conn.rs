@@ -91,6 +91,9 @@ pub struct Conn {
     pub method: crate::metrics::Method,
     /// A WebSocket session on this connection (asgi workers).
     pub ws: Option<Box<WsLink>>,
+    /// Response bytes for the request with Python have been queued (so a
+    /// timeout can no longer answer it with a 504).
+    pub responded: bool,
 }
 
 /// The event loop's side of a WebSocket session.
@@ -133,6 +136,7 @@ impl Conn {
             proxy: None,
             method: crate::metrics::Method::default(),
             ws: None,
+            responded: false,
         }
     }
 
@@ -237,9 +241,6 @@ impl Conn {
         }
     }
 
-    /// Write as much queued output as the socket takes. Returns the number
-    /// of response bytes (from Python) written, for back-pressure
-    /// accounting; `Err` means the connection is dead.
     /// Drain and discard what the client still sends (lingering close).
     /// `Ok(true)` when the client has closed its side.
     pub fn discard_input(&mut self) -> io::Result<bool> {
@@ -258,6 +259,9 @@ impl Conn {
         }
     }
 
+    /// Write as much queued output as the socket takes. Returns the number
+    /// of response bytes (from Python) written, for back-pressure
+    /// accounting; `Err` means the connection is dead.
     pub fn flush(&mut self) -> io::Result<usize> {
         let mut flight_bytes = 0;
         while let Some(front) = self.out.front_mut() {

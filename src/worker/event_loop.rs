@@ -200,18 +200,34 @@ impl Worker<'_> {
             };
             if stuck {
                 let tok = self.conns.token(i);
-                if let Some(c) = self.conns.get_mut(i) {
+                if self
+                    .conns
+                    .get(i)
+                    .is_some_and(|c| c.ws.as_ref().is_some_and(|w| w.open))
+                {
+                    // A WebSocket gets a close frame, not an HTTP answer.
+                    self.websocket_goodbye(
+                        i,
+                        http::websocket::CLOSE_INTERNAL_ERROR,
+                        "worker timed out",
+                    );
+                } else if let Some(c) = self.conns.get_mut(i) {
                     if let State::Busy(f) = &c.state {
                         f.abandon();
                     }
-                    // Whatever was partly written cannot be completed;
-                    // only a connection with nothing sent can get the 504.
-                    c.out.clear();
-                    c.queue(http::error_response(504), false);
+                    // A response already under way cannot be completed:
+                    // what was queued goes out and the connection closes.
+                    // Only a request with nothing sent gets the 504.
+                    if !c.responded {
+                        c.out.clear();
+                        c.queue(http::error_response(504), false);
+                        if let Some(t) = self.tally {
+                            t.answered(c.method, 504);
+                        }
+                    }
                     c.state = State::Closing;
                     if let Some(t) = self.tally {
                         t.count(Counter::Timeout);
-                        t.answered(c.method, 504);
                     }
                 }
                 self.after_io(tok);
@@ -271,47 +287,16 @@ impl Worker<'_> {
         self.stage = Stage::Draining;
         self.stop_accepting();
         let until = Instant::now() + DRAIN_GRACE;
-        let mut closed_ws = Vec::new();
         for c in self.conns.values_mut() {
             if matches!(c.state, State::Head) && c.pending_input().is_empty() {
                 c.deadline = Some(c.deadline.map_or(until, |d| d.min(until)));
             }
-            // A WebSocket never ends by itself: close it with 1001 ("going
-            // away"), so the client reconnects to a worker that stays,
-            // and tell its app.
-            if let Some(ws) = c.ws.as_mut().filter(|w| w.open && !w.closed) {
-                let mut frame = Vec::new();
-                http::websocket::encode(
-                    &mut frame,
-                    http::websocket::Opcode::Close,
-                    &http::websocket::close_payload(
-                        http::websocket::CLOSE_GOING_AWAY,
-                        "server stopping",
-                    ),
-                );
-                ws.closed = true;
-                ws.inbox.push(crate::asgi::WsEvent::Closed {
-                    code: http::websocket::CLOSE_GOING_AWAY,
-                    reason: "server stopping".into(),
-                });
-                closed_ws.push(ws.id);
-                c.queue(frame, false);
-                if let State::Busy(f) = std::mem::replace(&mut c.state, State::Closing) {
-                    f.abandon();
-                }
-            }
         }
-        if let Some(side) = &self.async_side {
-            for id in closed_ws {
-                side.note(id, crate::asgi::Note::Message);
-            }
-        }
-        // Written (and the connections shut) on the next turn of the loop.
+        // A WebSocket never ends by itself: close it with 1001 ("going
+        // away"), so the client reconnects to a worker that stays. (One
+        // still being accepted by its app is closed when the accept comes.)
         for i in 0..self.conns.slots() {
-            if self.conns.get(i).is_some_and(|c| c.ws.is_some()) {
-                let tok = self.conns.token(i);
-                self.after_io(tok);
-            }
+            self.websocket_goodbye(i, http::websocket::CLOSE_GOING_AWAY, "server stopping");
         }
     }
 
@@ -626,7 +611,10 @@ impl Worker<'_> {
         let Some(conn) = self.conns.get_mut(index) else {
             return Progress::Closed;
         };
-        if !conn.readable {
+        // An open WebSocket may hold decoded-later frames in its buffer (its
+        // inbox was full) with nothing more to come from the socket.
+        let ws_open = conn.ws.as_ref().is_some_and(|w| w.open && !w.closed);
+        if !conn.readable && !ws_open {
             return Progress::Open;
         }
         match conn.state {
@@ -670,6 +658,40 @@ impl Worker<'_> {
             }
             State::Busy(_) | State::Closing => Progress::Open,
         }
+    }
+
+    /// Close an open WebSocket from this side: a close frame with `code`,
+    /// the app told (`websocket.disconnect`; its later sends raise), and
+    /// the connection closed once the frame is written.
+    fn websocket_goodbye(&mut self, index: usize, code: u16, reason: &str) {
+        use http::websocket::{self as ws_wire, Opcode};
+        let Some(conn) = self.conns.get_mut(index) else {
+            return;
+        };
+        let Some(ws) = conn.ws.as_mut().filter(|w| w.open && !w.closed) else {
+            return;
+        };
+        ws.closed = true;
+        ws.inbox.push(crate::asgi::WsEvent::Closed {
+            code,
+            reason: reason.to_owned(),
+        });
+        let id = ws.id;
+        let mut frame = Vec::new();
+        ws_wire::encode(
+            &mut frame,
+            Opcode::Close,
+            &ws_wire::close_payload(code, reason),
+        );
+        conn.queue(frame, false);
+        if let State::Busy(f) = std::mem::replace(&mut conn.state, State::Closing) {
+            f.abandon();
+        }
+        if let Some(side) = &self.async_side {
+            side.note(id, crate::asgi::Note::Message);
+        }
+        let tok = self.conns.token(index);
+        self.after_io(tok);
     }
 
     /// Read a WebSocket connection's frames: messages go to the app's
@@ -1026,6 +1048,7 @@ impl Worker<'_> {
         });
         conn.claim = false;
         conn.reused = conn.served > 0;
+        conn.responded = false;
         conn.method = Method::of(&head.method);
         let n = self.in_flight + 1;
         if conn.reused {
@@ -1055,6 +1078,11 @@ impl Worker<'_> {
             proxy: conn.proxy.clone(),
         };
         self.set_in_flight(n);
+        if asynchronous {
+            // Timed from now if the asyncio loop is idle: one that blocked
+            // before taking this request is seen as stuck all the same.
+            self.heartbeat.mark_busy(0);
+        }
         self.jobs.push(Job {
             id,
             token: tok,
@@ -1104,7 +1132,10 @@ impl Worker<'_> {
             return;
         };
         match piece {
-            Piece::Bytes(b) => conn.queue(b, true),
+            Piece::Bytes(b) => {
+                conn.responded = true;
+                conn.queue(b, true);
+            }
             Piece::File { file, offset, len } => conn.out.push_back(Out::File {
                 file,
                 offset,
@@ -1113,6 +1144,21 @@ impl Worker<'_> {
             Piece::Upgrade => {
                 if let Some(ws) = conn.ws.as_mut() {
                     ws.open = true;
+                }
+                if draining {
+                    // Accepted after the stop began: closed at once, as
+                    // the others were (once the 101 is out).
+                    if self.write_out(index).is_err() {
+                        self.close(index);
+                        return;
+                    }
+                    self.websocket_goodbye(
+                        index,
+                        http::websocket::CLOSE_GOING_AWAY,
+                        "server stopping",
+                    );
+                    self.after_io(tok);
+                    return;
                 }
             }
             Piece::Resume => {}

@@ -276,7 +276,9 @@ fn timeouts_answer_504() {
     let r = get(server.port, "/sleep?s=30");
     assert_eq!(r.status, 504, "{r:?}");
     assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
-    server.expect_log("Request exceeded the timeout (2 s); answering 504.");
+    server.expect_log(
+        "Request exceeded the timeout (2 s) before its response started; answering 504.",
+    );
     server.expect_log("asgi_raw.py");
     assert_eq!(
         get(server.port, "/pid").json()["pid"],
