@@ -15,7 +15,8 @@
 - ``/empty?code=N``: status N, no body and no framing headers.
 - ``/missing...``: 404; anything else: 200 with the path and the pid.
 
-WebSockets: ``/ws/echo`` echoes (subprotocol ``chat`` when offered) and
+WebSockets: ``/ws/echo`` echoes (subprotocol ``chat`` when offered; ``/ws/slow``
+after falling a second behind; ``/ws/late`` accepts two seconds late) and
 records the close code in /events; ``/ws/reject`` refuses the handshake;
 ``/ws/close`` says bye and closes with 4001; ``/ws/raise`` raises;
 ``/ws/scope`` sends its scope first.
@@ -72,12 +73,19 @@ async def websocket(scope, receive, send):
     path = scope["path"]
     m = await receive()
     assert m["type"] == "websocket.connect", m
+    EVENTS.append("ws " + path)
     if path == "/ws/reject":
         await send({"type": "websocket.close", "code": 1000})
         return
     sub = "chat" if "chat" in scope["subprotocols"] else None
+    if path == "/ws/late":
+        # Accepts two seconds late (a stop may begin meanwhile).
+        await asyncio.sleep(2)
     await send({"type": "websocket.accept", "subprotocol": sub,
                 "headers": [(b"x-ws", b"yes")]})
+    if path == "/ws/slow":
+        # Falls a second behind before it echoes: a burst fills the inbox.
+        await asyncio.sleep(1)
     if path == "/ws/close":
         await send({"type": "websocket.send", "text": "bye"})
         await send({"type": "websocket.close", "code": 4001, "reason": "done"})
@@ -146,6 +154,15 @@ async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": code, "headers": []})
         await send({"type": "http.response.body", "body": b""})
         return
+    if path == "/poll-receive":
+        # Polls for a disconnect the way apps do, with a timeout that
+        # cancels receive() each time; receive must still work after.
+        for _ in range(3):
+            try:
+                await asyncio.wait_for(receive(), 0.05)
+            except asyncio.TimeoutError:
+                pass
+        return await _send_json(send, {"survived": True})
     if path == "/loop":
         loop = asyncio.get_running_loop()
         return await _send_json(send, {"loop": type(loop).__module__})

@@ -555,3 +555,61 @@ fn content_length_is_added_only_where_it_is_true() {
     let r = Conn::tcp(server.port).request("HEAD", "/same", &[], b"");
     assert_eq!(r.header("content-length"), Some(get_len.as_str()), "{r:?}");
 }
+
+/// An app that polls `receive` with a timeout (each poll cancels one
+/// receive) still gets its later receives.
+#[test]
+fn a_cancelled_receive_leaves_later_ones_working() {
+    let server = raw(&["-w", "1"]);
+    let r = get(server.port, "/poll-receive");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["survived"], true);
+}
+
+/// A burst the app is a second behind on pauses reading; every message
+/// is still delivered once it catches up.
+#[test]
+fn a_websocket_burst_beyond_the_inbox_is_delivered_in_full() {
+    let server = raw(&["-w", "1"]);
+    let url = format!("ws://127.0.0.1:{}/ws/slow", server.port);
+    let out = python("websockets_slow.py", &[&url]);
+    assert!(out.contains("slow: all ok"), "{out}");
+}
+
+/// A WebSocket its app accepts after a stop began is closed with 1001 too,
+/// and the stop does not wait for it.
+#[test]
+fn a_websocket_accepted_during_a_stop_is_closed_with_1001() {
+    use std::io::BufRead;
+    let mut server = raw(&["-w", "1", "--graceful-timeout", "20"]);
+    let url = format!("ws://127.0.0.1:{}/ws/late", server.port);
+    let mut client = Command::new(venv_python())
+        .arg(repo_dir().join("tests/integration/clients/websockets_late.py"))
+        .arg(&url)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The handshake is with the app (it accepts two seconds late): stop now.
+    wait_until(EVENT_TIMEOUT, "the handshake to reach the app", || {
+        events(server.port).contains(&"ws /ws/late".to_owned())
+    });
+    let t = Instant::now();
+    server.signal(libc::SIGTERM);
+    let mut lines = std::io::BufReader::new(client.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "open");
+    assert_eq!(lines.next().unwrap().unwrap(), "closed 1001");
+    assert!(client.wait().unwrap().success());
+    assert_eq!(server.wait_code(EVENT_TIMEOUT), 0);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+/// `--timeout` is for an answer to start: a response streaming for longer
+/// is not cut.
+#[test]
+fn a_streaming_response_outlives_the_timeout() {
+    let server = raw(&["-w", "1", "--timeout", "2"]);
+    let url = format!("http://127.0.0.1:{}/stream?n=8&gap=0.5", server.port);
+    let out: serde_json::Value = serde_json::from_str(&python("httpx_stream.py", &[&url])).unwrap();
+    assert_eq!(out["status"], 200);
+    assert_eq!(out["chunks"].as_array().unwrap().len(), 8, "{out}");
+}
