@@ -126,6 +126,14 @@ fn check_virtualenv(venv: &Path) {
     let info = r.json();
     assert_runs_on(&info, venv);
     assert_from_venv(&info, "django", venv);
+    // An ASGI app as systemd would start it: FastAPI on the asgi worker,
+    // with the virtualenv's uvloop picked by --asgi-loop auto.
+    let srv = serve_bare(venv, &["-k", "asgi"], "fastapi_app:app");
+    let r = get(srv.port, "/items/7?q=bare");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["item_id"], 7);
+    let srv = serve_bare(venv, &["-k", "asgi"], "asgi_raw:app");
+    assert_eq!(get(srv.port, "/loop").json()["loop"], "uvloop");
 }
 
 /// The pyenv-built test virtualenv (the base interpreter lives in /root).
