@@ -17,29 +17,13 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::{scope, AsgiOptions, Feed, Incoming, Note, Reply, WsEvent, WsInit};
 use crate::http::websocket::{self as ws, Opcode};
-use crate::wsgi::{Body, Outcome, SharedSink, SinkError};
+use crate::wsgi::{send_error, Body, Outcome, SharedSink, SinkError, ERROR_BODY, SPOOF_BODY};
 
 /// Body bytes per `http.request` message when the body was spilled to a
 /// file (a body in memory goes in one message).
 const CHUNK: usize = 64 << 10;
 
-const ERROR_BODY: &[u8] = b"Internal Server Error\n";
 const TIMEOUT_BODY: &[u8] = b"Gateway Timeout\n";
-const SPOOF_BODY: &[u8] = b"Bad Request: contradicting scheme headers\n";
-
-/// A short error response with `Connection: close`; false if even that
-/// could not be sent.
-fn send_error(sink: &SharedSink, status: &str, body: &[u8]) -> bool {
-    let headers = [
-        ("Connection".to_owned(), "close".to_owned()),
-        ("Content-Type".to_owned(), "text/plain".to_owned()),
-        ("Content-Length".to_owned(), body.len().to_string()),
-    ];
-    let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
-    sink.start(status, &headers)
-        .and_then(|()| sink.body(body, true))
-        .is_ok()
-}
 
 fn sink_error(e: SinkError) -> PyErr {
     match e {

@@ -111,11 +111,7 @@ pub fn build<'py>(
         )?)?;
     }
     scope.set_item(intern!(py, "headers"), headers)?;
-    let client = req
-        .proxy
-        .as_ref()
-        .and_then(|p| p.client)
-        .or_else(|| req.peer.tcp());
+    let client = req.client();
     scope.set_item(intern!(py, "client"), address(py, client)?)?;
     scope.set_item(intern!(py, "server"), address(py, req.local.tcp())?)?;
     if let Some(state) = state {

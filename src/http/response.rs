@@ -152,16 +152,7 @@ impl ResponseEncoder {
             push_latin1(out, value.trim_matches([' ', '\t']));
             out.extend_from_slice(b"\r\n");
         }
-        if !has_server {
-            out.extend_from_slice(b"Server: ");
-            out.extend_from_slice(SERVER.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        if !has_date {
-            out.extend_from_slice(b"Date: ");
-            push_http_date(out);
-            out.extend_from_slice(b"\r\n");
-        }
+        push_server_and_date(out, has_server, has_date);
 
         let mut keep_alive = info.keep_alive && !app_close;
         let framing = if no_body {
@@ -337,6 +328,20 @@ fn push_hex(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&digits[i..]);
+}
+
+/// `Server:` and `Date:` fields, each unless the app gave its own.
+pub(crate) fn push_server_and_date(out: &mut Vec<u8>, has_server: bool, has_date: bool) {
+    if !has_server {
+        out.extend_from_slice(b"Server: ");
+        out.extend_from_slice(SERVER.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !has_date {
+        out.extend_from_slice(b"Date: ");
+        push_http_date(out);
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// The reason phrase for a status code, "Unknown" for unregistered ones.

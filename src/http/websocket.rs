@@ -311,16 +311,7 @@ pub fn handshake_response(
         out.extend_from_slice(value.trim_ascii());
         out.extend_from_slice(b"\r\n");
     }
-    if !has_server {
-        out.extend_from_slice(b"Server: ");
-        out.extend_from_slice(SERVER.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if !has_date {
-        out.extend_from_slice(b"Date: ");
-        push_http_date(&mut out);
-        out.extend_from_slice(b"\r\n");
-    }
+    super::response::push_server_and_date(&mut out, has_server, has_date);
     out.extend_from_slice(b"\r\n");
     out
 }

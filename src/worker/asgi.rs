@@ -45,12 +45,7 @@ impl Class for Asgi {
             }
             Err(code) => code,
         };
-        crate::hooks::worker_exit(spec.settings);
-        crate::statsd::flush();
-        if code == exit::OK {
-            wsgi::finish_python();
-        }
-        crate::sys::process::exit_now(code)
+        super::leave(&spec, code)
     }
 }
 
@@ -136,11 +131,7 @@ impl Feed {
         let shared: SharedSink = sink.clone();
         let hooks = crate::hooks::RequestHooks::begin(py, &req.head, &shared);
         let to_app = hooks.as_ref().map_or_else(|| shared.clone(), |h| h.sink());
-        let peer = req
-            .proxy
-            .as_ref()
-            .and_then(|p| p.client)
-            .or_else(|| req.peer.tcp());
+        let peer = req.client();
         let reply = Ending {
             sink,
             hooks,

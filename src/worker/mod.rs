@@ -158,6 +158,12 @@ fn run(spec: WorkerSpec<'_>) -> ! {
         }
         Err(code) => code,
     };
+    leave(&spec, code)
+}
+
+/// The end of every worker class's process: `worker_exit`, what statsd
+/// gathered, the app's `atexit` handlers on a clean exit, then `_exit`.
+fn leave(spec: &WorkerSpec<'_>, code: i32) -> ! {
     crate::hooks::worker_exit(spec.settings);
     crate::statsd::flush();
     if code == exit::OK {
@@ -497,11 +503,7 @@ fn python_thread(
         let logging = crate::logging::access_enabled();
         let clock = Instant::now();
         let head = logging.then(|| req.head.clone());
-        let peer = req
-            .proxy
-            .as_ref()
-            .and_then(|p| p.client)
-            .or_else(|| req.peer.tcp());
+        let peer = req.client();
         heartbeat.set_busy(index, true);
         let sink = Arc::new(Mutex::new(Sink::new(
             token,

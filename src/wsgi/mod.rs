@@ -46,6 +46,17 @@ pub struct Request {
     pub proxy: Option<crate::http::ProxyInfo>,
 }
 
+impl Request {
+    /// The client's address: the one a PROXY header gave, else the peer's
+    /// (none for a unix-socket peer).
+    pub fn client(&self) -> Option<SocketAddr> {
+        self.proxy
+            .as_ref()
+            .and_then(|p| p.client)
+            .or_else(|| self.peer.tcp())
+    }
+}
+
 /// Why the sink refused something.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -155,3 +166,4 @@ pub use interp::{
     reload_app, sync_environ, thread_stacks, App, InterpreterOptions, LoadError,
 };
 pub use response::{allow_threads, python_thread, PyThread};
+pub(crate) use response::{send_error, ERROR_BODY, SPOOF_BODY};

@@ -398,11 +398,13 @@ fn close_result(py: Python<'_>, result: &Bound<'_, PyAny>, raw_uri: &str) {
     }
 }
 
-const ERROR_BODY: &[u8] = b"Internal Server Error\n";
-const SPOOF_BODY: &[u8] = b"Bad Request: contradicting scheme headers\n";
+/// The bodies of the errors corral answers for an app (WSGI and ASGI).
+pub(crate) const ERROR_BODY: &[u8] = b"Internal Server Error\n";
+pub(crate) const SPOOF_BODY: &[u8] = b"Bad Request: contradicting scheme headers\n";
 
-/// Send a short, closing error response; `Aborted` if even that fails.
-fn send_error(sink: &SharedSink, status: &str, body: &[u8]) -> bool {
+/// Send a short error response with `Connection: close`; false if even
+/// that could not be sent.
+pub(crate) fn send_error(sink: &SharedSink, status: &str, body: &[u8]) -> bool {
     let headers = [
         ("Connection".to_owned(), "close".to_owned()),
         ("Content-Type".to_owned(), "text/plain".to_owned()),

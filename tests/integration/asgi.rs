@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{get, loopback, Conn};
 use crate::harness::{
-    repo_dir, run, run_corral, venv_python, wait_until, Corral, Server, EVENT_TIMEOUT,
+    client_script, repo_dir, run_corral, venv_python, wait_until, Corral, Server, EVENT_TIMEOUT,
 };
 use crate::load::Load;
 
@@ -28,20 +28,6 @@ fn events(port: u16) -> Vec<String> {
         .iter()
         .map(|e| e.as_str().unwrap().to_owned())
         .collect()
-}
-
-fn python(script: &str, args: &[&str]) -> String {
-    let mut cmd = Command::new(venv_python());
-    cmd.arg(repo_dir().join("tests/integration/clients").join(script))
-        .args(args);
-    let out = run(cmd, Duration::from_secs(60));
-    assert!(
-        out.status.success(),
-        "{script} failed:\n{}{}",
-        out.stdout,
-        out.stderr
-    );
-    out.stdout
 }
 
 /// The scope of one request, from corral and from gunicorn 27 `-k asgi`,
@@ -122,7 +108,8 @@ fn bodies_in_and_out() {
 fn a_streamed_response_arrives_chunk_by_chunk() {
     let server = raw(&["-w", "1"]);
     let url = format!("http://127.0.0.1:{}/stream?n=4&gap=0.3", server.port);
-    let out: serde_json::Value = serde_json::from_str(&python("httpx_stream.py", &[&url])).unwrap();
+    let out: serde_json::Value =
+        serde_json::from_str(&client_script("httpx_stream.py", &[&url])).unwrap();
     assert_eq!(out["status"], 200);
     assert_eq!(out["headers"]["transfer-encoding"], "chunked");
     let chunks = out["chunks"].as_array().unwrap();
@@ -200,10 +187,11 @@ fn fastapi_routes_uploads_state_and_background_tasks() {
     let server = Corral::app("fastapi_app:app")
         .args(["-k", "uvicorn.workers.UvicornWorker", "-w", "1"])
         .start();
-    let out = python("httpx_fastapi.py", &[&server.port.to_string()]);
+    let out = client_script("httpx_fastapi.py", &[&server.port.to_string()]);
     assert!(out.contains("fastapi client: all ok"), "{out}");
     let url = format!("http://127.0.0.1:{}/stream?n=3&gap=0.3", server.port);
-    let out: serde_json::Value = serde_json::from_str(&python("httpx_stream.py", &[&url])).unwrap();
+    let out: serde_json::Value =
+        serde_json::from_str(&client_script("httpx_stream.py", &[&url])).unwrap();
     let chunks = out["chunks"].as_array().unwrap();
     assert_eq!(chunks.len(), 3, "{out}");
     assert!(chunks[2][1].as_f64().unwrap() - chunks[0][1].as_f64().unwrap() >= 0.5);
@@ -366,7 +354,7 @@ fn websockets_with_a_real_client() {
         .args(["-k", "asgi", "-w", "1"])
         .start();
     let small = raw(&["-w", "1", "--websocket-max-message-size", "1000"]);
-    let out = python(
+    let out = client_script(
         "websockets_client.py",
         &[
             &raw_server.port.to_string(),
@@ -403,7 +391,7 @@ fn a_reload_closes_websockets_with_1001() {
         server.workers().iter().all(|p| !old.contains(p)) && server.workers().len() == 1
     });
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-    let again = python(
+    let again = client_script(
         "websockets_wait_close.py",
         &[&url.replace("/ws/echo", "/ws/close")],
     );
@@ -572,7 +560,7 @@ fn a_cancelled_receive_leaves_later_ones_working() {
 fn a_websocket_burst_beyond_the_inbox_is_delivered_in_full() {
     let server = raw(&["-w", "1"]);
     let url = format!("ws://127.0.0.1:{}/ws/slow", server.port);
-    let out = python("websockets_slow.py", &[&url]);
+    let out = client_script("websockets_slow.py", &[&url]);
     assert!(out.contains("slow: all ok"), "{out}");
 }
 
@@ -609,7 +597,8 @@ fn a_websocket_accepted_during_a_stop_is_closed_with_1001() {
 fn a_streaming_response_outlives_the_timeout() {
     let server = raw(&["-w", "1", "--timeout", "2"]);
     let url = format!("http://127.0.0.1:{}/stream?n=8&gap=0.5", server.port);
-    let out: serde_json::Value = serde_json::from_str(&python("httpx_stream.py", &[&url])).unwrap();
+    let out: serde_json::Value =
+        serde_json::from_str(&client_script("httpx_stream.py", &[&url])).unwrap();
     assert_eq!(out["status"], 200);
     assert_eq!(out["chunks"].as_array().unwrap().len(), 8, "{out}");
 }

@@ -5,13 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::client::{get, loopback, Conn};
 use crate::harness::{
-    alive, free_port, repo_dir, run, run_corral, signal, venv_python, wait_for, wait_until, Corral,
-    Server, EVENT_TIMEOUT,
+    alive, client_script, free_port, run_corral, signal, wait_for, wait_until, Corral, Server,
+    EVENT_TIMEOUT,
 };
 
 /// One parsed scrape.
@@ -65,17 +64,8 @@ impl Page {
 }
 
 fn scrape(port: u16) -> Page {
-    let script = repo_dir().join("tests/integration/clients/prometheus_scrape.py");
-    let mut cmd = Command::new(venv_python());
-    cmd.arg(script).arg(port.to_string());
-    let out = run(cmd, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "scrape failed: {}\n{}",
-        out.stdout,
-        out.stderr
-    );
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("scrape JSON");
+    let out = client_script("prometheus_scrape.py", &[&port.to_string()]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("scrape JSON");
     let types = v["types"]
         .as_object()
         .unwrap()

@@ -722,3 +722,20 @@ pub fn run_corral(args: &[&str]) -> Finished {
     cmd.args(args).env_remove("NOTIFY_SOCKET");
     run(cmd, Duration::from_secs(30))
 }
+
+/// Runs `tests/integration/clients/SCRIPT ARGS` with the test
+/// virtualenv's Python (a real client library against the server);
+/// its standard output, or a panic with both outputs if it failed.
+pub fn client_script(script: &str, args: &[&str]) -> String {
+    let mut cmd = Command::new(venv_python());
+    cmd.arg(repo_dir().join("tests/integration/clients").join(script))
+        .args(args);
+    let out = run(cmd, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}{}",
+        out.stdout,
+        out.stderr
+    );
+    out.stdout
+}
