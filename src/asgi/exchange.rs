@@ -13,6 +13,7 @@ use std::io::Read;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::{scope, AsgiOptions, Feed, Incoming, Note, Reply, WsEvent, WsInit};
@@ -151,10 +152,19 @@ impl Exchange {
                 "Unexpected ASGI message 'http.response.body' sent, after response already completed.",
             ));
         }
-        let body = match message.get_item(intern!(py, "body"))? {
-            Some(b) => bytes_of(&b, "body")?,
-            None => Vec::new(),
+        let given = message.get_item(intern!(py, "body"))?;
+        // A large bytes body is handed over as the object itself, written
+        // from Python's buffer without a copy.
+        let shared: Option<PyBackedBytes> = given
+            .as_ref()
+            .and_then(|b| b.cast::<PyBytes>().ok())
+            .filter(|b| b.as_bytes().len() >= crate::wsgi::SHARE_MIN)
+            .map(|b| b.clone().into());
+        let body = match (&shared, given) {
+            (None, Some(b)) => bytes_of(&b, "body")?,
+            _ => Vec::new(),
         };
+        let body_len = shared.as_ref().map_or(body.len(), |s| s.len());
         let more: bool = match message.get_item(intern!(py, "more_body"))? {
             Some(m) => m.is_truthy()?,
             None => false,
@@ -178,15 +188,18 @@ impl Exchange {
                     || n.eq_ignore_ascii_case("transfer-encoding")
             });
             let bodiless = status < 200 || status == 204 || status == 304;
-            let unknown = self.head && body.is_empty();
+            let unknown = self.head && body_len == 0;
             if !more && !framed && !bodiless && !unknown {
-                headers.push(("Content-Length".to_owned(), body.len().to_string()));
+                headers.push(("Content-Length".to_owned(), body_len.to_string()));
             }
             let line = format!("{status} {}", crate::http::reason_phrase(status));
             sink.start(&line, &headers).map_err(sink_error)?;
             self.written = true;
         }
-        let sent = sink.body(&body, !more);
+        let sent = match shared {
+            Some(b) => sink.body_shared(b, !more),
+            None => sink.body(&body, !more),
+        };
         drop(sink);
         match sent {
             Ok(()) if !more => {

@@ -259,6 +259,26 @@ impl Stream {
         }
     }
 
+    /// Read at most `max` bytes onto the end of `into`, straight into its
+    /// spare capacity: a request body lands where it stays, without a pass
+    /// through the connection's read buffer or clearing memory first.
+    pub fn read_append(&mut self, into: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        into.reserve(max);
+        let spare = into.spare_capacity_mut();
+        let want = spare.len().min(max);
+        // SAFETY: the pointer is valid for writes of `want` bytes (the spare
+        // capacity just reserved); read(2) writes at most that many.
+        let n = unsafe { libc::read(self.as_fd().as_raw_fd(), spare.as_mut_ptr().cast(), want) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        // SAFETY: the kernel initialised the first `n` spare bytes, and
+        // n <= want <= capacity - len.
+        unsafe { into.set_len(into.len() + n) };
+        Ok(n)
+    }
+
     /// Send `count` bytes of `file` from `offset` straight from the page
     /// cache.
     pub fn sendfile(

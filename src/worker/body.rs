@@ -89,6 +89,29 @@ impl BodyReader {
         }
     }
 
+    /// For a body of known length that stays in memory: its buffer and how
+    /// many bytes are still to come, so the connection can read them into
+    /// it directly. Report what was read with [`Self::took`].
+    pub fn direct(&mut self) -> Option<(&mut Vec<u8>, usize)> {
+        match self.framing {
+            Framing::Length(remaining)
+                if self.file.is_none()
+                    && (self.mem.len() as u64).saturating_add(remaining) <= SPILL_AT as u64 =>
+            {
+                Some((&mut self.mem, remaining as usize))
+            }
+            _ => None,
+        }
+    }
+
+    /// `n` bytes were appended to the buffer [`Self::direct`] gave.
+    pub fn took(&mut self, n: usize) {
+        if let Framing::Length(remaining) = &mut self.framing {
+            *remaining -= n as u64;
+            self.len += n as u64;
+        }
+    }
+
     /// The finished body, rewound for reading.
     pub fn finish(self) -> std::io::Result<Body> {
         match self.file {

@@ -12,7 +12,11 @@ use crate::sys::Stream;
 use crate::wsgi::SockAddr;
 
 use super::body::BodyReader;
-use super::pool::Flight;
+use super::pool::{Chunk, Flight};
+
+/// Bytes one connection may read in one turn of the event loop, so a fast
+/// uploader does not starve the others.
+const FAIR_SHARE: usize = 256 * 1024;
 
 /// Where a connection is in its request cycle.
 pub enum State {
@@ -33,7 +37,7 @@ pub enum State {
 /// Output waiting for the socket.
 pub enum Out {
     Bytes {
-        buf: Vec<u8>,
+        buf: Chunk,
         pos: usize,
         /// Response bytes from the app, credited to the request's
         /// back-pressure account when written (not error responses or
@@ -94,6 +98,12 @@ pub struct Conn {
     /// Response bytes for the request with Python have been queued (so a
     /// timeout can no longer answer it with a 504).
     pub responded: bool,
+    /// Its body waits in the kernel until a thread is nearly free (see
+    /// `Worker::parked`).
+    pub parked: bool,
+    /// Its body's client paused: it reads on, but without a place among
+    /// the bodies being read (see `Worker::admit_bodies`).
+    pub lagging: bool,
 }
 
 /// The event loop's side of a WebSocket session.
@@ -137,6 +147,8 @@ impl Conn {
             method: crate::metrics::Method::default(),
             ws: None,
             responded: false,
+            parked: false,
+            lagging: false,
         }
     }
 
@@ -183,6 +195,52 @@ impl Conn {
         }
     }
 
+    /// Read a body of known length that stays in memory straight into its
+    /// buffer, when nothing else is buffered ahead of it: one copy fewer
+    /// than through `rbuf`. `None` when `fill` must do the reading. Same
+    /// flags and fairness cap as `fill`.
+    pub fn fill_body(&mut self) -> Option<io::Result<usize>> {
+        if self.rpos != self.rend {
+            return None;
+        }
+        let State::Body(b) = &mut self.state else {
+            return None;
+        };
+        let reader = &mut b.1;
+        reader.direct()?;
+        let mut total = 0;
+        loop {
+            let Some((mem, remaining)) = reader.direct() else {
+                return Some(Ok(total));
+            };
+            let want = remaining.min(FAIR_SHARE - total);
+            if want == 0 {
+                return Some(Ok(total));
+            }
+            match self.stream.read_append(mem, want) {
+                Ok(0) => {
+                    self.eof = true;
+                    self.readable = false;
+                    return Some(Ok(total));
+                }
+                Ok(n) => {
+                    reader.took(n);
+                    total += n;
+                    if n < want && !self.hup {
+                        self.readable = false;
+                        return Some(Ok(total));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Some(Ok(total));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
     /// Read whatever the socket has (up to a fairness cap). Sets `eof`, and
     /// clears `readable` once the socket is drained; it stays set when the
     /// cap stopped the read, and the caller must come back.
@@ -191,6 +249,14 @@ impl Conn {
         loop {
             if self.rend == self.rbuf.len() {
                 self.compact();
+                if self.rend == self.rbuf.len() && total > 0 {
+                    // Full of bytes nobody has parsed yet: let the caller
+                    // parse them first. A head needs the buffer to grow; a
+                    // body behind the head does not (it is read into its
+                    // own buffer, or left in the kernel), so `rbuf` stays
+                    // the size of a head.
+                    return Ok(total);
+                }
                 if self.rend == self.rbuf.len() {
                     // Full of unparsed bytes: grow. The parser's limits bound
                     // how far a head can make this go; bodies are consumed
@@ -217,7 +283,7 @@ impl Conn {
                         return Ok(total);
                     }
                     // Enough for this round; the loop comes back for more.
-                    if total >= 256 * 1024 {
+                    if total >= FAIR_SHARE {
                         return Ok(total);
                     }
                 }
@@ -231,7 +297,8 @@ impl Conn {
         }
     }
 
-    pub fn queue(&mut self, buf: Vec<u8>, from_app: bool) {
+    pub fn queue(&mut self, buf: impl Into<Chunk>, from_app: bool) {
+        let buf = buf.into();
         if !buf.is_empty() {
             self.out.push_back(Out::Bytes {
                 buf,

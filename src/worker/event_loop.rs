@@ -41,6 +41,11 @@ const CONN_EVENTS: i32 = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | lib
 /// only this long (its own deadline is `--header-timeout`).
 const CLAIM: Duration = Duration::from_millis(250);
 
+/// Complete requests allowed to wait for a busy thread before further
+/// request bodies are left in the kernel (see `Worker::parked`): one is
+/// enough to hand a thread its next request the moment it is free.
+const LOOKAHEAD: usize = 1;
+
 /// While a worker has no free thread, how often it looks at the listen
 /// backlog (only when kept-alive requests or `--queue-timeout` make it
 /// eligible to admit a waiting connection anyway).
@@ -119,6 +124,7 @@ impl Worker<'_> {
             if now >= next_sweep {
                 next_sweep = now + std::time::Duration::from_millis(500);
                 self.sweep(now);
+                self.admit_bodies();
                 // Metrics gathered since: at most half a second late.
                 crate::statsd::flush();
                 self.check_code(now);
@@ -618,9 +624,13 @@ impl Worker<'_> {
             return Progress::Open;
         }
         match conn.state {
+            // Left in the kernel until unparked; `readable` stays set so
+            // the unparking revisit reads it.
+            State::Body(_) if conn.parked => Progress::Open,
             State::Head | State::Body(_) => {
                 let was_empty = conn.pending_input().is_empty();
-                match conn.fill() {
+                let read = conn.fill_body().unwrap_or_else(|| conn.fill());
+                match read {
                     Ok(n) if n > 0 => {
                         let now = Instant::now();
                         if matches!(conn.state, State::Body(_)) {
@@ -643,6 +653,12 @@ impl Worker<'_> {
                 // for what is left, so look again on the next turn.
                 if conn.readable {
                     self.revisit.push(tok);
+                }
+                let paused = matches!(conn.state, State::Body(_)) && !conn.readable && !conn.eof;
+                if paused && !std::mem::replace(&mut conn.lagging, true) {
+                    // Its client is slower than the reads: its place goes
+                    // to the next body.
+                    self.admit_bodies();
                 }
                 self.advance(index, draining)
             }
@@ -853,8 +869,21 @@ impl Worker<'_> {
                                     if head.expect_continue && conn.pending_input().is_empty() {
                                         conn.queue(http::CONTINUE_100.to_vec(), false);
                                     }
-                                    conn.deadline = Some(Instant::now() + self.plan.body_timeout);
                                     conn.state = State::Body(Box::new((head, r)));
+                                    // It waits for a place among the bodies
+                                    // being read; no body deadline while the
+                                    // wait is the server's doing.
+                                    conn.parked = true;
+                                    conn.lagging = false;
+                                    conn.deadline = None;
+                                    self.parked.push_back(self.conns.token(index));
+                                    self.admit_bodies();
+                                    let Some(conn) = self.conns.get(index) else {
+                                        return Progress::Closed;
+                                    };
+                                    if conn.parked {
+                                        return Progress::Open;
+                                    }
                                 }
                             }
                         }
@@ -864,6 +893,7 @@ impl Worker<'_> {
                         }
                     }
                 }
+                State::Body(_) if conn.parked => return Progress::Open,
                 State::Body(b) => {
                     let input = &conn.rbuf[conn.rpos..conn.rend];
                     match b.1.feed(input, &tmp_dir) {
@@ -876,6 +906,11 @@ impl Worker<'_> {
                                     unreachable!()
                                 };
                                 let (head, reader) = *b;
+                                conn.lagging = false;
+                                self.admit_bodies();
+                                let Some(conn) = self.conns.get_mut(index) else {
+                                    return Progress::Closed;
+                                };
                                 match reader.finish() {
                                     Ok(body) => self.dispatch(index, head, body, draining),
                                     Err(e) => {
@@ -1113,6 +1148,7 @@ impl Worker<'_> {
             // Those threads are free, whether or not the clients are still
             // there.
             self.set_in_flight(self.in_flight.saturating_sub(ended));
+            self.admit_bodies();
             self.settle_accepting(Instant::now());
         }
         for (tok, piece) in pieces.drain(..) {
@@ -1277,6 +1313,10 @@ impl Worker<'_> {
             if let State::Busy(f) = &conn.state {
                 f.abandon();
             }
+            if matches!(conn.state, State::Body(_)) && !conn.parked {
+                // Its place among the bodies being read is free.
+                self.admit_bodies();
+            }
             if conn.reused {
                 self.reused_in_flight -= 1;
             }
@@ -1310,6 +1350,48 @@ impl Worker<'_> {
     }
 
     /// Requests handed to Python threads and not finished changed.
+    /// Give waiting bodies a place to be read in, oldest head first.
+    ///
+    /// Request bodies are received before Python sees them, so that a slow
+    /// upload never holds a thread; but a body received long before a
+    /// thread can take it only costs memory (every kept-alive client's
+    /// next upload, all at once). So only as many bodies are read at a time
+    /// as there are threads about to want them (`LOOKAHEAD` beyond the free
+    /// ones); the rest wait in the kernel, and their clients
+    /// feel TCP back-pressure. A body whose client paused (its read found
+    /// the socket empty) leaves its place to the next one, and goes on
+    /// reading whatever arrives: a slow uploader never stalls the others.
+    fn admit_bodies(&mut self) {
+        let conns = &self.conns;
+        self.reading.retain(|&tok| {
+            conns
+                .find(tok)
+                .and_then(|i| conns.get(i))
+                .is_some_and(|c| matches!(c.state, State::Body(_)) && !c.lagging)
+        });
+        // None while more requests wait than `LOOKAHEAD`: the End of a
+        // running one will make room.
+        let places = (self.plan.threads + LOOKAHEAD).saturating_sub(self.in_flight);
+        let body_timeout = self.plan.body_timeout;
+        while self.reading.len() < places {
+            let Some(tok) = self.parked.pop_front() else {
+                return;
+            };
+            let Some(conn) = self.slot(tok).and_then(|i| self.conns.get_mut(i)) else {
+                continue;
+            };
+            if !std::mem::take(&mut conn.parked) {
+                continue;
+            }
+            conn.deadline = Some(Instant::now() + body_timeout);
+            // Bytes may already wait in the kernel or in `rbuf`, with no
+            // new edge to announce them.
+            conn.readable = true;
+            self.reading.push(tok);
+            self.revisit.push(tok);
+        }
+    }
+
     fn set_in_flight(&mut self, n: usize) {
         self.in_flight = n;
         if let Some(t) = self.tally {

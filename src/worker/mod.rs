@@ -367,6 +367,8 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             locals,
             conns: slab::Slab::new(),
             revisit: Vec::new(),
+            parked: std::collections::VecDeque::new(),
+            reading: Vec::new(),
             accepting: true,
             in_flight: 0,
             reused_in_flight: 0,
@@ -591,6 +593,12 @@ struct Worker<'a> {
     /// Connections whose read stopped at the fairness cap with bytes left:
     /// an edge-triggered registration will not report them again.
     revisit: Vec<pool::Token>,
+    /// Connections with a request head whose body is left in the kernel
+    /// until a place to read it opens (see `Worker::admit_bodies`). Oldest
+    /// first.
+    parked: std::collections::VecDeque<pool::Token>,
+    /// Connections holding a place among the bodies being read.
+    reading: Vec<pool::Token>,
     /// The listeners are in this worker's epoll set: it is in the kernel's
     /// queue of workers to wake for a new connection.
     accepting: bool,

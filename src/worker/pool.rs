@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
+use pyo3::pybacked::PyBackedBytes;
 
 use crate::http::{ResponseEncoder, ResponseInfo};
 use crate::wsgi::{self, ResponseSink, SinkError};
@@ -258,9 +259,38 @@ impl AsyncSide {
     }
 }
 
+/// Response bytes on their way to the socket.
+pub enum Chunk {
+    /// Made here: the head, chunk framing, and bodies small enough that
+    /// copying them costs less than keeping their Python object alive.
+    Owned(Vec<u8>),
+    /// The first `len` bytes of a bytes object the app returned, written
+    /// from Python's own buffer: a large body is neither copied nor
+    /// allocated again. Dropped by the event loop without the GIL, so the
+    /// reference goes back through pyo3's deferred-decref pool, which the
+    /// next Python thread to take the GIL empties.
+    Shared { bytes: PyBackedBytes, len: usize },
+}
+
+impl std::ops::Deref for Chunk {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared { bytes, len } => &bytes[..*len],
+        }
+    }
+}
+
+impl From<Vec<u8>> for Chunk {
+    fn from(v: Vec<u8>) -> Self {
+        Chunk::Owned(v)
+    }
+}
+
 /// A piece of a response on its way to the socket.
 pub enum Piece {
-    Bytes(Vec<u8>),
+    Bytes(Chunk),
     File {
         file: File,
         offset: u64,
@@ -326,7 +356,10 @@ pub struct Sink {
     flight: Arc<Flight>,
     completions: Arc<Completions>,
     encoder: Option<ResponseEncoder>,
+    /// Framing and small bodies, copied together.
     buf: Vec<u8>,
+    /// Bytes pieces waiting for the next hand-off, in order, before `buf`.
+    staged: Vec<Piece>,
     finished: bool,
     /// Wait for room when the client is slow (a Python thread); an asyncio
     /// task awaits [`Note::Drained`] instead.
@@ -353,6 +386,7 @@ impl Sink {
             completions,
             encoder: None,
             buf: Vec::new(),
+            staged: Vec::new(),
             finished: false,
             blocking: true,
             status: String::new(),
@@ -385,16 +419,28 @@ impl Sink {
         &self.flight
     }
 
+    /// Move `buf` behind the staged pieces; the bytes now staged.
+    fn stage(&mut self) -> usize {
+        if !self.buf.is_empty() {
+            let buf = std::mem::take(&mut self.buf);
+            self.staged.push(Piece::Bytes(Chunk::Owned(buf)));
+        }
+        self.staged
+            .iter()
+            .map(|p| match p {
+                Piece::Bytes(c) => c.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     fn ship(&mut self, extra: Option<Piece>) -> Result<(), SinkError> {
         if self.flight.is_gone() {
+            self.staged.clear();
             return Err(SinkError::ClientGone);
         }
-        let mut pieces: Vec<Piece> = Vec::with_capacity(2);
-        let mut n = 0;
-        if !self.buf.is_empty() {
-            n = self.buf.len();
-            pieces.push(Piece::Bytes(std::mem::take(&mut self.buf)));
-        }
+        let n = self.stage();
+        let mut pieces = std::mem::take(&mut self.staged);
         pieces.extend(extra);
         if pieces.is_empty() {
             return Ok(());
@@ -424,17 +470,31 @@ impl Sink {
             }
             _ => false,
         };
-        let mut pieces = Vec::with_capacity(2);
-        if !self.buf.is_empty() && !self.flight.is_gone() {
-            self.flight
-                .pending
-                .fetch_add(self.buf.len(), Ordering::AcqRel);
-            pieces.push(Piece::Bytes(std::mem::take(&mut self.buf)));
+        let n = self.stage();
+        let mut pieces = std::mem::take(&mut self.staged);
+        if self.flight.is_gone() {
+            pieces.clear();
+        } else if n > 0 {
+            self.flight.pending.fetch_add(n, Ordering::AcqRel);
         }
         // Always sent, even for a vanished client: the event loop frees the
         // request's slot on End.
         pieces.push(Piece::End { keep_alive });
         self.completions.push(self.token, pieces);
+    }
+
+    /// After body bytes were framed: ship them, unless they are the last,
+    /// which `end` ships with the End marker, one wake-up for the whole
+    /// response.
+    fn after_body(&mut self, last: bool) -> Result<(), SinkError> {
+        if last {
+            if let Some(enc) = self.encoder.as_mut() {
+                enc.finish(&mut self.buf);
+            }
+            self.finished = true;
+            return Ok(());
+        }
+        self.ship(None)
     }
 }
 
@@ -458,14 +518,28 @@ impl ResponseSink for Sink {
             .ok_or_else(|| SinkError::BadResponse("body before start_response".into()))?;
         enc.body(&mut self.buf, data);
         self.body_bytes = enc.body_bytes();
-        if last {
-            enc.finish(&mut self.buf);
-            self.finished = true;
-            // Held back: `end` ships it together with the End marker, one
-            // wake-up for the whole response.
-            return Ok(());
+        self.after_body(last)
+    }
+
+    fn body_shared(&mut self, data: PyBackedBytes, last: bool) -> Result<(), SinkError> {
+        let enc = self
+            .encoder
+            .as_mut()
+            .ok_or_else(|| SinkError::BadResponse("body before start_response".into()))?;
+        let n = enc.begin_raw(&mut self.buf, data.len() as u64) as usize;
+        if n > 0 {
+            if !self.buf.is_empty() {
+                let framing = std::mem::take(&mut self.buf);
+                self.staged.push(Piece::Bytes(Chunk::Owned(framing)));
+            }
+            self.staged.push(Piece::Bytes(Chunk::Shared {
+                bytes: data,
+                len: n,
+            }));
         }
-        self.ship(None)
+        enc.end_raw(&mut self.buf);
+        self.body_bytes = enc.body_bytes();
+        self.after_body(last)
     }
 
     fn file(&mut self, file: File, offset: u64, len: Option<u64>) -> Result<(), SinkError> {

@@ -45,19 +45,6 @@ impl Input {
         Ok(Input { src })
     }
 
-    fn read_bytes(&mut self, size: Option<isize>) -> std::io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        match size {
-            Some(n) if n >= 0 => {
-                self.src.reader().take(n as u64).read_to_end(&mut out)?;
-            }
-            _ => {
-                self.src.reader().read_to_end(&mut out)?;
-            }
-        }
-        Ok(out)
-    }
-
     /// Up to and including the next `\n`, at most `limit` bytes.
     fn line(&mut self, limit: Option<usize>) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
@@ -101,16 +88,28 @@ fn limit(size: Option<isize>) -> Option<usize> {
 impl Input {
     #[pyo3(signature = (size=-1))]
     fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        // Memory bodies read in full are sliced straight into the bytes
-        // object, without an intermediate Vec.
-        if let (Source::Memory(c), None) = (&mut self.src, limit(size)) {
-            let pos = (c.position() as usize).min(c.get_ref().len());
-            let b = PyBytes::new(py, &c.get_ref()[pos..]);
-            c.set_position(c.get_ref().len() as u64);
-            return Ok(b);
+        // Straight into the bytes object, sized once: no intermediate Vec
+        // growing by doubling, no second copy.
+        match &mut self.src {
+            Source::Memory(c) => {
+                let len = c.get_ref().len();
+                let pos = (c.position() as usize).min(len);
+                let end = limit(size).map_or(len, |n| pos.saturating_add(n).min(len));
+                let b = PyBytes::new(py, &c.get_ref()[pos..end]);
+                c.set_position(end as u64);
+                if end == len && len > 0 {
+                    // All of it is Python's now: free the copy here rather
+                    // than when the request ends.
+                    *c = Cursor::new(Vec::new());
+                }
+                Ok(b)
+            }
+            Source::File(r) => {
+                let left = r.get_ref().limit() as usize + r.buffer().len();
+                let n = limit(size).map_or(left, |n| n.min(left));
+                PyBytes::new_with(py, n, |buf| r.read_exact(buf).map_err(io_err))
+            }
         }
-        let data = self.read_bytes(size).map_err(io_err)?;
-        Ok(PyBytes::new(py, &data))
     }
 
     #[pyo3(signature = (size=-1))]

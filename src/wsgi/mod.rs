@@ -76,10 +76,24 @@ pub trait ResponseSink {
     fn start(&mut self, status: &str, headers: &[(String, String)]) -> Result<(), SinkError>;
     /// Body bytes. `last` is a hint that nothing follows.
     fn body(&mut self, data: &[u8], last: bool) -> Result<(), SinkError>;
+    /// The same for bytes still in the app's bytes object: a sink that can
+    /// write from Python's buffer keeps the object instead of copying it.
+    fn body_shared(
+        &mut self,
+        data: pyo3::pybacked::PyBackedBytes,
+        last: bool,
+    ) -> Result<(), SinkError> {
+        self.body(&data, last)
+    }
     /// Send `len` bytes (or to end of file when `None`) of `file` from
     /// `offset` with sendfile.
     fn file(&mut self, file: File, offset: u64, len: Option<u64>) -> Result<(), SinkError>;
 }
+
+/// Body chunks from this size on go to the sink as the bytes object itself
+/// ([`ResponseSink::body_shared`]); below it a copy costs less than keeping
+/// the object alive until the bytes are written.
+pub const SHARE_MIN: usize = 8 << 10;
 
 /// The sink as the bridge holds it: shared, so the `write()` callable the
 /// app keeps can reach it during the application call.

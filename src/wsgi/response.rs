@@ -15,7 +15,7 @@ use super::environ::{self, Refusal};
 use super::filewrapper::FileWrapper;
 use super::input::Input;
 use super::interp::{format_traceback, App};
-use super::{Outcome, Request, ResponseSink, ServeContext, SharedSink, SinkError};
+use super::{Outcome, Request, ResponseSink, ServeContext, SharedSink, SinkError, SHARE_MIN};
 
 /// The `start_response` callable handed to the app, and the response state
 /// it records.
@@ -64,10 +64,13 @@ impl StartResponse {
         Ok(())
     }
 
-    fn chunk(&mut self, data: &[u8], last: bool) -> Result<(), Fail> {
+    fn chunk(&mut self, data: &Bound<'_, PyBytes>, last: bool) -> Result<(), Fail> {
         self.ensure_started()?;
         match &self.sink {
-            Some(sink) => Ok(lock(sink).body(data, last)?),
+            Some(sink) if data.as_bytes().len() >= SHARE_MIN => {
+                Ok(lock(sink).body_shared(data.clone().into(), last)?)
+            }
+            Some(sink) => Ok(lock(sink).body(data.as_bytes(), last)?),
             // The request is over; an app that kept write() must not reach
             // whatever the connection serves next.
             None => Err(Fail::App(PyRuntimeError::new_err(
@@ -225,7 +228,7 @@ impl Write {
         if bytes.as_bytes().is_empty() {
             return Ok(());
         }
-        match st.chunk(bytes.as_bytes(), false) {
+        match st.chunk(bytes, false) {
             Ok(()) => Ok(()),
             Err(Fail::App(e)) => Err(e),
             Err(Fail::BadResponse(m)) => {
@@ -273,7 +276,7 @@ impl Driver<'_> {
         self.state.borrow_mut().ensure_started()
     }
 
-    fn chunk(&mut self, data: &[u8], last: bool) -> Result<(), Fail> {
+    fn chunk(&mut self, data: &Bound<'_, PyBytes>, last: bool) -> Result<(), Fail> {
         self.state.borrow_mut().chunk(data, last)
     }
 
@@ -311,7 +314,7 @@ impl Driver<'_> {
             let item = item?;
             let b = as_bytes(&item)?;
             if !b.as_bytes().is_empty() {
-                self.chunk(b.as_bytes(), false)?;
+                self.chunk(b, false)?;
             }
         }
         self.ensure_started()
@@ -331,7 +334,7 @@ impl Driver<'_> {
         }
         let n = chunks.len();
         for (i, b) in chunks.iter().enumerate() {
-            self.chunk(b.as_bytes(), i + 1 == n)?;
+            self.chunk(b, i + 1 == n)?;
         }
         self.ensure_started()
     }

@@ -32,3 +32,4 @@ mod reload;
 mod serving;
 mod signals;
 mod statsd;
+mod uploads;

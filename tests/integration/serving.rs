@@ -284,6 +284,51 @@ fn one_mebibyte_response() {
     assert!(resp.body == want, "1 MiB chunked body differs");
 }
 
+/// Large bodies are written from the app's own bytes objects, not copied:
+/// every way of producing them still arrives byte for byte, a
+/// Content-Length shorter than the body still cuts it, and the objects are
+/// released once written (their reference count comes back).
+#[test]
+fn large_bodies_are_written_from_the_apps_objects() {
+    for args in [SYNC, GTHREAD] {
+        let server = Corral::app("large:app").args(args.iter().copied()).start();
+        let want: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let mut conn = Conn::tcp(server.port);
+        let refs = |conn: &mut Conn| conn.request("GET", "/refs", &[], b"").text();
+        let before = refs(&mut conn);
+        for _ in 0..20 {
+            for path in ["/", "/chunks", "/write"] {
+                let resp = conn.request("GET", path, &[], b"");
+                assert_eq!(resp.status, 200, "{args:?} {path}");
+                assert!(resp.body == want, "{args:?}: {path} differs");
+            }
+            let resp = conn.request("GET", "/short", &[], b"");
+            assert!(resp.body == want[..100000], "{args:?}: /short differs");
+        }
+        // Other connections too, some left before reading their answer.
+        for i in 0..10 {
+            let mut other = Conn::tcp(server.port);
+            if i % 2 == 0 {
+                other.send(&request_bytes("GET", "/", &[], b"")).unwrap();
+            } else {
+                assert!(other.request("GET", "/", &[], b"").body == want);
+            }
+        }
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        loop {
+            let after = refs(&mut Conn::tcp(server.port));
+            if after == before {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{args:?}: the body's reference count went from {before} to {after}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 #[test]
 fn exception_is_500_without_leak() {
     let marker = "corral-secret-marker-5d41402a";
