@@ -13,7 +13,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::client::{request_bytes, Conn};
-use crate::harness::{alive, children_of, signal, wait_until, Corral, Server, EVENT_TIMEOUT};
+use crate::harness::{
+    alive, children_of, repo_dir, signal, temp_dir, venv_python, wait_until, Corral, Server,
+    EVENT_TIMEOUT,
+};
 use crate::load::{Load, Tally};
 
 /// How many cycles each scenario runs: `normal`, or ten times as many
@@ -210,6 +213,68 @@ fn recycling(peer: Peer, class: &[&str]) -> (Tally, String) {
     });
     let tally = load.finish();
     (tally, server.stderr.text())
+}
+
+/// Finished WebSocket sessions so far (`websockets_load.py`'s progress file).
+fn sessions_done(progress: &Path) -> usize {
+    std::fs::read_to_string(progress).map_or(0, |s| s.lines().count())
+}
+
+/// WebSocket sessions (`websockets_load.py`: four clients, 20 checked
+/// echoes each, over and over) through 10 HUPs and a TTIN/TTOU. A stopping
+/// worker may end a session with 1001 (the client opens another); nothing
+/// may break one. Returns the client's JSON summary.
+fn websocket_reloads(peer: Peer) -> serde_json::Value {
+    let server = start(peer, &["-w", "2", "-k", "asgi"]);
+    let dir = temp_dir("ws-load");
+    let progress = dir.path().join("progress");
+    let client = std::process::Command::new(venv_python())
+        .arg(repo_dir().join("tests/integration/clients/websockets_load.py"))
+        .arg(server.port.to_string())
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start websockets_load.py");
+    let moving = |at_least: usize| {
+        wait_until(EVENT_TIMEOUT, "WebSocket sessions going on", || {
+            sessions_done(&progress) >= at_least
+        })
+    };
+    moving(20);
+    let mut current = workers(server.pid, None);
+    for _ in 0..cycles(10) {
+        server.signal(libc::SIGHUP);
+        current = wait_new_workers(&server, 2, &current);
+        moving(sessions_done(&progress) + 20);
+    }
+    server.signal(libc::SIGTTIN);
+    wait_count(server.pid, 3);
+    moving(sessions_done(&progress) + 20);
+    server.signal(libc::SIGTTOU);
+    wait_count(server.pid, 2);
+    moving(sessions_done(&progress) + 20);
+    std::fs::write(dir.path().join("stop"), b"").unwrap();
+    let out = client
+        .wait_with_output()
+        .expect("websockets_load.py output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "websockets_load.py failed: {text}");
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn websocket_sessions_through_reloads_end_cleanly_or_not_at_all() {
+    let corral = websocket_reloads(Peer::Corral);
+    let gunicorn = websocket_reloads(Peer::Gunicorn);
+    eprintln!(
+        "WebSockets, {} HUP + TTIN/TTOU\n  corral:          {corral}\n  gunicorn 27.0.1: {gunicorn}",
+        cycles(10)
+    );
+    assert_eq!(corral["failures"], 0, "corral: {corral}");
+    assert!(
+        corral["sessions"].as_u64().unwrap() >= 100,
+        "too few sessions to mean anything: {corral}"
+    );
 }
 
 fn assert_nothing_lost(what: &str, class: &[&str], corral: &Tally, gunicorn: &Tally) {
