@@ -22,6 +22,9 @@ enum Framing {
 pub struct BodyReader {
     framing: Framing,
     mem: Vec<u8>,
+    /// What `mem` will hold, reserved when the first byte comes rather
+    /// than with the head: a body waiting its turn costs no memory.
+    expect: usize,
     file: Option<File>,
     len: u64,
     scratch: Vec<u8>,
@@ -36,10 +39,11 @@ impl BodyReader {
         Self::new(Framing::Chunked(ChunkedDecoder::new()), 0)
     }
 
-    fn new(framing: Framing, cap: usize) -> Self {
+    fn new(framing: Framing, expect: usize) -> Self {
         Self {
             framing,
-            mem: Vec::with_capacity(cap),
+            mem: Vec::new(),
+            expect,
             file: None,
             len: 0,
             scratch: Vec::new(),
@@ -83,6 +87,7 @@ impl BodyReader {
         match &mut self.file {
             Some(f) => f.write_all(data).map_err(FeedError::Io),
             None => {
+                self.reserve();
                 self.mem.extend_from_slice(data);
                 Ok(())
             }
@@ -98,9 +103,17 @@ impl BodyReader {
                 if self.file.is_none()
                     && (self.mem.len() as u64).saturating_add(remaining) <= SPILL_AT as u64 =>
             {
+                self.reserve();
                 Some((&mut self.mem, remaining as usize))
             }
             _ => None,
+        }
+    }
+
+    /// The whole body's room at once, so it is never copied to grow.
+    fn reserve(&mut self) {
+        if self.mem.capacity() == 0 && self.expect > 0 {
+            self.mem.reserve_exact(self.expect);
         }
     }
 

@@ -101,9 +101,9 @@ pub struct Conn {
     /// Its body waits in the kernel until a thread is nearly free (see
     /// `Worker::parked`).
     pub parked: bool,
-    /// Its body's client paused: it reads on, but without a place among
-    /// the bodies being read (see `Worker::admit_bodies`).
-    pub lagging: bool,
+    /// Until when its body holds a place among the bodies being read (see
+    /// `Worker::admit_bodies`); after that it reads on without one.
+    pub place_until: Option<Instant>,
 }
 
 /// The event loop's side of a WebSocket session.
@@ -148,7 +148,7 @@ impl Conn {
             ws: None,
             responded: false,
             parked: false,
-            lagging: false,
+            place_until: None,
         }
     }
 

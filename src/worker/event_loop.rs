@@ -42,9 +42,16 @@ const CONN_EVENTS: i32 = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | lib
 const CLAIM: Duration = Duration::from_millis(250);
 
 /// Complete requests allowed to wait for a busy thread before further
-/// request bodies are left in the kernel (see `Worker::parked`): one is
-/// enough to hand a thread its next request the moment it is free.
+/// request bodies are left in the kernel (see `Worker::admit_bodies`): one
+/// is enough to hand a thread its next request the moment it is free.
 const LOOKAHEAD: usize = 1;
+
+/// How long a body holds its place among the bodies being read. A body
+/// that arrives fast is in well before (1 MiB over loopback takes a few
+/// milliseconds); one still arriving after this gives its place to the
+/// next, and reads on, so a slow or trickling uploader delays the others
+/// by this much at most.
+const PLACE: Duration = Duration::from_millis(50);
 
 /// While a worker has no free thread, how often it looks at the listen
 /// backlog (only when kept-alive requests or `--queue-timeout` make it
@@ -120,6 +127,9 @@ impl Worker<'_> {
                 self.on_socket(tok, EpollFlags::empty());
             }
             let now = Instant::now();
+            if self.next_place_lapse().is_some_and(|t| t <= now) {
+                self.admit_bodies();
+            }
             self.settle_accepting(now);
             if now >= next_sweep {
                 next_sweep = now + std::time::Duration::from_millis(500);
@@ -458,6 +468,9 @@ impl Worker<'_> {
         if self.may_admit_waiting() {
             until = until.min(self.next_backlog_check);
         }
+        if let Some(lapse) = self.next_place_lapse() {
+            until = until.min(lapse);
+        }
         let ms = until
             .saturating_duration_since(now)
             .as_micros()
@@ -653,12 +666,6 @@ impl Worker<'_> {
                 // for what is left, so look again on the next turn.
                 if conn.readable {
                     self.revisit.push(tok);
-                }
-                let paused = matches!(conn.state, State::Body(_)) && !conn.readable && !conn.eof;
-                if paused && !std::mem::replace(&mut conn.lagging, true) {
-                    // Its client is slower than the reads: its place goes
-                    // to the next body.
-                    self.admit_bodies();
                 }
                 self.advance(index, draining)
             }
@@ -874,7 +881,7 @@ impl Worker<'_> {
                                     // being read; no body deadline while the
                                     // wait is the server's doing.
                                     conn.parked = true;
-                                    conn.lagging = false;
+                                    conn.place_until = None;
                                     conn.deadline = None;
                                     self.parked.push_back(self.conns.token(index));
                                     self.admit_bodies();
@@ -906,7 +913,6 @@ impl Worker<'_> {
                                     unreachable!()
                                 };
                                 let (head, reader) = *b;
-                                conn.lagging = false;
                                 self.admit_bodies();
                                 let Some(conn) = self.conns.get_mut(index) else {
                                     return Progress::Closed;
@@ -1349,7 +1355,6 @@ impl Worker<'_> {
         }
     }
 
-    /// Requests handed to Python threads and not finished changed.
     /// Give waiting bodies a place to be read in, oldest head first.
     ///
     /// Request bodies are received before Python sees them, so that a slow
@@ -1358,17 +1363,28 @@ impl Worker<'_> {
     /// next upload, all at once). So only as many bodies are read at a time
     /// as there are threads about to want them (`LOOKAHEAD` beyond the free
     /// ones); the rest wait in the kernel, and their clients
-    /// feel TCP back-pressure. A body whose client paused (its read found
-    /// the socket empty) leaves its place to the next one, and goes on
-    /// reading whatever arrives: a slow uploader never stalls the others.
+    /// feel TCP back-pressure. A body still arriving after [`PLACE`] leaves
+    /// its place to the next one and goes on reading whatever arrives: a
+    /// slow uploader never stalls the others for longer.
     fn admit_bodies(&mut self) {
+        let now = Instant::now();
         let conns = &self.conns;
         self.reading.retain(|&tok| {
-            conns
-                .find(tok)
-                .and_then(|i| conns.get(i))
-                .is_some_and(|c| matches!(c.state, State::Body(_)) && !c.lagging)
+            conns.find(tok).and_then(|i| conns.get(i)).is_some_and(|c| {
+                matches!(c.state, State::Body(_)) && c.place_until.is_some_and(|t| t > now)
+            })
         });
+        // Tokens of connections closed while parked leave the queue when
+        // they reach its front; do not let them pile up meanwhile.
+        if self.parked.len() > 2 * self.conns.len() + 16 {
+            let conns = &self.conns;
+            self.parked.retain(|&tok| {
+                conns
+                    .find(tok)
+                    .and_then(|i| conns.get(i))
+                    .is_some_and(|c| c.parked)
+            });
+        }
         // None while more requests wait than `LOOKAHEAD`: the End of a
         // running one will make room.
         let places = (self.plan.threads + LOOKAHEAD).saturating_sub(self.in_flight);
@@ -1383,7 +1399,8 @@ impl Worker<'_> {
             if !std::mem::take(&mut conn.parked) {
                 continue;
             }
-            conn.deadline = Some(Instant::now() + body_timeout);
+            conn.deadline = Some(now + body_timeout);
+            conn.place_until = Some(now + PLACE);
             // Bytes may already wait in the kernel or in `rbuf`, with no
             // new edge to announce them.
             conn.readable = true;
@@ -1392,6 +1409,19 @@ impl Worker<'_> {
         }
     }
 
+    /// While bodies wait for a place: when the first place held lapses.
+    fn next_place_lapse(&self) -> Option<Instant> {
+        if self.parked.is_empty() {
+            return None;
+        }
+        self.reading
+            .iter()
+            .filter_map(|&tok| self.conns.find(tok).and_then(|i| self.conns.get(i)))
+            .filter_map(|c| c.place_until)
+            .min()
+    }
+
+    /// Requests handed to Python threads and not finished changed.
     fn set_in_flight(&mut self, n: usize) {
         self.in_flight = n;
         if let Some(t) = self.tally {
