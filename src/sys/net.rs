@@ -159,16 +159,30 @@ impl Listener {
     /// Accept one connection, non-blocking and close-on-exec.
     /// `Ok(None)` when nothing is pending.
     pub fn accept(&self) -> io::Result<Option<(Stream, Addr)>> {
-        let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
-        let fd = match socket::accept4(self.as_fd().as_raw_fd(), flags) {
-            Ok(fd) => fd,
-            Err(nix::errno::Errno::EAGAIN) => return Ok(None),
-            // The peer gave up between the wake-up and accept: nothing to do.
-            Err(nix::errno::Errno::ECONNABORTED) | Err(nix::errno::Errno::EINTR) => {
-                return Ok(None)
-            }
-            Err(e) => return Err(e.into()),
+        // The peer's address comes with the accept: no getpeername call.
+        // SAFETY: sockaddr_storage is plain data; all zeroes is valid.
+        let mut peer: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: `peer` and `len` are valid for writes and `len` holds
+        // the size of `peer`, as accept4(2) requires.
+        let fd = unsafe {
+            libc::accept4(
+                self.as_fd().as_raw_fd(),
+                (&mut peer as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
         };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) => Ok(None),
+                // The peer gave up between the wake-up and accept: nothing
+                // to do.
+                Some(libc::ECONNABORTED) | Some(libc::EINTR) => Ok(None),
+                _ => Err(e),
+            };
+        }
         // SAFETY: accept4 just returned this descriptor; nothing else owns it.
         let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         Ok(Some(match self {
@@ -176,7 +190,9 @@ impl Listener {
                 let s = TcpStream::from(fd);
                 // Responses are written whole; Nagle would only add latency.
                 let _ = s.set_nodelay(true);
-                let peer = s.peer_addr().map(Addr::Tcp).unwrap_or(Addr::Unix(None));
+                let peer = socket_addr(&peer)
+                    .or_else(|| s.peer_addr().ok())
+                    .map_or(Addr::Unix(None), Addr::Tcp);
                 (Stream::Tcp(s), peer)
             }
             Listener::Unix { .. } => (Stream::Unix(UnixStream::from(fd)), Addr::Unix(None)),
@@ -244,6 +260,31 @@ fn listen(fd: &OwnedFd, backlog: i32) -> io::Result<()> {
     let backlog =
         socket::Backlog::new(backlog.clamp(1, i32::MAX)).unwrap_or(socket::Backlog::MAXCONN);
     socket::listen(fd, backlog).map_err(io::Error::from)
+}
+
+/// An IPv4 or IPv6 address as accept4(2) wrote it.
+fn socket_addr(a: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(a.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, and
+            // sockaddr_storage is large and aligned enough for any.
+            let sin = unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::from((ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 =
+                unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
 }
 
 fn raw(fd: &OwnedFd) -> RawFd {

@@ -98,6 +98,9 @@ pub struct Conn {
     /// Response bytes for the request with Python have been queued (so a
     /// timeout can no longer answer it with a 504).
     pub responded: bool,
+    /// The request being answered said it was the client's last
+    /// (`Connection: close`, or HTTP/1.0 without keep-alive).
+    pub client_closes: bool,
     /// Its body waits in the kernel until a thread is nearly free (see
     /// `Worker::parked`).
     pub parked: bool,
@@ -147,6 +150,7 @@ impl Conn {
             method: crate::metrics::Method::default(),
             ws: None,
             responded: false,
+            client_closes: false,
             parked: false,
             place_until: None,
         }
@@ -305,6 +309,32 @@ impl Conn {
                 pos: 0,
                 from_app,
             });
+        }
+    }
+
+    /// Whether the client has sent nothing past what was parsed: one
+    /// non-blocking read finds the socket empty, or at its end. Bytes it
+    /// does find are dropped (the connection is closing anyway).
+    pub fn sent_nothing_more(&mut self) -> bool {
+        if !self.pending_input().is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 512];
+        loop {
+            match self.stream.read(&mut probe) {
+                Ok(0) => {
+                    self.eof = true;
+                    return true;
+                }
+                Ok(_) => return false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Dead: nothing to linger for.
+                Err(_) => return true,
+            }
         }
     }
 

@@ -1090,6 +1090,7 @@ impl Worker<'_> {
         conn.claim = false;
         conn.reused = conn.served > 0;
         conn.responded = false;
+        conn.client_closes = !head.keep_alive;
         conn.method = Method::of(&head.method);
         let n = self.in_flight + 1;
         if conn.reused {
@@ -1296,11 +1297,14 @@ impl Worker<'_> {
         }
         match conn.state {
             State::Closing => {
-                conn.stream.shutdown_write();
-                if conn.eof {
+                // The client said this was its last request, and nothing
+                // more has come: it will send nothing the kernel could
+                // answer with a reset, so close now, without lingering.
+                if conn.eof || (conn.client_closes && conn.sent_nothing_more()) {
                     self.close(index);
                     return;
                 }
+                conn.stream.shutdown_write();
                 conn.state = State::Lingering;
                 conn.deadline = Some(Instant::now() + LINGER);
                 // What the client sent meanwhile will bring no new edge.
