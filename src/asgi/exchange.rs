@@ -157,7 +157,7 @@ impl Exchange {
         // from Python's buffer without a copy.
         let shared: Option<PyBackedBytes> = given
             .as_ref()
-            .and_then(|b| b.cast::<PyBytes>().ok())
+            .and_then(|b| b.cast_exact::<PyBytes>().ok())
             .filter(|b| b.as_bytes().len() >= crate::wsgi::SHARE_MIN)
             .map(|b| b.clone().into());
         let body = match (&shared, given) {

@@ -101,6 +101,8 @@ pub struct Conn {
     /// The request being answered said it was the client's last
     /// (`Connection: close`, or HTTP/1.0 without keep-alive).
     pub client_closes: bool,
+    /// Bytes of the current answer handed to the loop so far.
+    pub response_bytes: usize,
     /// Its body waits in the kernel until a thread is nearly free (see
     /// `Worker::parked`).
     pub parked: bool,
@@ -151,6 +153,7 @@ impl Conn {
             ws: None,
             responded: false,
             client_closes: false,
+            response_bytes: 0,
             parked: false,
             place_until: None,
         }

@@ -15,7 +15,7 @@ use nix::sys::signal::Signal;
 
 use super::body::{BodyReader, FeedError};
 use super::conn::{Conn, Out, Progress, State, WsLink};
-use super::pool::{Flight, Job, Piece, Token};
+use super::pool::{self, Flight, Job, Piece, Token};
 use super::{
     sock_addr, Stage, Worker, DRAIN_GRACE, LINGER, TOKEN_LISTENER_BASE, TOKEN_RELOAD, TOKEN_SIGNAL,
     TOKEN_WAKE,
@@ -45,6 +45,11 @@ const CLAIM: Duration = Duration::from_millis(250);
 /// request bodies are left in the kernel (see `Worker::admit_bodies`): one
 /// is enough to hand a thread its next request the moment it is free.
 const LOOKAHEAD: usize = 1;
+
+/// The largest answer after which a client's `Connection: close` is taken
+/// at its word (no lingering close): about what TCP sends at once on a new
+/// connection (ten segments).
+const FAST_CLOSE_MAX: usize = 14 * 1024;
 
 /// How long a body holds its place among the bodies being read. A body
 /// that arrives fast is in well before (1 MiB over loopback takes a few
@@ -135,6 +140,13 @@ impl Worker<'_> {
                 next_sweep = now + std::time::Duration::from_millis(500);
                 self.sweep(now);
                 self.admit_bodies();
+                // Large responses written since, from the app's objects, on
+                // a worker whose threads all sleep: have one take the GIL so
+                // the objects are freed now. (An asgi worker's loop calls
+                // into corral at least twice a second anyway.)
+                if self.in_flight == 0 && self.async_side.is_none() && pool::take_deferred() {
+                    self.jobs.nudge();
+                }
                 // Metrics gathered since: at most half a second late.
                 crate::statsd::flush();
                 self.check_code(now);
@@ -873,14 +885,14 @@ impl Worker<'_> {
                                     return Progress::Open;
                                 }
                                 Some(r) => {
-                                    if head.expect_continue && conn.pending_input().is_empty() {
-                                        conn.queue(http::CONTINUE_100.to_vec(), false);
-                                    }
                                     conn.state = State::Body(Box::new((head, r)));
                                     // It waits for a place among the bodies
-                                    // being read; no body deadline while the
-                                    // wait is the server's doing.
+                                    // being read (its 100 Continue too); no
+                                    // body deadline while the wait is the
+                                    // server's doing, and no claim on a
+                                    // thread: its request is not ready.
                                     conn.parked = true;
+                                    conn.claim = false;
                                     conn.place_until = None;
                                     conn.deadline = None;
                                     self.parked.push_back(self.conns.token(index));
@@ -913,10 +925,6 @@ impl Worker<'_> {
                                     unreachable!()
                                 };
                                 let (head, reader) = *b;
-                                self.admit_bodies();
-                                let Some(conn) = self.conns.get_mut(index) else {
-                                    return Progress::Closed;
-                                };
                                 match reader.finish() {
                                     Ok(body) => self.dispatch(index, head, body, draining),
                                     Err(e) => {
@@ -925,6 +933,9 @@ impl Worker<'_> {
                                         conn.state = State::Closing;
                                     }
                                 }
+                                // Its place is free; admitted after the
+                                // dispatch, which it may now count against.
+                                self.admit_bodies();
                                 return Progress::Open;
                             }
                             if conn.eof {
@@ -1091,6 +1102,7 @@ impl Worker<'_> {
         conn.reused = conn.served > 0;
         conn.responded = false;
         conn.client_closes = !head.keep_alive;
+        conn.response_bytes = 0;
         conn.method = Method::of(&head.method);
         let n = self.in_flight + 1;
         if conn.reused {
@@ -1120,6 +1132,13 @@ impl Worker<'_> {
             proxy: conn.proxy.clone(),
         };
         self.set_in_flight(n);
+        let has_body = match &req.body {
+            wsgi::Body::Memory(v) => !v.is_empty(),
+            wsgi::Body::File { .. } => true,
+        };
+        if has_body {
+            self.body_flights.insert(tok);
+        }
         if asynchronous {
             // Timed from now if the asyncio loop is idle: one that blocked
             // before taking this request is seen as stuck all the same.
@@ -1151,6 +1170,11 @@ impl Worker<'_> {
             .iter()
             .filter(|(_, p)| matches!(p, Piece::End { .. }))
             .count();
+        for (tok, p) in pieces.iter() {
+            if matches!(p, Piece::End { .. }) {
+                self.body_flights.remove(tok);
+            }
+        }
         if ended > 0 {
             // Those threads are free, whether or not the clients are still
             // there.
@@ -1177,13 +1201,17 @@ impl Worker<'_> {
         match piece {
             Piece::Bytes(b) => {
                 conn.responded = true;
+                conn.response_bytes += b.len();
                 conn.queue(b, true);
             }
-            Piece::File { file, offset, len } => conn.out.push_back(Out::File {
-                file,
-                offset,
-                left: len,
-            }),
+            Piece::File { file, offset, len } => {
+                conn.response_bytes += len as usize;
+                conn.out.push_back(Out::File {
+                    file,
+                    offset,
+                    left: len,
+                });
+            }
             Piece::Upgrade => {
                 if let Some(ws) = conn.ws.as_mut() {
                     ws.open = true;
@@ -1297,10 +1325,13 @@ impl Worker<'_> {
         }
         match conn.state {
             State::Closing => {
-                // The client said this was its last request, and nothing
-                // more has come: it will send nothing the kernel could
-                // answer with a reset, so close now, without lingering.
-                if conn.eof || (conn.client_closes && conn.sent_nothing_more()) {
+                // The client said this was its last request, nothing more
+                // has come, and the answer was small enough to leave at
+                // once: a client that sent a stray byte now would get a
+                // reset, but with the answer already on its way, not
+                // queued behind it. Close now, without lingering.
+                let small = conn.response_bytes <= FAST_CLOSE_MAX;
+                if conn.eof || (conn.client_closes && small && conn.sent_nothing_more()) {
                     self.close(index);
                     return;
                 }
@@ -1389,9 +1420,10 @@ impl Worker<'_> {
                     .is_some_and(|c| c.parked)
             });
         }
-        // None while more requests wait than `LOOKAHEAD`: the End of a
-        // running one will make room.
-        let places = (self.plan.threads + LOOKAHEAD).saturating_sub(self.in_flight);
+        // Counted on requests that carry a body: requests without one are
+        // never held back, and must not hold bodies back either. None while
+        // more wait than `LOOKAHEAD`: the End of a running one makes room.
+        let places = (self.plan.threads + LOOKAHEAD).saturating_sub(self.body_flights.len());
         let body_timeout = self.plan.body_timeout;
         while self.reading.len() < places {
             let Some(tok) = self.parked.pop_front() else {
@@ -1405,6 +1437,12 @@ impl Worker<'_> {
             }
             conn.deadline = Some(now + body_timeout);
             conn.place_until = Some(now + PLACE);
+            // The client waiting for leave to send its body gets it now.
+            if let State::Body(b) = &conn.state {
+                if b.0.expect_continue && conn.rpos == conn.rend {
+                    conn.queue(http::CONTINUE_100.to_vec(), false);
+                }
+            }
             // Bytes may already wait in the kernel or in `rbuf`, with no
             // new edge to announce them.
             conn.readable = true;

@@ -369,6 +369,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             revisit: Vec::new(),
             parked: std::collections::VecDeque::new(),
             reading: Vec::new(),
+            body_flights: std::collections::HashSet::new(),
             accepting: true,
             in_flight: 0,
             reused_in_flight: 0,
@@ -474,8 +475,12 @@ fn python_thread(
         queue_timeout,
     } = books;
     wsgi::python_thread(|py| loop {
-        let Some(job) = py.idle(|| jobs.pop()) else {
-            return;
+        let job = match py.idle(|| jobs.pop()) {
+            pool::Next::Job(job) => job,
+            // Coming back from `idle` took the GIL: pyo3 has released what
+            // was waiting for it.
+            pool::Next::Nudged => continue,
+            pool::Next::Closed => return,
         };
         let Job {
             id: _,
@@ -599,6 +604,8 @@ struct Worker<'a> {
     parked: std::collections::VecDeque<pool::Token>,
     /// Connections holding a place among the bodies being read.
     reading: Vec<pool::Token>,
+    /// Requests with a body that are with Python (their End not back).
+    body_flights: std::collections::HashSet<pool::Token>,
     /// The listeners are in this worker's epoll set: it is in the kernel's
     /// queue of workers to wake for a new connection.
     accepting: bool,

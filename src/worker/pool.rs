@@ -141,6 +141,19 @@ struct Queue {
     /// have not run yet.
     asleep: usize,
     woken: usize,
+    /// A thread was woken to take the GIL once, with no job for it.
+    nudged: bool,
+}
+
+/// What a Python thread gets from [`JobQueue::pop`]. Returned once per
+/// request and taken apart at once: boxing the job would cost an
+/// allocation per request to save a move.
+#[allow(clippy::large_enum_variant)]
+pub enum Next {
+    Job(Job),
+    /// Nothing to run: go round once (see [`JobQueue::nudge`]).
+    Nudged,
+    Closed,
 }
 
 impl JobQueue {
@@ -178,20 +191,38 @@ impl JobQueue {
         }
     }
 
-    /// Block until a job arrives; `None` once the queue is closed and empty.
-    pub fn pop(&self) -> Option<Job> {
+    /// Block until a job arrives, the queue is closed and empty, or the
+    /// thread is nudged.
+    pub fn pop(&self) -> Next {
         let mut q = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(job) = q.jobs.pop_front() {
-                return Some(job);
+                return Next::Job(job);
             }
             if q.closed {
-                return None;
+                return Next::Closed;
+            }
+            if std::mem::take(&mut q.nudged) {
+                return Next::Nudged;
             }
             q.asleep += 1;
             q = self.cv.wait(q).unwrap_or_else(|e| e.into_inner());
             q.asleep -= 1;
             q.woken = q.woken.saturating_sub(1);
+        }
+    }
+
+    /// Wake one idle thread without a job: it takes the GIL on its way
+    /// back, and pyo3 then releases the app objects the event loop let go
+    /// of (a large response on a worker that has gone quiet would
+    /// otherwise stay in memory until its next request).
+    pub fn nudge(&self) {
+        let mut q = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if q.asleep > q.woken && !q.nudged {
+            q.nudged = true;
+            q.woken += 1;
+            drop(q);
+            self.cv.notify_one();
         }
     }
 
@@ -270,6 +301,23 @@ pub enum Chunk {
     /// reference goes back through pyo3's deferred-decref pool, which the
     /// next Python thread to take the GIL empties.
     Shared { bytes: PyBackedBytes, len: usize },
+}
+
+/// Set when a [`Chunk::Shared`] is dropped: its reference then waits in
+/// pyo3's pool until a Python thread attaches (see [`JobQueue::nudge`]).
+static DEFERRED: AtomicBool = AtomicBool::new(false);
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if matches!(self, Chunk::Shared { .. }) {
+            DEFERRED.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether app objects were let go since the last call (and forget it).
+pub fn take_deferred() -> bool {
+    DEFERRED.swap(false, Ordering::Relaxed)
 }
 
 impl std::ops::Deref for Chunk {

@@ -67,7 +67,11 @@ impl StartResponse {
     fn chunk(&mut self, data: &Bound<'_, PyBytes>, last: bool) -> Result<(), Fail> {
         self.ensure_started()?;
         match &self.sink {
-            Some(sink) if data.as_bytes().len() >= SHARE_MIN => {
+            // Exact bytes only: a subclass's __del__ must not run later,
+            // on whichever thread then holds the GIL.
+            Some(sink)
+                if data.as_bytes().len() >= SHARE_MIN && data.is_exact_instance_of::<PyBytes>() =>
+            {
                 Ok(lock(sink).body_shared(data.clone().into(), last)?)
             }
             Some(sink) => Ok(lock(sink).body(data.as_bytes(), last)?),

@@ -3,7 +3,7 @@ Content-Length; ``/chunks`` yields it in 16 KiB pieces without a length;
 ``/write`` passes it to write() in two pieces; ``/short`` returns all of
 it under a Content-Length of 100000. ``/refs`` answers with the reference
 count of the body object, which must not grow however many responses were
-written from it."""
+written from it. ``/fresh`` answers with a new 64 MiB object each time."""
 
 import sys
 
@@ -15,6 +15,10 @@ def app(environ, start_response):
     path = environ["PATH_INFO"]
     if path == "/refs":
         out = str(sys.getrefcount(BODY)).encode()
+        start_response("200 OK", [("Content-Length", str(len(out)))])
+        return [out]
+    if path == "/fresh":
+        out = b"f" * (64 * SIZE)
         start_response("200 OK", [("Content-Length", str(len(out)))])
         return [out]
     if path == "/chunks":

@@ -284,6 +284,40 @@ fn one_mebibyte_response() {
     assert!(resp.body == want, "1 MiB chunked body differs");
 }
 
+/// A large answer written from the app's object is freed once written,
+/// even when no request follows to take the GIL (the worker nudges a
+/// sleeping thread to do it).
+#[test]
+fn a_large_answer_is_freed_on_a_quiet_worker() {
+    let server = Corral::app("large:app").args(["-w", "1"]).start();
+    let worker = server.wait_workers(1)[0];
+    let rss = || {
+        let status = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    let before = rss();
+    let resp = Conn::tcp(server.port).request("GET", "/fresh", &[], b"");
+    assert_eq!(resp.body.len(), 64 << 20);
+    drop(resp);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = rss();
+        if now < before + 16 * 1024 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker still holds {} KiB more than before the 64 MiB answer",
+            now - before
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Large bodies are written from the app's own bytes objects, not copied:
 /// every way of producing them still arrives byte for byte, a
 /// Content-Length shorter than the body still cuts it, and the objects are

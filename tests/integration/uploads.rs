@@ -147,3 +147,42 @@ fn paused_uploaders_do_not_hold_back_a_fast_one() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn requests_without_a_body_do_not_starve_an_upload() {
+    let server = Corral::app("upload:app")
+        .args(["-w", "1", "-k", "sync", "-t", "60"])
+        .start();
+    server.wait_workers(1);
+    let port = server.port;
+    // Six kept-alive clients asking, back to back, for 50 ms requests
+    // without a body: the worker's one thread always has several waiting.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy: Vec<_> = (0..6)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            thread::spawn(move || {
+                let mut conn = Conn::tcp(port);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let resp = conn.request("GET", "/?s=0.05", &[], b"");
+                    assert_eq!(resp.status, 200, "{resp:?}");
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let body = body_for(3, MIB / 8);
+    let start = Instant::now();
+    let resp = Conn::tcp(port).request("POST", "/", &[], &body);
+    let took = start.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in busy {
+        h.join().unwrap();
+    }
+    assert_eq!(resp.text(), receipt(&body));
+    // Behind six 50 ms requests at most, not behind the whole load.
+    assert!(
+        took < Duration::from_secs(3),
+        "an upload took {took:?} while requests without a body kept coming"
+    );
+}
