@@ -103,8 +103,8 @@ pub struct Conn {
     pub client_closes: bool,
     /// Bytes of the current answer handed to the loop so far.
     pub response_bytes: usize,
-    /// Its body waits in the kernel until a thread is nearly free (see
-    /// `Worker::parked`).
+    /// Its body waits in the kernel until a place to read it opens (see
+    /// `Worker::admit_bodies`).
     pub parked: bool,
     /// Until when its body holds a place among the bodies being read (see
     /// `Worker::admit_bodies`); after that it reads on without one.
