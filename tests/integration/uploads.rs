@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::client::{loopback, Conn};
-use crate::harness::{Corral, EVENT_TIMEOUT};
+use crate::harness::{Corral, Server, EVENT_TIMEOUT};
 
 const MIB: usize = 1 << 20;
 
@@ -39,6 +39,25 @@ fn receipt(body: &[u8]) -> String {
     format!("{} {}", body.len(), adler32(body))
 }
 
+/// `upload:app` on one sync worker (one thread), and that worker's pid.
+fn one_sync_worker() -> (Server, i32) {
+    let server = Corral::app("upload:app")
+        .args(["-w", "1", "-k", "sync", "-t", "60"])
+        .start();
+    let worker = server.wait_workers(1)[0];
+    (server, worker)
+}
+
+/// Upload `len` bytes on a new connection; how long the answer took.
+fn timed_upload(port: u16, client: usize, len: usize) -> Duration {
+    let body = body_for(client, len);
+    let start = Instant::now();
+    let resp = Conn::tcp(port).request("POST", "/", &[], &body);
+    let took = start.elapsed();
+    assert_eq!(resp.text(), receipt(&body), "upload from client {client}");
+    took
+}
+
 /// The peak resident memory of a process, in KiB.
 fn vm_hwm_kib(pid: i32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -51,10 +70,7 @@ fn vm_hwm_kib(pid: i32) -> u64 {
 
 #[test]
 fn a_burst_of_uploads_waits_in_the_kernel_not_in_the_worker() {
-    let server = Corral::app("upload:app")
-        .args(["-w", "1", "-k", "sync", "-t", "60"])
-        .start();
-    let worker = server.wait_workers(1)[0];
+    let (server, worker) = one_sync_worker();
     // One upload first, so the baseline includes what serving one costs.
     let first = body_for(99, MIB);
     let resp = Conn::tcp(server.port).request("POST", "/", &[], &first);
@@ -99,16 +115,15 @@ fn a_burst_of_uploads_waits_in_the_kernel_not_in_the_worker() {
 
 #[test]
 fn paused_uploaders_do_not_hold_back_a_fast_one() {
-    let server = Corral::app("upload:app")
-        .args(["-w", "1", "-k", "sync", "-t", "60"])
-        .start();
-    server.wait_workers(1);
+    let (server, _) = one_sync_worker();
     // Three clients that send their heads, then their bodies a byte at a
     // time: they would take every place among the bodies being read.
     const SLOW_LEN: usize = 24;
     let port = server.port;
+    let (ready, started) = std::sync::mpsc::channel();
     let slow: Vec<_> = (0..3)
         .map(|i| {
+            let ready = ready.clone();
             thread::spawn(move || {
                 let body = body_for(i, SLOW_LEN);
                 let mut s = TcpStream::connect(loopback(port)).unwrap();
@@ -118,9 +133,12 @@ fn paused_uploaders_do_not_hold_back_a_fast_one() {
                     "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {SLOW_LEN}\r\nConnection: close\r\n\r\n"
                 )
                 .unwrap();
-                for b in &body {
-                    thread::sleep(Duration::from_millis(250));
+                for (n, b) in body.iter().enumerate() {
                     s.write_all(std::slice::from_ref(b)).unwrap();
+                    if n == 0 {
+                        ready.send(()).unwrap();
+                    }
+                    thread::sleep(Duration::from_millis(250));
                 }
                 let mut answer = String::new();
                 s.read_to_string(&mut answer).unwrap();
@@ -131,12 +149,10 @@ fn paused_uploaders_do_not_hold_back_a_fast_one() {
             })
         })
         .collect();
-    thread::sleep(Duration::from_millis(500));
-    let body = body_for(7, MIB / 4);
-    let start = Instant::now();
-    let resp = Conn::tcp(port).request("POST", "/", &[], &body);
-    let took = start.elapsed();
-    assert_eq!(resp.text(), receipt(&body));
+    for _ in 0..3 {
+        started.recv_timeout(EVENT_TIMEOUT).unwrap();
+    }
+    let took = timed_upload(port, 7, MIB / 4);
     // The slow uploads take six seconds; the fast one must not wait for
     // any of them.
     assert!(
@@ -150,36 +166,35 @@ fn paused_uploaders_do_not_hold_back_a_fast_one() {
 
 #[test]
 fn requests_without_a_body_do_not_starve_an_upload() {
-    let server = Corral::app("upload:app")
-        .args(["-w", "1", "-k", "sync", "-t", "60"])
-        .start();
-    server.wait_workers(1);
+    let (server, _) = one_sync_worker();
     let port = server.port;
     // Six kept-alive clients asking, back to back, for 50 ms requests
     // without a body: the worker's one thread always has several waiting.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ready, started) = std::sync::mpsc::channel();
     let busy: Vec<_> = (0..6)
         .map(|_| {
             let stop = Arc::clone(&stop);
+            let ready = ready.clone();
             thread::spawn(move || {
                 let mut conn = Conn::tcp(port);
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let resp = conn.request("GET", "/?s=0.05", &[], b"");
                     assert_eq!(resp.status, 200, "{resp:?}");
+                    let _ = ready.send(());
                 }
             })
         })
         .collect();
-    thread::sleep(Duration::from_millis(300));
-    let body = body_for(3, MIB / 8);
-    let start = Instant::now();
-    let resp = Conn::tcp(port).request("POST", "/", &[], &body);
-    let took = start.elapsed();
+    // Every busy client has had an answer: the load is on.
+    for _ in 0..6 {
+        started.recv_timeout(EVENT_TIMEOUT).unwrap();
+    }
+    let took = timed_upload(port, 3, MIB / 8);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for h in busy {
         h.join().unwrap();
     }
-    assert_eq!(resp.text(), receipt(&body));
     // Behind six 50 ms requests at most, not behind the whole load.
     assert!(
         took < Duration::from_secs(3),
