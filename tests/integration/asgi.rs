@@ -3,12 +3,12 @@
 //! `-k asgi`), request bodies, streamed responses, errors, disconnects,
 //! background tasks, lifespan, timeouts, and the lifecycle under load.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::client::{get, loopback, Conn};
 use crate::harness::{
-    client_script, repo_dir, run_corral, venv_python, wait_until, Corral, Server, EVENT_TIMEOUT,
+    client_script, repo_dir, run_corral, spawn_client_script, wait_until, Corral, Server,
+    EVENT_TIMEOUT,
 };
 use crate::load::Load;
 
@@ -374,12 +374,7 @@ fn a_reload_closes_websockets_with_1001() {
     use std::io::BufRead;
     let server = raw(&["-w", "1"]);
     let url = format!("ws://127.0.0.1:{}/ws/echo", server.port);
-    let mut client = Command::new(venv_python())
-        .arg(repo_dir().join("tests/integration/clients/websockets_wait_close.py"))
-        .arg(&url)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut client = spawn_client_script("websockets_wait_close.py", &[&url]);
     let mut lines = std::io::BufReader::new(client.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "open");
     let old = server.workers();
@@ -571,12 +566,7 @@ fn a_websocket_accepted_during_a_stop_is_closed_with_1001() {
     use std::io::BufRead;
     let mut server = raw(&["-w", "1", "--graceful-timeout", "20"]);
     let url = format!("ws://127.0.0.1:{}/ws/late", server.port);
-    let mut client = Command::new(venv_python())
-        .arg(repo_dir().join("tests/integration/clients/websockets_late.py"))
-        .arg(&url)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut client = spawn_client_script("websockets_late.py", &[&url]);
     // The handshake is with the app (it accepts two seconds late): stop now.
     wait_until(EVENT_TIMEOUT, "the handshake to reach the app", || {
         events(server.port).contains(&"ws /ws/late".to_owned())

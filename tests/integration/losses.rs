@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{request_bytes, Conn};
 use crate::harness::{
-    alive, children_of, repo_dir, signal, temp_dir, venv_python, wait_until, Corral, Server,
+    alive, children_of, signal, spawn_client_script, temp_dir, wait_until, Corral, Server,
     EVENT_TIMEOUT,
 };
 use crate::load::{Load, Tally};
@@ -228,13 +228,11 @@ fn websocket_reloads(peer: Peer) -> serde_json::Value {
     let server = start(peer, &["-w", "2", "-k", "asgi"]);
     let dir = temp_dir("ws-load");
     let progress = dir.path().join("progress");
-    let client = std::process::Command::new(venv_python())
-        .arg(repo_dir().join("tests/integration/clients/websockets_load.py"))
-        .arg(server.port.to_string())
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start websockets_load.py");
+    let port = server.port.to_string();
+    let client = spawn_client_script(
+        "websockets_load.py",
+        &[&port, dir.path().to_str().expect("a UTF-8 temporary path")],
+    );
     let moving = |at_least: usize| {
         wait_until(EVENT_TIMEOUT, "WebSocket sessions going on", || {
             sessions_done(&progress) >= at_least

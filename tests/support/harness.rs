@@ -726,6 +726,17 @@ pub fn run_corral(args: &[&str]) -> Finished {
 /// Runs `tests/integration/clients/SCRIPT ARGS` with the test
 /// virtualenv's Python (a real client library against the server);
 /// its standard output, or a panic with both outputs if it failed.
+/// Start a client script from tests/integration/clients with the test
+/// virtualenv's Python, its stdout piped to the test, and return at once.
+pub fn spawn_client_script(script: &str, args: &[&str]) -> std::process::Child {
+    Command::new(venv_python())
+        .arg(repo_dir().join("tests/integration/clients").join(script))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script}: {e}"))
+}
+
 pub fn client_script(script: &str, args: &[&str]) -> String {
     let mut cmd = Command::new(venv_python());
     cmd.arg(repo_dir().join("tests/integration/clients").join(script))
