@@ -44,8 +44,8 @@ const CLAIM: Duration = Duration::from_millis(250);
 /// Requests with a body allowed beyond the threads (waiting for one, or
 /// being received) before further bodies are left in the kernel (see
 /// `Worker::admit_bodies`). With one, a sync worker echoing 1 MiB bodies
-/// to 8 clients spent twice the CPU per request (700 against 320 µs) and
-/// served 40 % fewer: its thread waited for the next body to come in, and
+/// to 8 clients (contrib/bench's `echo` scenario, one worker) spent twice
+/// the CPU per request (700 against 320 µs) and served 40 % fewer: its thread waited for the next body to come in, and
 /// the bodies left waiting filled their sockets' receive queues.
 const LOOKAHEAD: usize = 2;
 
@@ -1169,13 +1169,14 @@ impl Worker<'_> {
     /// worker woken for it, and kept-alive clients piled up on one worker.
     fn on_completions(&mut self, pieces: &mut Vec<(Token, Piece)>) {
         self.completions.drain(pieces);
-        let ended = pieces
-            .iter()
-            .filter(|(_, p)| matches!(p, Piece::End { .. }))
-            .count();
+        let mut ended = 0;
         for (tok, p) in pieces.iter() {
             if matches!(p, Piece::End { .. }) {
-                self.body_flights.remove(tok);
+                ended += 1;
+                // No hashing on the common path: most requests have no body.
+                if !self.body_flights.is_empty() {
+                    self.body_flights.remove(tok);
+                }
             }
         }
         if ended > 0 {
@@ -1405,6 +1406,11 @@ impl Worker<'_> {
     /// its place to the next one and goes on reading whatever arrives: a
     /// slow uploader never stalls the others for longer.
     fn admit_bodies(&mut self) {
+        // Nothing waits: nothing to admit (and no clock read on every End).
+        // `reading` is pruned the next time something does.
+        if self.parked.is_empty() {
+            return;
+        }
         let now = Instant::now();
         let conns = &self.conns;
         self.reading.retain(|&tok| {
