@@ -622,9 +622,9 @@ fn scenario_status_text(e: &E2e) {
 }
 
 /// Five `systemctl reload`s in a row under load: fresh and kept-alive
-/// clients lose nothing.
+/// clients, and clients uploading bodies, lose nothing.
 fn scenario_reload(e: &E2e) {
-    let load = Load::start(e.addr, 2, 2);
+    let load = Load::with_uploads(e.addr, 2, 2, 2);
     for round in 0..5 {
         let old = e.workers();
         assert_eq!(old.len(), 2, "workers before reload {round}: {old:?}");
@@ -650,6 +650,7 @@ fn scenario_reload(e: &E2e) {
         report.summary()
     );
     eprintln!("5 x systemctl reload: {}", report.summary());
+    assert!(report.uploads > 0, "no upload served: {}", report.summary());
     assert!(e.active_running(), "after reload:\n{}", e.state());
 }
 
@@ -664,9 +665,9 @@ fn kill_whom_flag(e: &E2e) -> &'static str {
 
 /// Two USR2 upgrades in a row under load, the way docs/lifecycle.md tells
 /// users to do it under systemd: the service stays up, MainPID moves to
-/// each new master, and no request is lost.
+/// each new master, and no request (nor uploaded body) is lost.
 fn scenario_usr2_upgrade(e: &E2e) {
-    let load = Load::start(e.addr, 2, 2);
+    let load = Load::with_uploads(e.addr, 2, 2, 2);
     let first = e.main_pid();
     for round in 0..2 {
         let old = e.main_pid();
@@ -721,6 +722,7 @@ fn scenario_usr2_upgrade(e: &E2e) {
         report.summary()
     );
     eprintln!("2 x USR2 upgrade: {}", report.summary());
+    assert!(report.uploads > 0, "no upload served: {}", report.summary());
     assert_ne!(e.main_pid(), first);
     // ExecReload's $MAINPID now names the newest master.
     let before = e.workers();

@@ -306,10 +306,11 @@ fn access_log_and_max_requests() {
 #[test]
 fn hup_under_load_loses_nothing() {
     let server = raw(&["-w", "2"]);
-    let load = Load::start(
+    let load = Load::with_uploads(
         std::net::SocketAddr::from(([127, 0, 0, 1], server.port)),
         3,
         3,
+        2,
     );
     for _ in 0..10 {
         let old = server.workers();

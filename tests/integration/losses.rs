@@ -1,7 +1,8 @@
 //! Nothing is lost across restarts. Load clients — some opening a fresh
 //! connection for every request, some reusing kept-alive connections back to
-//! back — count every request that does not get its whole 200 response
-//! while the master reloads, scales, recycles and upgrades. Zero means zero.
+//! back, some uploading bodies — count every request that does not get its
+//! whole 200 response (or its body echoed in full) while the master reloads,
+//! scales, recycles and upgrades. Zero means zero.
 //!
 //! Where gunicorn 27 should behave the same, the same scenario runs against
 //! it (from the test virtualenv) and both results are printed; only corral's
@@ -37,9 +38,12 @@ const CLASSES: [&[&str]; 3] = [
     &["-k", "asgi"],
 ];
 
-/// Three clients on fresh connections and three on kept-alive ones.
+/// Three clients on fresh connections and three on kept-alive ones, and
+/// four uploading bodies up to 1.2 MiB (two of them on kept-alive
+/// connections): more bodies than a sync worker reads at once, so some
+/// wait parked in the kernel when their worker is told to stop.
 fn load(port: u16) -> Load {
-    Load::start(SocketAddr::from(([127, 0, 0, 1], port)), 3, 3)
+    Load::with_uploads(SocketAddr::from(([127, 0, 0, 1], port)), 3, 3, 8)
 }
 
 /// Between events, the servers keep serving.
@@ -285,6 +289,12 @@ fn assert_nothing_lost(what: &str, class: &[&str], corral: &Tally, gunicorn: &Ta
         corral.lost,
         0,
         "{what} {class:?}: corral {}",
+        corral.summary()
+    );
+    // The uploads ran through the events, not only before them.
+    assert!(
+        corral.uploads >= 100,
+        "{what} {class:?}: too few uploads to count: {}",
         corral.summary()
     );
 }

@@ -6,6 +6,7 @@ Routes:
   /status/N         answer with status N
   /print?tag=T      print "app-print T" to stdout, answer "pid=N"
   /exit?code=N      end the worker at once with exit status N
+  /echo             the request body back (application/octet-stream)
 
 At import, CORRAL_TEST_IMPORT_DELAY (seconds) delays the import, and a file
 "imported-PID" is created in CORRAL_TEST_MARKERS when that is set, so a test
@@ -55,6 +56,16 @@ def app(environ, start_response):
         sys.stdout.write("app-print %s\n" % tag)
         sys.stdout.flush()
         return _answer(start_response, "200 OK", "pid=%d" % os.getpid())
+    if path == "/echo":
+        body = environ["wsgi.input"].read()
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Length", str(len(body))),
+            ],
+        )
+        return [body]
     if path == "/exit":
         os._exit(int(query.get("code", ["7"])[0]))
     return _answer(start_response, "200 OK", "pid=%d" % os.getpid())
