@@ -323,6 +323,11 @@ class Driver:
             # its client, and a response that started may stream on.
             if cycle.x.over or cycle.x.websocket or cycle.x.started:
                 continue
+            # While the client still sends its body, the app waits on the
+            # client (--body-timeout's business): the clock starts after.
+            if cycle.x.receiving:
+                cycle.started_at = now
+                continue
             if limit and not cycle.timed_out and now - cycle.started_at > limit:
                 cycle.timed_out = True
                 self.bridge.log_error(

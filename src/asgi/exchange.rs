@@ -16,7 +16,9 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use super::{scope, AsgiOptions, Feed, Incoming, Note, Reply, WsEvent, WsInit};
+use std::sync::Arc;
+
+use super::{scope, AsgiOptions, Feed, Incoming, Note, Reply, Upload, WsEvent, WsInit};
 use crate::http::websocket::{self as ws, Opcode};
 use crate::wsgi::{send_error, Body, Outcome, SharedSink, SinkError, ERROR_BODY, SPOOF_BODY};
 
@@ -41,6 +43,9 @@ pub struct Exchange {
     scope: Py<PyDict>,
     /// The body not yet given to the app; `None` once it all was.
     body: Option<Body>,
+    /// A body still arriving when the app was called, streamed to it as
+    /// the event loop decodes it; `None` once the app has it all.
+    stream: Option<Arc<Upload>>,
     sink: SharedSink,
     /// `None` once the response ended.
     reply: Option<Box<dyn Reply>>,
@@ -112,6 +117,9 @@ impl Exchange {
         if self.reply.is_none() {
             return;
         }
+        if !self.written {
+            self.unfinished_body_closes();
+        }
         let outcome = if !self.written && send_error(&self.sink, status, body) {
             Outcome::Complete
         } else {
@@ -119,6 +127,17 @@ impl Exchange {
         };
         self.written = true;
         self.end(py, outcome);
+    }
+
+    /// A response that starts before the client has sent its whole body
+    /// closes the connection after it: the rest of the body is never read
+    /// as the next request.
+    fn unfinished_body_closes(&mut self) {
+        if self.stream.as_ref().is_some_and(|u| !u.complete()) {
+            if let Some(r) = self.reply.as_mut() {
+                r.close_after();
+            }
+        }
     }
 
     fn response_start(&mut self, message: &Bound<'_, PyDict>) -> PyResult<bool> {
@@ -171,6 +190,9 @@ impl Exchange {
         };
         if self.gone() {
             return Err(PyOSError::new_err("client disconnected"));
+        }
+        if !self.written {
+            self.unfinished_body_closes();
         }
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         if !self.written {
@@ -439,6 +461,13 @@ impl Exchange {
         self.ws.is_some()
     }
 
+    /// The client is still sending the body (the app waits on the client,
+    /// so `--timeout` does not run; `--body-timeout` does).
+    #[getter]
+    fn receiving(&self) -> bool {
+        self.stream.as_ref().is_some_and(|u| !u.complete())
+    }
+
     /// The app began its response (`--timeout` only runs until then).
     #[getter]
     fn started(&self) -> bool {
@@ -456,6 +485,30 @@ impl Exchange {
     fn receive<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
         if self.ws.is_some() {
             return self.ws_receive(py);
+        }
+        if let Some(up) = &self.stream {
+            let taken = up.take();
+            if taken.wake {
+                if let Some(r) = &self.reply {
+                    r.resume();
+                }
+            }
+            if taken.data.is_empty() && !taken.last {
+                if !self.is_over() {
+                    return Ok(None);
+                }
+                // The client left mid-body, or the response is over.
+                self.stream = None;
+                return message(py, intern!(py, "http.disconnect")).map(Some);
+            }
+            if taken.last {
+                self.stream = None;
+            }
+            let m = PyDict::new(py);
+            m.set_item(intern!(py, "type"), intern!(py, "http.request"))?;
+            m.set_item(intern!(py, "body"), PyBytes::new(py, &taken.data))?;
+            m.set_item(intern!(py, "more_body"), !taken.last)?;
+            return Ok(Some(m));
         }
         let (data, more) = match self.body.take() {
             // The body was all given: the next message is the disconnect,
@@ -600,6 +653,7 @@ impl Bridge {
             sink,
             mut reply,
             ws,
+            upload,
         } = inc;
         let Ok(secure) = scope::secure(&self.opts.serve, &req.peer, &req.head) else {
             let outcome = if send_error(&sink, "400 Bad Request", SPOOF_BODY) {
@@ -616,7 +670,8 @@ impl Bridge {
         Ok(Some(Exchange {
             id,
             scope: scope.unbind(),
-            body: Some(body),
+            body: upload.is_none().then_some(body),
+            stream: upload,
             sink,
             reply: Some(reply),
             start: None,

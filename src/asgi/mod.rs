@@ -4,10 +4,11 @@
 //! the worker's main thread).
 //!
 //! The worker's Rust event loop owns the sockets exactly as for WSGI: it
-//! parses, receives the whole body (so a slow upload never occupies the
-//! app), writes, keeps connections alive. What differs is the consumer of
-//! complete requests: one asyncio loop instead of a pool of threads,
-//! woken through an eventfd it watches with `add_reader`. Responses go
+//! parses, reads bodies, writes, keeps connections alive. What differs is
+//! the consumer of requests: one asyncio loop instead of a pool of threads,
+//! woken through an eventfd it watches with `add_reader`. A request goes
+//! to it with its head, and its body follows as it arrives ([`Upload`]):
+//! a task awaiting its body costs no thread. Responses go
 //! back through the same sink as WSGI's (`wsgi::ResponseSink`), so framing,
 //! keep-alive and back-pressure are shared; a slow client makes `send`
 //! await instead of block.
@@ -18,6 +19,7 @@
 
 mod exchange;
 mod scope;
+mod upload;
 mod websocket;
 
 use std::ffi::CString;
@@ -27,6 +29,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
 pub use exchange::{Bridge, Exchange};
+pub use upload::{Taken, Upload, UPLOAD_LIMIT};
 pub use websocket::{Inbox, WsEvent, WsInit};
 
 use crate::wsgi::{App, Outcome, Request, ServeContext, SharedSink};
@@ -116,8 +119,12 @@ pub trait Reply: Send + Sync {
     /// Bytes that are not an HTTP response (the WebSocket handshake, with
     /// `upgrade`, after which the event loop reads frames; then frames).
     fn raw(&mut self, bytes: Vec<u8>, upgrade: bool) -> Result<(), crate::wsgi::SinkError>;
-    /// The app caught up with a WebSocket inbox the event loop had paused.
+    /// The app caught up with a WebSocket inbox or a streamed body the
+    /// event loop had paused, or wants a body's `100 Continue` sent.
     fn resume(&self);
+    /// Close the connection after this response (whose request body is
+    /// still arriving): the response says `Connection: close`.
+    fn close_after(&mut self);
     /// The status the access log shows when no HTTP response was framed
     /// (`101` for an accepted WebSocket).
     fn set_status(&mut self, status: &str);
@@ -133,6 +140,9 @@ pub struct Incoming {
     pub reply: Box<dyn Reply>,
     /// A WebSocket upgrade the client asked for (checked as RFC 6455 says).
     pub ws: Option<WsInit>,
+    /// The body, when it was still arriving as the request was handed over
+    /// (`req.body` is then empty).
+    pub upload: Option<std::sync::Arc<Upload>>,
 }
 
 /// Where requests come from, implemented by the worker.

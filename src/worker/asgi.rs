@@ -114,6 +114,7 @@ impl Feed {
             started,
             queued,
             ws,
+            upload,
         } = job;
         if let Some(t) = &self.tally {
             t.queue_wait(queued.elapsed());
@@ -149,6 +150,7 @@ impl Feed {
             sink: to_app,
             reply: Box::new(reply),
             ws,
+            upload,
         }
     }
 }
@@ -262,6 +264,13 @@ impl asgi::Reply for Ending {
 
     fn resume(&self) {
         self.sink.lock().unwrap_or_else(|e| e.into_inner()).resume();
+    }
+
+    fn close_after(&mut self) {
+        self.sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .close_after();
     }
 
     fn set_status(&mut self, status: &str) {

@@ -1,7 +1,8 @@
 //! Receiving a request body in full before the request reaches Python, so a
 //! slow uploader never holds a Python thread. Bodies up to [`SPILL_AT`] stay
 //! in memory; larger ones go to an unlinked temporary file, so a 1 GiB upload
-//! costs disk, not RAM.
+//! costs disk, not RAM. An asgi worker's app awaits its body instead, so
+//! there the body is only decoded ([`BodyDecoder`]) and streamed to it.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -136,6 +137,36 @@ impl BodyReader {
                 })
             }
             None => Ok(Body::Memory(self.mem)),
+        }
+    }
+}
+
+/// Decodes a body (by its length, or chunked) into bytes for an app that
+/// takes it as it arrives (asgi workers), with nothing stored here.
+pub struct BodyDecoder(Framing);
+
+impl BodyDecoder {
+    /// For a head's body; `None` when it has none.
+    pub fn new(kind: crate::http::BodyKind) -> Option<BodyDecoder> {
+        use crate::http::BodyKind;
+        match kind {
+            BodyKind::None | BodyKind::Length(0) => None,
+            BodyKind::Length(n) => Some(BodyDecoder(Framing::Length(n))),
+            BodyKind::Chunked => Some(BodyDecoder(Framing::Chunked(ChunkedDecoder::new()))),
+        }
+    }
+
+    /// Appends the body bytes in `input` to `out`; returns bytes used and
+    /// whether the body is complete (what follows is the next request).
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(usize, bool), HttpError> {
+        match &mut self.0 {
+            Framing::Length(remaining) => {
+                let n = (*remaining).min(input.len() as u64) as usize;
+                *remaining -= n as u64;
+                out.extend_from_slice(&input[..n]);
+                Ok((n, *remaining == 0))
+            }
+            Framing::Chunked(dec) => dec.feed(input, out),
         }
     }
 }

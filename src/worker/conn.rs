@@ -95,6 +95,9 @@ pub struct Conn {
     pub method: crate::metrics::Method,
     /// A WebSocket session on this connection (asgi workers).
     pub ws: Option<Box<WsLink>>,
+    /// The body of the request with the app, still arriving (asgi
+    /// workers stream it to the app).
+    pub upload: Option<Box<Uploading>>,
     /// Response bytes for the request with Python have been queued (so a
     /// timeout can no longer answer it with a 504).
     pub responded: bool,
@@ -121,6 +124,14 @@ pub struct WsLink {
     pub open: bool,
     /// A close frame went out (ours, or the echo of the client's).
     pub closed: bool,
+}
+
+/// The event loop's side of a body streamed to an ASGI app.
+pub struct Uploading {
+    /// The request's number, for notes to its task.
+    pub id: u64,
+    pub decoder: super::body::BodyDecoder,
+    pub shared: std::sync::Arc<crate::asgi::Upload>,
 }
 
 pub enum Progress {
@@ -151,6 +162,7 @@ impl Conn {
             proxy: None,
             method: crate::metrics::Method::default(),
             ws: None,
+            upload: None,
             responded: false,
             client_closes: false,
             response_bytes: 0,
@@ -174,6 +186,8 @@ impl Conn {
         match self.state {
             State::Body(_) => true,
             State::Head => !self.pending_input().is_empty(),
+            // A body streamed to its app, still to come.
+            State::Busy(_) => self.upload.is_some(),
             _ => false,
         }
     }

@@ -13,8 +13,8 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::epoll::{EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::Signal;
 
-use super::body::{BodyReader, FeedError};
-use super::conn::{Conn, Out, Progress, State, WsLink};
+use super::body::{BodyDecoder, BodyReader, FeedError};
+use super::conn::{Conn, Out, Progress, State, Uploading, WsLink};
 use super::pool::{self, Flight, Job, Piece, Token};
 use super::{
     sock_addr, Stage, Worker, DRAIN_GRACE, LINGER, TOKEN_LISTENER_BASE, TOKEN_RELOAD, TOKEN_SIGNAL,
@@ -648,7 +648,9 @@ impl Worker<'_> {
         // An open WebSocket may hold decoded-later frames in its buffer (its
         // inbox was full) with nothing more to come from the socket.
         let ws_open = conn.ws.as_ref().is_some_and(|w| w.open && !w.closed);
-        if !conn.readable && !ws_open {
+        // A streamed body may hold bytes read but not decoded (its app was
+        // behind) with nothing more to come from the socket.
+        if !conn.readable && !ws_open && conn.upload.is_none() {
             return Progress::Open;
         }
         match conn.state {
@@ -694,6 +696,7 @@ impl Worker<'_> {
             State::Busy(_) if conn.ws.as_ref().is_some_and(|w| w.open && !w.closed) => {
                 self.websocket_input(index)
             }
+            State::Busy(_) if conn.upload.is_some() => self.upload_input(index),
             State::Busy(_) | State::Closing => Progress::Open,
         }
     }
@@ -871,6 +874,18 @@ impl Worker<'_> {
                         }
                         Ok(Parsed::Complete(head, used)) => {
                             conn.consume(used);
+                            // An asgi app awaits its body: it gets it as it
+                            // arrives (a WebSocket handshake with a body
+                            // is received whole, as before).
+                            if self.async_side.is_some()
+                                && !matches!(head.body, BodyKind::None | BodyKind::Length(0))
+                                && http::websocket::upgrade_request(&head).is_none()
+                            {
+                                return self.stream_body(index, head, draining);
+                            }
+                            let Some(conn) = self.conns.get_mut(index) else {
+                                return Progress::Closed;
+                            };
                             let reader = match head.body {
                                 BodyKind::None => None,
                                 BodyKind::Length(0) => None,
@@ -884,6 +899,7 @@ impl Worker<'_> {
                                         head,
                                         wsgi::Body::Memory(Vec::new()),
                                         draining,
+                                        None,
                                     );
                                     return Progress::Open;
                                 }
@@ -929,7 +945,7 @@ impl Worker<'_> {
                                 };
                                 let (head, reader) = *b;
                                 match reader.finish() {
-                                    Ok(body) => self.dispatch(index, head, body, draining),
+                                    Ok(body) => self.dispatch(index, head, body, draining, None),
                                     Err(e) => {
                                         tracing::error!("request body: {e}");
                                         conn.queue(http::error_response(500), false);
@@ -1047,12 +1063,15 @@ impl Worker<'_> {
         }
     }
 
+    /// Hand a request to Python. `upload`: its body, still arriving, is
+    /// streamed to the app (asgi) as the event loop decodes it.
     fn dispatch(
         &mut self,
         index: usize,
         head: http::RequestHead,
         body: wsgi::Body,
         draining: bool,
+        upload: Option<(BodyDecoder, Arc<crate::asgi::Upload>)>,
     ) {
         let tok = self.conns.token(index);
         let keepalive_enabled = !self.plan.keepalive.is_zero();
@@ -1114,6 +1133,16 @@ impl Worker<'_> {
         conn.state = State::Busy(Arc::clone(&flight));
         conn.deadline = None;
         conn.dispatched_at = Some(Instant::now());
+        let upload = upload.map(|(decoder, shared)| {
+            // The client is to send the rest: its body deadline runs.
+            conn.deadline = Some(Instant::now() + self.plan.body_timeout);
+            conn.upload = Some(Box::new(Uploading {
+                id,
+                decoder,
+                shared: Arc::clone(&shared),
+            }));
+            shared
+        });
         let ws = ws.map(|(init, inbox)| {
             conn.ws = Some(Box::new(WsLink {
                 id,
@@ -1139,7 +1168,9 @@ impl Worker<'_> {
             wsgi::Body::Memory(v) => !v.is_empty(),
             wsgi::Body::File { .. } => true,
         };
-        if has_body {
+        // Counted for admitting bodies to be read, which an asgi worker
+        // does not do (it streams them).
+        if has_body && !asynchronous {
             self.body_flights.insert(tok);
         }
         if asynchronous {
@@ -1156,7 +1187,144 @@ impl Worker<'_> {
             started: SystemTime::now(),
             queued: Instant::now(),
             ws,
+            upload,
         });
+    }
+
+    /// An asgi request with a body: to the app at once, with what came with
+    /// the head; the rest is streamed to it as it arrives
+    /// ([`Self::upload_input`]). A body already here in full goes in one
+    /// message, as before.
+    fn stream_body(&mut self, index: usize, head: http::RequestHead, draining: bool) -> Progress {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return Progress::Closed;
+        };
+        let Some(mut decoder) = BodyDecoder::new(head.body) else {
+            unreachable!("called for a head with a body");
+        };
+        let mut prefix = Vec::new();
+        match decoder.feed(conn.pending_input(), &mut prefix) {
+            Ok((used, done)) => {
+                conn.consume(used);
+                if done {
+                    let body = wsgi::Body::Memory(prefix);
+                    self.dispatch(index, head, body, draining, None);
+                    return Progress::Open;
+                }
+            }
+            Err(e) => return self.refuse(index, &e, Some(&head)),
+        }
+        // A client that waits for `100 Continue` gets it when the app asks
+        // for the body (an app may answer without it).
+        let expect = head.expect_continue && prefix.is_empty();
+        let shared = Arc::new(crate::asgi::Upload::new(prefix, expect));
+        let body = wsgi::Body::Memory(Vec::new());
+        self.dispatch(index, head, body, draining, Some((decoder, shared)));
+        self.upload_input(index)
+    }
+
+    /// Read and decode a streamed body into its app's buffer: reading
+    /// pauses while the app is behind (TCP pushes back on the client until
+    /// it catches up: `Piece::Resume`), and the app hears of new bytes
+    /// through a note. A client that leaves mid-body, or breaks its chunked
+    /// framing, is closed: its app's `receive` returns `http.disconnect`.
+    fn upload_input(&mut self, index: usize) -> Progress {
+        let body_timeout = self.plan.body_timeout;
+        let tok = self.conns.token(index);
+        let Some(conn) = self.conns.get_mut(index) else {
+            return Progress::Closed;
+        };
+        let Some(mut up) = conn.upload.take() else {
+            return Progress::Open;
+        };
+        let Uploading {
+            id,
+            decoder,
+            shared,
+        } = &mut *up;
+        let mut told = false;
+        let mut progressed = false;
+        let mut filled = false;
+        let mut broken = None;
+        loop {
+            if shared.paused() {
+                break;
+            }
+            if conn.rpos == conn.rend {
+                // One read per turn, as for every connection: what is left
+                // is read on the next (`revisit`).
+                if filled || !conn.readable {
+                    break;
+                }
+                filled = true;
+                if conn.fill().is_err() {
+                    broken = Some(None);
+                    break;
+                }
+                if conn.rpos == conn.rend {
+                    break;
+                }
+            }
+            let input = &conn.rbuf[conn.rpos..conn.rend];
+            let mut used = 0;
+            let pushed = shared.push(|out| {
+                let (n, done) = decoder.feed(input, out)?;
+                used = n;
+                Ok::<_, http::HttpError>(done)
+            });
+            match pushed {
+                Ok((news, _)) => {
+                    told |= news;
+                    progressed |= used > 0;
+                    conn.consume(used);
+                    if shared.complete() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    broken = Some(Some(e));
+                    break;
+                }
+            }
+        }
+        let (id, complete, paused) = (*id, shared.complete(), shared.paused());
+        if told {
+            if let Some(side) = &self.async_side {
+                side.note(id, crate::asgi::Note::Message);
+            }
+        }
+        if let Some(e) = broken {
+            if let Some(e) = e {
+                let ip = conn
+                    .client()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default();
+                tracing::warn!("Invalid request body from ip={ip}: {e}");
+            }
+            self.close(index);
+            return Progress::Closed;
+        }
+        if complete {
+            // What follows is the next request, read after the response.
+            conn.deadline = None;
+            return Progress::Open;
+        }
+        if conn.eof && conn.rpos == conn.rend {
+            // The client left before the end of its body.
+            self.close(index);
+            return Progress::Closed;
+        }
+        // No deadline while the app is behind: that wait is the server's.
+        if paused {
+            conn.deadline = None;
+        } else if progressed || conn.deadline.is_none() {
+            conn.deadline = Some(Instant::now() + body_timeout);
+        }
+        if conn.readable && !paused {
+            self.revisit.push(tok);
+        }
+        conn.upload = Some(up);
+        Progress::Open
     }
 
     /// What the Python threads sent since the last wake-up. The threads
@@ -1236,8 +1404,22 @@ impl Worker<'_> {
                     return;
                 }
             }
-            Piece::Resume => {}
-            Piece::End { keep_alive } => {
+            Piece::Resume => {
+                // The app asked for a body its client waits to send.
+                let owed = conn
+                    .upload
+                    .as_ref()
+                    .is_some_and(|u| u.shared.take_continue());
+                if owed && !conn.responded {
+                    conn.queue(http::CONTINUE_100.to_vec(), false);
+                }
+            }
+            Piece::End { mut keep_alive } => {
+                // Answered before the whole body came: the rest is never
+                // read as a request (the response said `Connection: close`).
+                if conn.upload.take().is_some() {
+                    keep_alive = false;
+                }
                 if std::mem::take(&mut conn.reused) {
                     self.reused_in_flight -= 1;
                 }
@@ -1269,8 +1451,13 @@ impl Worker<'_> {
             return;
         }
         // A WebSocket's frames may already be buffered (sent right after
-        // the handshake), or have waited while the inbox was full.
-        if self.conns.get(index).is_some_and(|c| c.ws.is_some()) {
+        // the handshake), or have waited while the inbox was full; so may
+        // a streamed body's bytes.
+        if self
+            .conns
+            .get(index)
+            .is_some_and(|c| c.ws.is_some() || c.upload.is_some())
+        {
             if let Progress::Closed = self.pump(index) {
                 return;
             }

@@ -491,6 +491,7 @@ fn python_thread(
             started,
             queued,
             ws: _,
+            upload: _,
         } = job;
         let waited = queued.elapsed();
         let method = tally.map(|t| {

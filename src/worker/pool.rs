@@ -42,6 +42,8 @@ pub struct Job {
     pub queued: std::time::Instant,
     /// A WebSocket upgrade (asgi workers only).
     pub ws: Option<crate::asgi::WsInit>,
+    /// A body streamed to the app as it arrives (asgi workers only).
+    pub upload: Option<Arc<crate::asgi::Upload>>,
 }
 
 /// State shared between the event loop and the thread serving one request.
@@ -451,7 +453,13 @@ impl Sink {
         self.ship(upgrade.then_some(Piece::Upgrade))
     }
 
-    /// Wake the event loop to read a paused WebSocket connection again.
+    /// The response is to close the connection (set before it starts).
+    pub fn close_after(&mut self) {
+        self.info.keep_alive = false;
+    }
+
+    /// Wake the event loop: to read a paused WebSocket connection or
+    /// streamed body again, or to send a body's `100 Continue`.
     pub fn resume(&self) {
         self.completions.push(self.token, [Piece::Resume]);
     }

@@ -3,6 +3,12 @@
 - ``/scope...``: the scope as JSON (bytes as latin-1 text, tuples as lists).
 - ``/echo``: the request body back, read message by message; the JSON
   header ``X-Messages`` says how many ``http.request`` messages it took.
+- ``/first``: reads one ``http.request`` message and answers at once with
+  its size and ``more_body``, leaving the rest of the body unread.
+- ``/digest?delay=S``: after S seconds, reads the whole body and answers
+  with its length, Adler-32, and how many messages of what largest size.
+- ``/drain``: reads the body until it ends or ``http.disconnect``, records
+  which in /events (``drain N complete`` or ``drain N disconnect``).
 - ``/stream?n=N&gap=S``: N chunks, S seconds apart, without Content-Length.
 - ``/events``: what lifespan and requests saw, in order, from this worker.
 - ``/sleep?s=S``: answers after S seconds (awaiting, the loop stays free).
@@ -26,6 +32,7 @@ import asyncio
 import json
 import os
 import time
+import zlib
 from urllib.parse import parse_qs
 
 EVENTS = []
@@ -120,6 +127,35 @@ async def app(scope, receive, send):
         scope_copy = {k: v for k, v in scope.items() if k != "state"}
         scope_copy["state"] = dict(scope.get("state", {}))
         return await _send_json(send, _jsonable(scope_copy))
+    if path == "/first":
+        m = await receive()
+        return await _send_json(send, {"first": len(m["body"]), "more": m.get("more_body", False)})
+    if path == "/digest":
+        await asyncio.sleep(float(query.get("delay", ["0"])[0]))
+        total, adler, messages, largest = 0, 1, 0, 0
+        while True:
+            m = await receive()
+            assert m["type"] == "http.request", m
+            messages += 1
+            largest = max(largest, len(m["body"]))
+            total += len(m["body"])
+            adler = zlib.adler32(m["body"], adler)
+            if not m.get("more_body"):
+                break
+        return await _send_json(send, {"len": total, "adler32": adler,
+                                       "messages": messages, "largest": largest})
+    if path == "/drain":
+        total = 0
+        while True:
+            m = await receive()
+            if m["type"] == "http.disconnect":
+                EVENTS.append(f"drain {total} disconnect")
+                return
+            total += len(m["body"])
+            if not m.get("more_body"):
+                break
+        EVENTS.append(f"drain {total} complete")
+        return await _send_json(send, {"len": total})
     if path == "/echo":
         chunks = []
         messages = 0

@@ -1,11 +1,13 @@
 //! `-k asgi`: ASGI 3.0 apps (a raw one, FastAPI, Django's async views) on
 //! the worker's asyncio loop — the scope (compared with gunicorn 27's own
-//! `-k asgi`), request bodies, streamed responses, errors, disconnects,
+//! `-k asgi`), request bodies streamed as they arrive (with back-pressure
+//! and `100 Continue`), streamed responses, errors, disconnects,
 //! background tasks, lifespan, timeouts, and the lifecycle under load.
 
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use crate::client::{get, loopback, Conn};
+use crate::client::{get, loopback, Conn, IO_TIMEOUT};
 use crate::harness::{
     client_script, repo_dir, run_corral, spawn_client_script, wait_until, Corral, Server,
     EVENT_TIMEOUT,
@@ -78,8 +80,8 @@ fn the_scope_matches_gunicorn_asgi() {
 #[test]
 fn bodies_in_and_out() {
     let server = raw(&["-w", "1"]);
-    // A body small enough for memory arrives in one message, a large one
-    // (spilled to a file by the event loop) in several; both intact.
+    // A body that came whole with its head arrives in one message, a large
+    // one (streamed as it arrives) in several; both intact.
     for (len, several) in [(1000usize, false), (4 << 20, true)] {
         let body: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         let r = Conn::tcp(server.port).request("POST", "/echo", &[], &body);
@@ -102,6 +104,186 @@ fn bodies_in_and_out() {
     let r = Conn::tcp(server.port).request("HEAD", "/scope", &[], b"");
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());
+}
+
+/// The app is called as soon as the head is in, and answers from the first
+/// part of a body whose client has not sent the rest: the answer closes the
+/// connection (the rest of the body must not be read as a request).
+#[test]
+fn a_body_reaches_the_app_while_its_client_still_sends_it() {
+    for (peer, server) in corral_and_gunicorn() {
+        body_before_its_end(peer, &server);
+    }
+}
+
+/// The raw app on one corral worker and on gunicorn 27's `-k asgi`, for
+/// the behaviour both should share (asserted for both; what corral adds is
+/// asserted for corral only).
+fn corral_and_gunicorn() -> [(&'static str, Server); 2] {
+    [
+        ("corral", raw(&["-w", "1"])),
+        (
+            "gunicorn",
+            Corral::gunicorn("asgi_raw:app")
+                .args(["-k", "asgi"])
+                .start(),
+        ),
+    ]
+}
+
+fn body_before_its_end(peer: &str, server: &Server) {
+    let part = [b'a'; 1000];
+    for framing in ["Content-Length: 1000000", "Transfer-Encoding: chunked"] {
+        let mut bytes =
+            format!("POST /first HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n").into_bytes();
+        if framing.starts_with("Transfer") {
+            bytes.extend_from_slice(b"3e8\r\n");
+        }
+        bytes.extend_from_slice(&part);
+        let mut c = Conn::tcp(server.port);
+        c.send(&bytes).unwrap();
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.status, 200, "{peer}, {framing}: {r:?}");
+        let first = r.json()["first"].as_u64().unwrap();
+        assert!((1..=1000).contains(&first), "{peer}, {framing}: {r:?}");
+        assert_eq!(r.json()["more"], true, "{peer}, {framing}");
+        // gunicorn closes too, without saying so.
+        if peer == "corral" {
+            assert!(r.has_token("Connection", "close"), "{framing}: {r:?}");
+        }
+        c.expect_eof().unwrap();
+    }
+}
+
+/// `Expect: 100-continue`: an app that answers without the body sends no
+/// `100` (its client never sends the body); one that reads it gets it
+/// after the `100`, and a request pipelined right behind the body is
+/// answered next, on the same connection.
+#[test]
+fn continue_is_sent_when_the_app_asks_for_the_body() {
+    for (peer, server) in corral_and_gunicorn() {
+        continue_when_asked(peer, &server);
+    }
+}
+
+fn continue_when_asked(peer: &str, server: &Server) {
+    let mut c = Conn::tcp(server.port);
+    c.send(
+        b"POST /scope HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+    )
+    .unwrap();
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 200, "{peer}, answered without the body: {r:?}");
+    if peer == "corral" {
+        assert!(r.has_token("Connection", "close"), "{r:?}");
+    }
+
+    let body: Vec<u8> = (0..300_000).map(|i| (i % 251) as u8).collect();
+    let mut c = Conn::tcp(server.port);
+    c.send(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 300000\r\n\r\n",
+    )
+    .unwrap();
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 100, "{peer}: {r:?}");
+    let mut rest = body.clone();
+    rest.extend_from_slice(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.send(&rest).unwrap();
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 200, "{peer}: {r:?}");
+    assert!(r.body == body, "{peer}: the echo differs");
+    assert!(!r.has_token("Connection", "close"), "{peer}: {r:?}");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.json()["path"], "/after", "{peer}: {r:?}");
+}
+
+/// An app that does not read its body yet holds the client back: the event
+/// loop stops reading once 256 KiB wait for the app, and TCP does the rest.
+/// The whole body arrives once the app reads, in messages of at most that.
+#[test]
+fn a_slow_app_pushes_back_on_its_uploader() {
+    const LEN: usize = 64 << 20;
+    let server = raw(&["-w", "1"]);
+    let body: Vec<u8> = (0..LEN).map(|i| (i * 31 % 253) as u8).collect();
+    let mut s = crate::client::connect(loopback(server.port), IO_TIMEOUT).unwrap();
+    let head = format!(
+        "POST /digest?delay=4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {LEN}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    // Write until the writes have stalled for 300 ms: the app is asleep.
+    s.set_nonblocking(true).unwrap();
+    let (mut sent, mut stalled) = (0, None::<Instant>);
+    let t = Instant::now();
+    while sent < LEN {
+        match s.write(&body[sent..]) {
+            Ok(n) => {
+                sent += n;
+                stalled = None;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if stalled.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(300) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("upload: {e}"),
+        }
+    }
+    eprintln!(
+        "{sent} of {LEN} bytes accepted before the app read any ({:?})",
+        t.elapsed()
+    );
+    assert!(
+        sent < LEN / 2,
+        "{sent} of {LEN} bytes taken in while the app read none ({:?})",
+        t.elapsed()
+    );
+    s.set_nonblocking(false).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.write_all(&body[sent..]).unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let json: serde_json::Value = serde_json::from_slice(&answer[split + 4..]).unwrap();
+    assert_eq!(json["len"], LEN, "{json}");
+    assert_eq!(json["adler32"], crate::uploads::adler32(&body), "{json}");
+    assert!(json["messages"].as_u64().unwrap() > 1, "{json}");
+    assert!(json["largest"].as_u64().unwrap() <= 256 << 10, "{json}");
+}
+
+/// A client that leaves mid-body: its app's `receive` returns
+/// `http.disconnect`. A client that trickles its body for longer than
+/// `--timeout` is no timeout: the clock starts once the body is in.
+#[test]
+fn an_uploader_leaving_is_a_disconnect_and_a_slow_one_no_timeout() {
+    let server = raw(&["-w", "1", "--timeout", "1"]);
+    let mut c = Conn::tcp(server.port);
+    c.send(b"POST /drain HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789")
+        .unwrap();
+    wait_until(EVENT_TIMEOUT, "the app to take the request", || {
+        events(server.port).iter().any(|e| e == "request /drain")
+    });
+    drop(c);
+    wait_until(EVENT_TIMEOUT, "the app to hear the client left", || {
+        events(server.port)
+            .iter()
+            .any(|e| e == "drain 10 disconnect")
+    });
+
+    let mut c = Conn::tcp(server.port);
+    c.send(b"POST /digest HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n")
+        .unwrap();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(500));
+        c.send(&[b'z'; 10]).unwrap();
+    }
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["len"], 50, "{r:?}");
 }
 
 #[test]

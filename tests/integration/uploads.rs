@@ -16,8 +16,9 @@ use crate::harness::{Corral, Server, EVENT_TIMEOUT};
 
 const MIB: usize = 1 << 20;
 
-/// zlib's Adler-32, as `upload:app` answers it.
-fn adler32(data: &[u8]) -> u32 {
+/// zlib's Adler-32, as `upload:app` (and `asgi_raw:app`'s `/digest`)
+/// answers it.
+pub(crate) fn adler32(data: &[u8]) -> u32 {
     let (mut a, mut b) = (1u32, 0u32);
     for chunk in data.chunks(5552) {
         for &x in chunk {
