@@ -71,6 +71,9 @@ struct Ws {
     closed: bool,
     /// The disconnect the app was (or is to be) given.
     ended: Option<(u16, String)>,
+    /// permessage-deflate's compressor, made on the first message large
+    /// enough to compress.
+    deflater: Option<crate::http::deflate::Deflater>,
 }
 
 fn message<'py>(py: Python<'py>, kind: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyDict>> {
@@ -302,7 +305,13 @@ impl Exchange {
                     _ => None,
                 };
                 let headers = header_pairs(msg)?;
-                let bytes = ws::handshake_response(&ws.init.accept, sub.as_deref(), &headers);
+                let extensions = ws.init.deflate.map(|a| a.response_value());
+                let bytes = ws::handshake_response(
+                    &ws.init.accept,
+                    sub.as_deref(),
+                    extensions.as_deref(),
+                    &headers,
+                );
                 reply.raw(bytes, true).map_err(sink_error)?;
                 reply.set_status("101 Switching Protocols");
                 ws.accepted = true;
@@ -336,10 +345,10 @@ impl Exchange {
                         let t = t
                             .cast::<PyString>()
                             .map_err(|_| PyTypeError::new_err("'text' must be a str"))?;
-                        ws::encode(&mut frame, Opcode::Text, t.to_str()?.as_bytes());
+                        ws.frame(&mut frame, Opcode::Text, t.to_str()?.as_bytes());
                     }
                     (None, Some(b)) => {
-                        ws::encode(&mut frame, Opcode::Binary, &bytes_of(&b, "bytes")?);
+                        ws.frame(&mut frame, Opcode::Binary, &bytes_of(&b, "bytes")?);
                     }
                     (None, None) => {
                         return Err(PyValueError::new_err(
@@ -421,6 +430,30 @@ impl Exchange {
                 tracing::error!("{why}");
             }
             self.give_up(py, "500 Internal Server Error", ERROR_BODY);
+        }
+    }
+}
+
+impl Ws {
+    /// One data message as a frame: compressed when permessage-deflate was
+    /// agreed and it is worth it.
+    fn frame(&mut self, out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
+        use crate::http::deflate::COMPRESS_MIN;
+        match self.init.deflate {
+            Some(a) if payload.len() >= COMPRESS_MIN => {
+                let deflater = self.deflater.get_or_insert_with(|| a.deflater());
+                let wire = deflater.compress(payload);
+                if wire.len() < payload.len() {
+                    ws::encode_compressed(out, opcode, &wire);
+                } else {
+                    // Incompressible: sent as it is (never larger than the
+                    // app made it); the client's inflater never sees it,
+                    // so the compressor must forget it too.
+                    deflater.forget();
+                    ws::encode(out, opcode, payload);
+                }
+            }
+            _ => ws::encode(out, opcode, payload),
         }
     }
 }
@@ -683,6 +716,7 @@ impl Bridge {
                 accepted: false,
                 closed: false,
                 ended: None,
+                deflater: None,
             }),
         }))
     }

@@ -84,6 +84,9 @@ pub struct WsInit {
     pub accept: String,
     /// What the client offered in `Sec-WebSocket-Protocol`.
     pub subprotocols: Vec<String>,
+    /// permessage-deflate, when the client offered it in a form the server
+    /// honours: the `101` says so and the app's messages are compressed.
+    pub deflate: Option<crate::http::deflate::Agreement>,
     pub inbox: std::sync::Arc<Inbox>,
 }
 

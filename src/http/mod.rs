@@ -1,11 +1,14 @@
 //! HTTP/1.0 and HTTP/1.1 wire format: request heads (parsed with `httparse`
 //! and then held to RFC 9112 and gunicorn's strictness), request body framing
-//! (Content-Length and chunked), and response framing. Knows nothing of Python
-//! or sockets: it turns bytes into values and values into bytes.
+//! (Content-Length and chunked), response framing, and WebSockets (the
+//! handshake and frames in `websocket`, permessage-deflate in `deflate`).
+//! Knows nothing of Python or sockets: it turns bytes into values and values
+//! into bytes.
 
 mod chunked;
 #[cfg(test)]
 mod conformance;
+pub mod deflate;
 mod error;
 mod proxy;
 mod request;

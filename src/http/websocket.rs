@@ -5,11 +5,13 @@
 //! Like the rest of `http` it turns bytes into values and values into bytes:
 //! no sockets, no Python, no timers.
 //!
-//! corral negotiates no extension, so a set RSV bit is always an error and
-//! payloads are never transformed. SHA-1 and base64 are implemented here,
+//! The one extension corral negotiates is permessage-deflate (`deflate`):
+//! with it, RSV1 marks a compressed data message, which the decoder
+//! inflates; every other set RSV bit is an error. SHA-1 and base64 are implemented here,
 //! privately, because the handshake is their only use and one 20-byte digest
 //! per connection does not justify a dependency.
 
+use super::deflate::Inflater;
 use super::error::snippet;
 use super::request::is_tchar;
 use super::response::{error_response, push_http_date, SERVER};
@@ -276,6 +278,7 @@ const OWNED_101: &[&str] = &[
 pub fn handshake_response(
     accept: &str,
     subprotocol: Option<&str>,
+    extensions: Option<&str>,
     headers: &[(Vec<u8>, Vec<u8>)],
 ) -> Vec<u8> {
     debug_assert!(base64_decode(accept.as_bytes()).is_some_and(|d| d.len() == 20));
@@ -289,6 +292,11 @@ pub fn handshake_response(
     if let Some(p) = subprotocol.filter(|p| !p.is_empty() && p.bytes().all(is_tchar)) {
         out.extend_from_slice(b"Sec-WebSocket-Protocol: ");
         out.extend_from_slice(p.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(e) = extensions {
+        out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+        out.extend_from_slice(e.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     let mut has_server = false;
@@ -438,6 +446,8 @@ struct Frame {
 #[derive(Debug)]
 struct Partial {
     text: bool,
+    /// RSV1 on its first frame: `data` is deflated (permessage-deflate).
+    compressed: bool,
     data: Vec<u8>,
     /// Prefix of `data` known to be valid UTF-8 (text only); what lies
     /// beyond it is at most an incomplete sequence.
@@ -461,6 +471,8 @@ pub struct Decoder {
     /// Payload of the control frame in progress.
     control: Vec<u8>,
     failed: Option<Failure>,
+    /// permessage-deflate was agreed: RSV1 data messages are inflated.
+    inflater: Option<Inflater>,
 }
 
 impl Decoder {
@@ -476,7 +488,15 @@ impl Decoder {
             message: None,
             control: Vec::new(),
             failed: None,
+            inflater: None,
         }
+    }
+
+    /// With permessage-deflate agreed: data messages whose first frame has
+    /// RSV1 set are inflated, and `max_message` bounds what they inflate to.
+    pub fn with_inflater(mut self, inflater: Inflater) -> Self {
+        self.inflater = Some(inflater);
+        self
     }
 
     /// Feed the bytes that follow everything fed before.
@@ -593,10 +613,15 @@ impl Decoder {
 
     fn check_start(&self) -> Result<(), Failure> {
         let (b0, b1) = (self.head[0], self.head[1]);
-        if b0 & 0x70 != 0 {
+        let opcode = Opcode::from_bits(b0 & 0x0f).ok_or_else(|| protocol("unknown opcode"))?;
+        // RSV1 says "compressed" on a message's first frame, and only when
+        // permessage-deflate was agreed.
+        let compressed_start = b0 & 0x70 == 0x40
+            && self.inflater.is_some()
+            && matches!(opcode, Opcode::Text | Opcode::Binary);
+        if b0 & 0x70 != 0 && !compressed_start {
             return Err(protocol("reserved bits set, no extension negotiated"));
         }
-        let opcode = Opcode::from_bits(b0 & 0x0f).ok_or_else(|| protocol("unknown opcode"))?;
         if b1 & 0x80 == 0 {
             return Err(protocol("client frame not masked"));
         }
@@ -676,8 +701,10 @@ impl Decoder {
         if opcode.is_control() {
             self.control.clear();
         } else {
+            let compressed = self.head[0] & 0x40 != 0;
             let partial = self.message.get_or_insert_with(|| Partial {
                 text: opcode == Opcode::Text,
+                compressed,
                 data: Vec::new(),
                 checked: 0,
             });
@@ -699,7 +726,8 @@ impl Decoder {
     /// make valid UTF-8. Only the unchecked tail is examined, so the work
     /// stays linear however the bytes are split.
     fn check_text(&mut self) -> Result<(), Failure> {
-        let Some(partial) = self.message.as_mut().filter(|p| p.text) else {
+        // A compressed message is checked once inflated.
+        let Some(partial) = self.message.as_mut().filter(|p| p.text && !p.compressed) else {
             return Ok(());
         };
         match std::str::from_utf8(&partial.data[partial.checked..]) {
@@ -720,12 +748,17 @@ impl Decoder {
                 if !frame.fin {
                     return Ok(None);
                 }
-                let Some(partial) = self.message.take() else {
+                let Some(mut partial) = self.message.take() else {
                     return Err(protocol("continuation frame without a message"));
                 };
+                if partial.compressed {
+                    let inflater = self.inflater.as_mut().ok_or_else(|| protocol("RSV1"))?;
+                    partial.data = inflater.inflate(&partial.data, self.max_message)?;
+                    partial.checked = 0;
+                }
                 if !partial.text {
                     Message::Binary(partial.data)
-                } else if partial.checked != partial.data.len() {
+                } else if !partial.compressed && partial.checked != partial.data.len() {
                     return Err(invalid_text());
                 } else {
                     Message::Text(String::from_utf8(partial.data).map_err(|_| invalid_text())?)
@@ -767,9 +800,23 @@ fn parse_close(payload: &[u8]) -> Result<Message, Failure> {
 /// guarantees it for close. With [`Opcode::Continuation`] the frame ends a
 /// fragmented message the caller started by hand.
 pub fn encode(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
-    debug_assert!(!opcode.is_control() || payload.len() <= MAX_CONTROL_PAYLOAD);
+    encode_frame(out, 0x80 | opcode.bits(), payload);
+}
+
+/// As [`encode`], for a data message compressed with permessage-deflate
+/// (`payload` is [`super::deflate::Deflater::compress`]'s output): RSV1 set.
+pub fn encode_compressed(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
+    debug_assert!(matches!(opcode, Opcode::Text | Opcode::Binary));
+    encode_frame(out, 0xc0 | opcode.bits(), payload);
+}
+
+fn encode_frame(out: &mut Vec<u8>, b0: u8, payload: &[u8]) {
+    debug_assert!(
+        !Opcode::from_bits(b0 & 0x0f).is_some_and(Opcode::is_control)
+            || payload.len() <= MAX_CONTROL_PAYLOAD
+    );
     out.reserve(payload.len() + 10);
-    out.push(0x80 | opcode.bits());
+    out.push(b0);
     let len = payload.len();
     if len < 126 {
         out.push(len as u8);
@@ -1262,7 +1309,7 @@ Sec-WebSocket-Version: 13\r\n\r\n";
     #[test]
     fn handshake_response_fields() {
         let accept = accept_key("dGhlIHNhbXBsZSBub25jZQ==");
-        let raw = handshake_response(&accept, Some("chat"), &[]);
+        let raw = handshake_response(&accept, Some("chat"), Some("permessage-deflate"), &[]);
         assert!(raw.starts_with(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
@@ -1278,15 +1325,18 @@ Sec-WebSocket-Protocol: chat\r\n"
                 "Connection",
                 "Sec-WebSocket-Accept",
                 "Sec-WebSocket-Protocol",
+                "Sec-WebSocket-Extensions",
                 "Server",
                 "Date"
             ]
         );
+        assert_eq!(fields[4].1, b"permessage-deflate");
 
-        let raw = handshake_response(&accept, None, &[]);
+        let raw = handshake_response(&accept, None, None, &[]);
         assert!(!String::from_utf8_lossy(&raw).contains("Sec-WebSocket-Protocol"));
+        assert!(!String::from_utf8_lossy(&raw).contains("Sec-WebSocket-Extensions"));
         // A subprotocol that would break the head is left out.
-        let raw = handshake_response(&accept, Some("a\r\nX: y"), &[]);
+        let raw = handshake_response(&accept, Some("a\r\nX: y"), None, &[]);
         assert!(!String::from_utf8_lossy(&raw).contains("Sec-WebSocket-Protocol"));
         assert_eq!(response_fields(&raw).1.len(), 5);
     }
@@ -1314,7 +1364,7 @@ Sec-WebSocket-Protocol: chat\r\n"
         .iter()
         .map(|(n, v)| (n.to_vec(), v.to_vec()))
         .collect();
-        let raw = handshake_response(&accept, Some("chat"), &app);
+        let raw = handshake_response(&accept, Some("chat"), None, &app);
         let (_, fields) = response_fields(&raw);
         let got: Vec<(&str, &[u8])> = fields
             .iter()
@@ -1597,6 +1647,76 @@ Sec-WebSocket-Protocol: chat\r\n"
         stream.extend(masked(&close, MASK));
         expected.push(Ok(Message::Close(Some((4000, "done".into())))));
         assert_eq!(all_splits(0, &stream), expected);
+    }
+
+    #[test]
+    fn compressed_messages_are_inflated_only_when_agreed() {
+        use crate::http::deflate::Agreement;
+        let agreed = || {
+            Decoder::new(0).with_inflater(
+                Agreement::negotiate(&["permessage-deflate"])
+                    .unwrap()
+                    .inflater(),
+            )
+        };
+        // RFC 7692 §7.2.3.1's "Hello", in one frame, then split in two
+        // frames with RSV1 on the first only (§7.2.3.1's second example).
+        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        let one = client(0xc1, &hello);
+        let mut d = agreed();
+        assert_eq!(
+            d.decode(&one).unwrap().unwrap().0,
+            Message::Text("Hello".into())
+        );
+        let mut two = client(0x41, &hello[..3]);
+        two.extend(client(0x80, &hello[3..]));
+        let mut d = agreed();
+        let (m, n) = d.decode(&two).unwrap().unwrap();
+        assert_eq!((m, n), (Message::Text("Hello".into()), two.len()));
+        // Not agreed: RSV1 is a protocol error, as before.
+        assert_eq!(
+            Decoder::new(0).decode(&one).unwrap_err().code,
+            CLOSE_PROTOCOL_ERROR
+        );
+        // RSV1 on a continuation or a control frame, or RSV2: errors.
+        let mut bad = client(0x01, b"He");
+        bad.extend(client(0xc0, b"llo"));
+        assert_eq!(
+            agreed().decode(&bad).unwrap_err().code,
+            CLOSE_PROTOCOL_ERROR
+        );
+        assert_eq!(
+            agreed().decode(&client(0xc9, b"")).unwrap_err().code,
+            CLOSE_PROTOCOL_ERROR
+        );
+        assert_eq!(
+            agreed().decode(&client(0xe1, &hello)).unwrap_err().code,
+            CLOSE_PROTOCOL_ERROR
+        );
+        // Inflated text is checked as UTF-8; the size limit is on what it
+        // inflates to.
+        let a = Agreement::negotiate(&["permessage-deflate"]).unwrap();
+        let latin = a.deflater().compress(&[0xe9; 10]);
+        assert_eq!(
+            agreed().decode(&client(0xc1, &latin)).unwrap_err().code,
+            CLOSE_INVALID_PAYLOAD
+        );
+        let zeros = a.deflater().compress(&[0; 5000]);
+        let mut small = Decoder::new(4096).with_inflater(a.inflater());
+        assert_eq!(
+            small.decode(&client(0xc2, &zeros)).unwrap_err().code,
+            CLOSE_TOO_BIG
+        );
+        let mut d = agreed();
+        assert_eq!(
+            d.decode(&client(0xc2, &zeros)).unwrap().unwrap().0,
+            Message::Binary(vec![0; 5000])
+        );
+        // An uncompressed message between compressed ones is fine too.
+        assert_eq!(
+            d.decode(&client(0x81, b"plain")).unwrap().unwrap().0,
+            Message::Text("plain".into())
+        );
     }
 
     #[test]

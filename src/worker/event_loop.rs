@@ -1101,6 +1101,7 @@ impl Worker<'_> {
                 crate::asgi::WsInit {
                     accept: http::websocket::accept_key(&u.key),
                     subprotocols: u.subprotocols,
+                    deflate: http::deflate::Agreement::negotiate(&u.extensions),
                     inbox: Arc::clone(&inbox),
                 },
                 inbox,
@@ -1144,9 +1145,14 @@ impl Worker<'_> {
             shared
         });
         let ws = ws.map(|(init, inbox)| {
+            let decoder = http::websocket::Decoder::new(max_message);
+            let decoder = match &init.deflate {
+                Some(a) => decoder.with_inflater(a.inflater()),
+                None => decoder,
+            };
             conn.ws = Some(Box::new(WsLink {
                 id,
-                decoder: http::websocket::Decoder::new(max_message),
+                decoder,
                 inbox,
                 open: false,
                 closed: false,

@@ -549,6 +549,64 @@ fn websockets_with_a_real_client() {
     raw_server.expect_log("RuntimeError: raised in a websocket");
 }
 
+/// permessage-deflate with a real client (which offers it by default): see
+/// the script for what it checks.
+#[test]
+fn websocket_messages_are_compressed_when_the_client_offers_it() {
+    let server = raw(&["-w", "1"]);
+    let small = raw(&["-w", "1", "--websocket-max-message-size", "1048576"]);
+    let out = client_script(
+        "websockets_deflate.py",
+        &[&server.port.to_string(), &small.port.to_string()],
+    );
+    assert!(out.contains("deflate: all ok"), "{out}");
+    // On the wire: an agreed echo of 10,000 letters comes back as a short
+    // frame with RSV1 set; an offer the server cannot honour (a 256-byte
+    // window) is declined, and the echo is plain.
+    for (offer, compressed) in [
+        ("permessage-deflate; client_max_window_bits", true),
+        ("permessage-deflate; server_max_window_bits=8", false),
+    ] {
+        let mut c = Conn::tcp(server.port);
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        c.send(
+            format!(
+                "GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Extensions: {offer}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let r = c.read_response(true).unwrap();
+        assert_eq!(r.status, 101, "{r:?}");
+        assert_eq!(
+            r.header("Sec-WebSocket-Extensions").is_some(),
+            compressed,
+            "{offer}: {r:?}"
+        );
+        let payload = vec![b'a'; 10_000];
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![0x81, 0x80 | 126];
+        frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        c.send(&frame).unwrap();
+        let head = c.read_exact_bytes(2).unwrap();
+        if compressed {
+            assert_eq!(head[0], 0xc1, "FIN, RSV1, text: {head:?}");
+            assert!(
+                usize::from(head[1]) < 126,
+                "10,000 letters in {} bytes",
+                head[1]
+            );
+        } else {
+            assert_eq!(head[0], 0x81, "FIN, text: {head:?}");
+            assert_eq!(head[1], 126, "{head:?}");
+        }
+    }
+}
+
 /// A reload must not wait for WebSocket clients (they never end by
 /// themselves): the old worker closes them with 1001 and exits, and the
 /// client reconnects to the new one.

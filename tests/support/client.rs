@@ -249,6 +249,13 @@ impl Conn {
         Ok(self.buf.drain(..n).collect())
     }
 
+    /// The next `n` bytes the server sends, whatever they are (WebSocket
+    /// frames after a `101`, say).
+    pub fn read_exact_bytes(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        let deadline = Instant::now() + self.timeout;
+        self.take_exact(n, deadline)
+    }
+
     /// Reads the next response, interim 1xx ones included. `head` says the
     /// request was HEAD (so no body follows whatever the headers say).
     pub fn read_response(&mut self, head: bool) -> Result<Response, String> {
