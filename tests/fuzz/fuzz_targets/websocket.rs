@@ -16,7 +16,10 @@
 //! Input: a selector byte, then either raw client bytes (selector bit 0x80
 //! clear) or, so that the fuzzer reaches deep states without guessing mask
 //! bits, a list of frames `b0, len, payload...` that are masked here.
+//! Selector bit 0x04 agrees permessage-deflate, so RSV1 messages are
+//! inflated (and the size limit applies to what they inflate to).
 
+use corral::http::deflate::Agreement;
 use corral::http::websocket::{
     close_payload, encode, valid_close_code, Decoder, Failure, Message, Opcode,
     MAX_CONTROL_PAYLOAD,
@@ -76,10 +79,15 @@ fn mask(frame: &[u8], key: [u8; 4]) -> Vec<u8> {
 /// decode contract; the messages and the failure, if any.
 fn run(
     max: usize,
+    deflate: bool,
     stream: &[u8],
     sizes: &mut dyn FnMut() -> usize,
 ) -> (Vec<Message>, Option<Failure>) {
     let mut d = Decoder::new(max);
+    if deflate {
+        let agreed = Agreement::negotiate(&["permessage-deflate"]).expect("the plain offer");
+        d = d.with_inflater(agreed.inflater());
+    }
     let mut messages = Vec::new();
     let mut at = 0;
     while at < stream.len() {
@@ -146,11 +154,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         rest
     };
 
-    let whole = run(max, stream, &mut || usize::MAX);
+    let deflate = sel & 0x04 != 0;
+    let whole = run(max, deflate, stream, &mut || usize::MAX);
     for m in &whole.0 {
         check_message(max, m);
     }
-    assert_eq!(run(max, stream, &mut || 1), whole, "byte by byte");
+    assert_eq!(run(max, deflate, stream, &mut || 1), whole, "byte by byte");
     let mut seed = u32::from(sel) | 0x100;
     let mut pieces = || {
         seed ^= seed << 13;
@@ -158,5 +167,5 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         seed ^= seed << 5;
         (seed % 97) as usize + 1
     };
-    assert_eq!(run(max, stream, &mut pieces), whole, "pieces");
+    assert_eq!(run(max, deflate, stream, &mut pieces), whole, "pieces");
 });
