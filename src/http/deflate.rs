@@ -132,17 +132,10 @@ impl Agreement {
 }
 
 /// The server's side: compresses the messages it sends.
+#[derive(Debug)]
 pub struct Deflater {
     c: Compress,
     reset: bool,
-}
-
-impl std::fmt::Debug for Deflater {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deflater")
-            .field("reset", &self.reset)
-            .finish()
-    }
 }
 
 impl Deflater {
@@ -192,17 +185,10 @@ impl Deflater {
 }
 
 /// The client's messages, inflated.
+#[derive(Debug)]
 pub struct Inflater {
     d: Decompress,
     reset: bool,
-}
-
-impl std::fmt::Debug for Inflater {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inflater")
-            .field("reset", &self.reset)
-            .finish()
-    }
 }
 
 fn bad_data() -> Failure {

@@ -14,6 +14,8 @@ import urllib.request
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from ws_checks import too_big_is_1009
+
 port, fastapi_port, max_port = sys.argv[1:4]
 base = f"ws://127.0.0.1:{port}"
 
@@ -74,14 +76,8 @@ with connect(f"ws://127.0.0.1:{fastapi_port}/ws") as ws:
     ws.send("via fastapi")
     assert json.loads(ws.recv(timeout=10)) == {"echo": "via fastapi", "db": "connected"}
 
-with connect(f"ws://127.0.0.1:{max_port}/ws/echo", max_size=None) as ws:
-    ws.send("x" * 500)
-    assert ws.recv(timeout=10) == "x" * 500
-    ws.send("x" * 2000)
-    try:
-        ws.recv(timeout=10)
-        raise AssertionError("an oversized message was accepted")
-    except ConnectionClosed as exc:
-        assert exc.rcvd.code == 1009, exc
+# Compressed by the client, the large message is a small frame: the limit
+# holds on what it inflates to.
+too_big_is_1009(f"ws://127.0.0.1:{max_port}/ws/echo", "x" * 500, "x" * 2000)
 
 print("websockets client: all ok")
