@@ -519,7 +519,7 @@ impl Exchange {
         if self.ws.is_some() {
             return self.ws_receive(py);
         }
-        if let Some(up) = &self.stream {
+        let (data, more) = if let Some(up) = &self.stream {
             let taken = up.take();
             if taken.wake {
                 if let Some(r) = &self.reply {
@@ -537,30 +537,27 @@ impl Exchange {
             if taken.last {
                 self.stream = None;
             }
-            let m = PyDict::new(py);
-            m.set_item(intern!(py, "type"), intern!(py, "http.request"))?;
-            m.set_item(intern!(py, "body"), PyBytes::new(py, &taken.data))?;
-            m.set_item(intern!(py, "more_body"), !taken.last)?;
-            return Ok(Some(m));
-        }
-        let (data, more) = match self.body.take() {
-            // The body was all given: the next message is the disconnect,
-            // once the response is over or the client left.
-            None if self.is_over() => {
-                return message(py, intern!(py, "http.disconnect")).map(Some);
-            }
-            None => return Ok(None),
-            Some(Body::Memory(v)) => (PyBytes::new(py, &v), false),
-            Some(Body::File { mut file, len }) => {
-                let n = (len as usize).min(CHUNK);
-                let mut buf = vec![0u8; n];
-                file.read_exact(&mut buf)
-                    .map_err(|e| PyOSError::new_err(format!("request body: {e}")))?;
-                let left = len - n as u64;
-                if left > 0 {
-                    self.body = Some(Body::File { file, len: left });
+            (PyBytes::new(py, &taken.data), !taken.last)
+        } else {
+            match self.body.take() {
+                // The body was all given: the next message is the
+                // disconnect, once the response is over or the client left.
+                None if self.is_over() => {
+                    return message(py, intern!(py, "http.disconnect")).map(Some);
                 }
-                (PyBytes::new(py, &buf), left > 0)
+                None => return Ok(None),
+                Some(Body::Memory(v)) => (PyBytes::new(py, &v), false),
+                Some(Body::File { mut file, len }) => {
+                    let n = (len as usize).min(CHUNK);
+                    let mut buf = vec![0u8; n];
+                    file.read_exact(&mut buf)
+                        .map_err(|e| PyOSError::new_err(format!("request body: {e}")))?;
+                    let left = len - n as u64;
+                    if left > 0 {
+                        self.body = Some(Body::File { file, len: left });
+                    }
+                    (PyBytes::new(py, &buf), left > 0)
+                }
             }
         };
         let m = PyDict::new(py);

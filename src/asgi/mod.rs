@@ -29,7 +29,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
 pub use exchange::{Bridge, Exchange};
-pub use upload::{Taken, Upload, UPLOAD_LIMIT};
+pub use upload::{Pushed, Taken, Upload, UPLOAD_LIMIT};
 pub use websocket::{Inbox, WsEvent, WsInit};
 
 use crate::wsgi::{App, Outcome, Request, ServeContext, SharedSink};

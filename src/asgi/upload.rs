@@ -38,6 +38,17 @@ pub struct Upload {
     s: Mutex<State>,
 }
 
+/// Where a body stands after the event loop pushed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    /// The app had nothing to take before: it must be told.
+    pub told: bool,
+    /// Reading must stop until the app catches up.
+    pub paused: bool,
+    /// The body's last byte was decoded.
+    pub complete: bool,
+}
+
 /// What the app's `receive` takes.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Taken {
@@ -68,13 +79,11 @@ impl Upload {
     }
 
     /// The event loop decodes into the body's buffer: `decode` appends
-    /// bytes and says whether the body is complete. Returns whether the
-    /// app had nothing to take before (so it must be told) and whether
-    /// reading must stop.
+    /// bytes and says whether the body is complete.
     pub fn push<E>(
         &self,
         decode: impl FnOnce(&mut Vec<u8>) -> Result<bool, E>,
-    ) -> Result<(bool, bool), E> {
+    ) -> Result<Pushed, E> {
         let mut s = self.lock();
         let was_empty = s.data.is_empty() && !s.complete;
         let before = s.data.len();
@@ -87,8 +96,11 @@ impl Upload {
         if s.data.len() >= UPLOAD_LIMIT && !s.complete {
             s.paused = true;
         }
-        let told = was_empty && (s.complete || !s.data.is_empty());
-        Ok((told, s.paused))
+        Ok(Pushed {
+            told: was_empty && (s.complete || !s.data.is_empty()),
+            paused: s.paused,
+            complete: s.complete,
+        })
     }
 
     /// Stopped until the app catches up.
@@ -141,12 +153,16 @@ impl Upload {
 mod tests {
     use super::*;
 
+    /// (told, paused)
     fn push(u: &Upload, bytes: &[u8], done: bool) -> (bool, bool) {
-        u.push(|out| {
-            out.extend_from_slice(bytes);
-            Ok::<_, ()>(done)
-        })
-        .unwrap()
+        let p = u
+            .push(|out| {
+                out.extend_from_slice(bytes);
+                Ok::<_, ()>(done)
+            })
+            .unwrap();
+        assert_eq!(p.complete, done);
+        (p.told, p.paused)
     }
 
     #[test]

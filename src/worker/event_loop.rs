@@ -878,10 +878,11 @@ impl Worker<'_> {
                             // arrives (a WebSocket handshake with a body
                             // is received whole, as before).
                             if self.async_side.is_some()
-                                && !matches!(head.body, BodyKind::None | BodyKind::Length(0))
                                 && http::websocket::upgrade_request(&head).is_none()
                             {
-                                return self.stream_body(index, head, draining);
+                                if let Some(decoder) = BodyDecoder::new(head.body) {
+                                    return self.stream_body(index, head, decoder, draining);
+                                }
                             }
                             let Some(conn) = self.conns.get_mut(index) else {
                                 return Progress::Closed;
@@ -1201,12 +1202,15 @@ impl Worker<'_> {
     /// the head; the rest is streamed to it as it arrives
     /// ([`Self::upload_input`]). A body already here in full goes in one
     /// message, as before.
-    fn stream_body(&mut self, index: usize, head: http::RequestHead, draining: bool) -> Progress {
+    fn stream_body(
+        &mut self,
+        index: usize,
+        head: http::RequestHead,
+        mut decoder: BodyDecoder,
+        draining: bool,
+    ) -> Progress {
         let Some(conn) = self.conns.get_mut(index) else {
             return Progress::Closed;
-        };
-        let Some(mut decoder) = BodyDecoder::new(head.body) else {
-            unreachable!("called for a head with a body");
         };
         let mut prefix = Vec::new();
         match decoder.feed(conn.pending_input(), &mut prefix) {
@@ -1252,10 +1256,8 @@ impl Worker<'_> {
         let mut progressed = false;
         let mut filled = false;
         let mut broken = None;
-        loop {
-            if shared.paused() {
-                break;
-            }
+        let (mut paused, mut complete) = (shared.paused(), false);
+        while !paused {
             if conn.rpos == conn.rend {
                 // One read per turn, as for every connection: what is left
                 // is read on the next (`revisit`).
@@ -1279,11 +1281,12 @@ impl Worker<'_> {
                 Ok::<_, http::HttpError>(done)
             });
             match pushed {
-                Ok((news, _)) => {
-                    told |= news;
+                Ok(p) => {
+                    told |= p.told;
                     progressed |= used > 0;
                     conn.consume(used);
-                    if shared.complete() {
+                    (paused, complete) = (p.paused, p.complete);
+                    if complete {
                         break;
                     }
                 }
@@ -1293,7 +1296,7 @@ impl Worker<'_> {
                 }
             }
         }
-        let (id, complete, paused) = (*id, shared.complete(), shared.paused());
+        let id = *id;
         if told {
             if let Some(side) = &self.async_side {
                 side.note(id, crate::asgi::Note::Message);
