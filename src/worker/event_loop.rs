@@ -139,6 +139,9 @@ impl Worker<'_> {
                 self.admit_bodies();
             }
             self.settle_accepting(now);
+            if self.plan.threads > 1 && self.in_flight > 0 {
+                self.next_poke = self.jobs.poke();
+            }
             if now >= next_sweep {
                 next_sweep = now + std::time::Duration::from_millis(500);
                 self.sweep(now);
@@ -485,6 +488,9 @@ impl Worker<'_> {
         }
         if let Some(lapse) = self.next_place_lapse() {
             until = until.min(lapse);
+        }
+        if let Some(poke) = self.next_poke.filter(|_| self.in_flight > 0) {
+            until = until.min(poke);
         }
         let ms = until
             .saturating_duration_since(now)

@@ -361,7 +361,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             completions,
             jobs: Arc::new(match &async_side {
                 Some(side) => JobQueue::notifying(Arc::clone(side)),
-                None => JobQueue::default(),
+                None => JobQueue::new(plan.threads),
             }),
             listeners: spec.listeners,
             locals,
@@ -388,6 +388,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             reload,
             async_side,
             next_id: 0,
+            next_poke: None,
         },
         app,
         serve,
@@ -475,7 +476,7 @@ fn python_thread(
         queue_timeout,
     } = books;
     wsgi::python_thread(|py| loop {
-        let job = match py.idle(|| jobs.pop()) {
+        let job = match py.idle(|| jobs.pop(index)) {
             pool::Next::Job(job) => job,
             // Coming back from `idle` took the GIL: pyo3 has released what
             // was waiting for it.
@@ -643,4 +644,7 @@ struct Worker<'a> {
     async_side: Option<Arc<pool::AsyncSide>>,
     /// The next request's number (`Job::id`).
     next_id: u64,
+    /// When to ask the job queue again whether a thread should be woken
+    /// for the jobs waiting on busy ones (see [`JobQueue::poke`]).
+    next_poke: Option<Instant>,
 }

@@ -11,12 +11,20 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use pyo3::pybacked::PyBackedBytes;
 
 use crate::http::{ResponseEncoder, ResponseInfo};
 use crate::wsgi::{self, ResponseSink, SinkError};
+
+/// How long a thread that took a job is trusted to come back for the next
+/// one before the queue wakes another. Well above a typical request's CPU
+/// time (tens of microseconds), so a thread getting through a queue of fast
+/// requests keeps it alone; short against a request that waits on I/O, so
+/// a blocked thread delays the next job by at most this much.
+pub const PROGRESS: Duration = Duration::from_millis(1);
 
 /// Bytes queued for one client before the producing thread waits. Large
 /// enough that typical responses never wait; small enough that a slow client
@@ -120,13 +128,22 @@ impl Flight {
 
 /// Requests waiting for a Python thread.
 ///
-/// A thread is woken only when one is asleep: a busy one finds the queue on
-/// its way back, and the `futex` call a condition variable makes for every
+/// Python threads share one GIL, so waking a second thread while the first
+/// is getting through the queue buys nothing but a fight for the GIL: every
+/// job would then change hands between threads, each hand-over a `futex`
+/// wake and a context switch (with 4 threads on a hello app this cost 40 %
+/// of the throughput). A sleeping thread is woken only when no thread is
+/// making progress: none on its way to the queue, and none that started a
+/// job within [`PROGRESS`]. Past that, the running jobs may be blocked (a
+/// database call, a sleep) with the GIL free, and the event loop wakes
+/// another thread through [`JobQueue::poke`].
+///
+/// A thread is never woken for nothing: a busy one finds the queue on its
+/// way back, and the `futex` call a condition variable makes for every
 /// notification, waiter or not, is saved. (Waking once per batch of events
 /// instead, before the loop sleeps, saved more CPU but let requests wait
 /// for the batch: with one sync worker, 50 connections that replaced 50
 /// others saw a p99 of over a second.)
-#[derive(Default)]
 pub struct JobQueue {
     inner: Mutex<Queue>,
     cv: Condvar,
@@ -139,12 +156,34 @@ pub struct JobQueue {
 struct Queue {
     jobs: VecDeque<Job>,
     closed: bool,
+    /// When each thread took the job it is running (`None`: between jobs).
+    started: Vec<Option<Instant>>,
     /// Threads blocked in `pop`, and how many of them were notified and
     /// have not run yet.
     asleep: usize,
     woken: usize,
     /// A thread was woken to take the GIL once, with no job for it.
     nudged: bool,
+}
+
+impl Queue {
+    /// With jobs queued: `None` if a sleeping thread should be woken for
+    /// them now, else `Some` of when to ask again (`Some(None)`: no need,
+    /// a thread is on its way or none sleeps).
+    fn should_wake(&self, now: Instant) -> Option<Option<Instant>> {
+        if self.asleep <= self.woken {
+            return Some(None);
+        }
+        if self.woken > 0 {
+            // That thread may block in its turn: look again.
+            return Some(Some(now + PROGRESS));
+        }
+        let latest = self.started.iter().flatten().max();
+        match latest {
+            Some(&t) if now.duration_since(t) < PROGRESS => Some(Some(t + PROGRESS)),
+            _ => None,
+        }
+    }
 }
 
 /// What a Python thread gets from [`JobQueue::pop`]. Returned once per
@@ -159,15 +198,27 @@ pub enum Next {
 }
 
 impl JobQueue {
+    /// A queue for `threads` Python threads (numbered from 0).
+    pub fn new(threads: usize) -> Self {
+        Self {
+            inner: Mutex::new(Queue {
+                started: vec![None; threads],
+                ..Queue::default()
+            }),
+            cv: Condvar::new(),
+            side: None,
+        }
+    }
+
     /// A queue read by an asyncio loop through `side`'s eventfd.
     pub fn notifying(side: Arc<AsyncSide>) -> Self {
         Self {
             side: Some(side),
-            ..Self::default()
+            ..Self::new(0)
         }
     }
 
-    /// Queue a job, and wake a thread if one is asleep.
+    /// Queue a job, and wake a thread if none is making progress.
     pub fn push(&self, job: Job) {
         let mut q = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(side) = &self.side {
@@ -182,8 +233,7 @@ impl JobQueue {
             return;
         }
         q.jobs.push_back(job);
-        // More jobs than threads already woken for them: wake one more.
-        let wake = q.asleep > q.woken;
+        let wake = q.should_wake(Instant::now()).is_none();
         if wake {
             q.woken += 1;
         }
@@ -193,12 +243,38 @@ impl JobQueue {
         }
     }
 
-    /// Block until a job arrives, the queue is closed and empty, or the
-    /// thread is nudged.
-    pub fn pop(&self) -> Next {
+    /// Called by the event loop now and then: wake a thread if jobs wait
+    /// and every running one has been at its job for [`PROGRESS`]. Returns
+    /// when to look again, if jobs still wait on the running threads.
+    pub fn poke(&self) -> Option<Instant> {
+        if self.side.is_some() {
+            return None;
+        }
         let mut q = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if q.jobs.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        match q.should_wake(now) {
+            Some(next) => next,
+            None => {
+                q.woken += 1;
+                drop(q);
+                self.cv.notify_one();
+                // The woken thread may block in its turn.
+                Some(now + PROGRESS)
+            }
+        }
+    }
+
+    /// Block until a job arrives, the queue is closed and empty, or the
+    /// thread is nudged. `thread` is the caller's number.
+    pub fn pop(&self, thread: usize) -> Next {
+        let mut q = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        q.started[thread] = None;
         loop {
             if let Some(job) = q.jobs.pop_front() {
+                q.started[thread] = Some(Instant::now());
                 return Next::Job(job);
             }
             if q.closed {
@@ -621,5 +697,59 @@ impl ResponseSink for Sink {
         let enc = self.encoder.as_mut().expect("set above");
         enc.end_raw(&mut self.buf);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(asleep: usize, woken: usize, started: &[Option<Instant>]) -> Queue {
+        Queue {
+            asleep,
+            woken,
+            started: started.to_vec(),
+            ..Queue::default()
+        }
+    }
+
+    #[test]
+    fn a_sleeper_is_woken_when_no_thread_runs() {
+        let now = Instant::now();
+        assert_eq!(queue(2, 0, &[None, None]).should_wake(now), None);
+    }
+
+    #[test]
+    fn no_sleeper_is_woken_while_a_thread_gets_through_the_queue() {
+        let now = Instant::now();
+        let t = now - PROGRESS / 4;
+        let q = queue(3, 0, &[Some(now - PROGRESS * 9), Some(t), None, None]);
+        // The latest start counts: one thread still coming back is enough.
+        assert_eq!(q.should_wake(now), Some(Some(t + PROGRESS)));
+    }
+
+    #[test]
+    fn a_sleeper_is_woken_when_every_running_thread_stalls() {
+        let now = Instant::now();
+        let q = queue(
+            2,
+            0,
+            &[Some(now - PROGRESS), Some(now - PROGRESS * 3), None],
+        );
+        assert_eq!(q.should_wake(now), None);
+    }
+
+    #[test]
+    fn a_thread_on_its_way_is_checked_on_later_and_none_woken_with_none_asleep() {
+        let now = Instant::now();
+        assert_eq!(
+            queue(2, 1, &[None, None]).should_wake(now),
+            Some(Some(now + PROGRESS))
+        );
+        assert_eq!(queue(1, 1, &[None, None]).should_wake(now), Some(None));
+        assert_eq!(
+            queue(0, 0, &[Some(now - PROGRESS * 9)]).should_wake(now),
+            Some(None)
+        );
     }
 }
