@@ -1369,12 +1369,18 @@ impl Worker<'_> {
             self.admit_bodies();
             self.settle_accepting(Instant::now());
         }
-        for (tok, piece) in pieces.drain(..) {
-            self.on_piece(tok, piece);
+        let mut batch = pieces.drain(..).peekable();
+        while let Some((tok, piece)) = batch.next() {
+            // Output followed by more for the same response is only queued:
+            // the last piece writes them all, head and body in one
+            // `writev`, not one system call per piece.
+            let more = matches!(piece, Piece::Bytes(_) | Piece::File { .. })
+                && batch.peek().is_some_and(|(next, _)| *next == tok);
+            self.on_piece(tok, piece, more);
         }
     }
 
-    fn on_piece(&mut self, tok: Token, piece: Piece) {
+    fn on_piece(&mut self, tok: Token, piece: Piece, more: bool) {
         let Some(index) = self.slot(tok) else {
             return;
         };
@@ -1390,6 +1396,9 @@ impl Worker<'_> {
                 conn.responded = true;
                 conn.response_bytes += b.len();
                 conn.queue(b, true);
+                if more {
+                    return;
+                }
             }
             Piece::File { file, offset, len } => {
                 conn.response_bytes += len as usize;
@@ -1398,6 +1407,9 @@ impl Worker<'_> {
                     offset,
                     left: len,
                 });
+                if more {
+                    return;
+                }
             }
             Piece::Upgrade => {
                 if let Some(ws) = conn.ws.as_mut() {
