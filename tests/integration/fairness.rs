@@ -240,24 +240,30 @@ fn gthread_two_by_four_serve_eight_keepalive_clients_without_queueing() {
 /// the listen backlog (two of them, so the thread is never free between
 /// two requests); new clients must still be served promptly, not after
 /// they stop. (They run until both new clients are answered, or 10 s.)
-#[test]
-fn busy_keepalive_clients_do_not_starve_new_clients() {
-    let (server, _) = server(&["-w", "1"]);
+/// Kept-alive clients that each send their next request as soon as the
+/// last is answered, `/busy/{h}/{n}?s=secs`, until `done` (or 10 s); each
+/// thread returns how many requests it made. Returns once every client has
+/// had its third request started.
+fn hogs(
+    server: &Server,
+    n: usize,
+    secs: f64,
+    done: &Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<thread::JoinHandle<usize>> {
     let port = server.port;
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let hogs: Vec<_> = (0..2)
+    let hogs: Vec<_> = (0..n)
         .map(|h| {
             let mut c = Conn::tcp(port);
             let first = c.request("GET", &format!("/busy/{h}/0?s=0"), &[], b"");
             assert_eq!(first.status, 200, "{first:?}");
-            let done = Arc::clone(&done);
+            let done = Arc::clone(done);
             thread::spawn(move || {
                 let start = Instant::now();
                 let mut n = 1;
                 while !done.load(std::sync::atomic::Ordering::Relaxed)
                     && start.elapsed() < Duration::from_secs(10)
                 {
-                    let resp = c.request("GET", &format!("/busy/{h}/{n}?s=0.02"), &[], b"");
+                    let resp = c.request("GET", &format!("/busy/{h}/{n}?s={secs}"), &[], b"");
                     assert_eq!(resp.status, 200, "{resp:?}");
                     n += 1;
                 }
@@ -265,17 +271,26 @@ fn busy_keepalive_clients_do_not_starve_new_clients() {
             })
         })
         .collect();
-    // Both kept-alive clients are under way.
     server
         .stderr
         .wait_for(EVENT_TIMEOUT, |t| {
-            (t.contains("slow: started /busy/0/2") && t.contains("slow: started /busy/1/2"))
+            (0..n)
+                .all(|h| t.contains(&format!("slow: started /busy/{h}/2")))
                 .then_some(())
         })
         .expect("the kept-alive clients run");
-    let newcomers: Vec<_> = (0..2)
+    hogs
+}
+
+/// `n` clients released together, each with one request on a new
+/// connection; how long each waited for its answer.
+fn newcomers(port: u16, n: usize) -> Vec<Duration> {
+    let gate = Arc::new(Barrier::new(n + 1));
+    let handles: Vec<_> = (0..n)
         .map(|i| {
+            let gate = Arc::clone(&gate);
             thread::spawn(move || {
+                gate.wait();
                 let start = Instant::now();
                 let resp = get(port, &format!("/new/{i}?s=0"));
                 assert_eq!(resp.status, 200, "{resp:?}");
@@ -283,7 +298,16 @@ fn busy_keepalive_clients_do_not_starve_new_clients() {
             })
         })
         .collect();
-    let waited: Vec<Duration> = newcomers.into_iter().map(|h| h.join().unwrap()).collect();
+    gate.wait();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn busy_keepalive_clients_do_not_starve_new_clients() {
+    let (server, _) = server(&["-w", "1"]);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hogs = hogs(&server, 2, 0.02, &done);
+    let waited = newcomers(server.port, 2);
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let requests: Vec<usize> = hogs.into_iter().map(|h| h.join().unwrap()).collect();
     eprintln!("new clients answered after {waited:?}; the busy clients made {requests:?} requests");
@@ -293,6 +317,30 @@ fn busy_keepalive_clients_do_not_starve_new_clients() {
             "a new client waited {w:?} behind busy kept-alive clients: {waited:?}"
         );
     }
+}
+
+/// A burst of new clients at a worker kept full by kept-alive clients of
+/// short requests is taken in at the pace the worker serves them. Taking
+/// one waiting connection per 10 ms look at the backlog kept the last of
+/// 40 waiting over 420 ms (20 ms of patience, then 40 looks); at one per
+/// answered 2 ms request it is in after about 80 ms, and answered soon
+/// after, behind the four kept-alive requests queued ahead of it.
+#[test]
+fn a_burst_of_new_clients_at_a_busy_worker_is_taken_in_at_its_pace() {
+    let (server, _) = server(&["-w", "1"]);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hogs = hogs(&server, 4, 0.002, &done);
+    let waited = newcomers(server.port, 40);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in hogs {
+        h.join().unwrap();
+    }
+    let slowest = waited.iter().max().copied().unwrap();
+    eprintln!("slowest of 40 new clients answered after {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(300),
+        "a new client waited {slowest:?} to be taken in: {waited:?}"
+    );
 }
 
 /// SIGTERM with ten 2 s requests sent to 4 workers: the drain waits for
