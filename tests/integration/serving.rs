@@ -763,3 +763,30 @@ fn differences_from_gunicorn_are_as_documented() {
         );
     }
 }
+
+/// A gthread worker's threads share one malloc arena (their Python work
+/// takes turns under the GIL anyway, and each extra arena keeps freed
+/// memory of its own), unless the operator chose otherwise through glibc's
+/// own `MALLOC_ARENA_MAX`; a sync worker keeps glibc's default, as
+/// gunicorn's workers do. The app counts the arenas after four new threads
+/// allocated.
+#[test]
+fn gthread_workers_allocate_from_one_malloc_arena_unless_told_otherwise() {
+    let arenas = |server: crate::harness::Server| -> usize {
+        let resp = get(server.port, "/");
+        assert_eq!(resp.status, 200, "{resp:?}");
+        resp.text().trim().parse().expect("a count")
+    };
+    let gthread = ["-k", "gthread", "--threads", "4"];
+    let one = arenas(Corral::app("arenas:app").args(gthread).start());
+    assert_eq!(one, 1, "-k gthread: arenas");
+    let chosen = Corral::app("arenas:app")
+        .args(gthread)
+        .env("MALLOC_ARENA_MAX", "8")
+        .start();
+    assert!(arenas(chosen) > 1, "-k gthread with MALLOC_ARENA_MAX=8");
+    let sync = arenas(Corral::app("arenas:app").args(["-k", "sync"]).start());
+    assert!(sync > 1, "-k sync: {sync} arenas");
+    let gunicorn = arenas(Corral::gunicorn("arenas:app").args(gthread).start());
+    assert!(gunicorn > 1, "gunicorn -k gthread: {gunicorn} arenas");
+}
