@@ -274,6 +274,8 @@ impl Worker<'_> {
         let mut events = vec![EpollEvent::empty(); 64];
         let mut pieces = Vec::new();
         while Instant::now() < deadline && self.busy_count() > 0 {
+            // Jobs queued behind the stuck thread go to the others.
+            self.jobs.poke();
             let n = self
                 .epoll
                 .wait(&mut events, EpollTimeout::from(100u16))
