@@ -1034,9 +1034,16 @@ What the profile says (the percentages are in the output above):
   system calls to three or four.
 - **environ.** `environ::build` (the dict, its keys and values) and `malloc`/`free` from
   both Rust and Python are the largest user-space items left.
-- **gthread.** With 4 threads per worker the threads hand the GIL to each other, which
-  a 1-thread worker never does: on this CPU-bound hello app the gthread worker is
-  slower than the sync one. Threads pay off when the app waits (the 10 ms sleep rows).
+- **gthread.** A gthread worker wakes a second Python thread only when the running
+  ones stop making progress (none took a job in the last millisecond), so on a fast
+  app one thread gets through the queue and the GIL does not change hands per request;
+  when requests wait on I/O the others are woken within a millisecond (the 10 ms sleep
+  rows). Before that rule, 4 threads made one worker about 30 % slower than sync on
+  the hello app.
+- **Large bodies.** A response's head and a body written from the app's own bytes
+  object go out in one `writev`. Bursts of new keep-alive connections at a busy
+  worker are admitted at the pace it finishes requests, so the p99 columns no longer
+  carry wrk's connection start-up (docs/architecture.md, "Fair scheduling").
 - The kernel's share is mostly TCP over loopback (`writev` includes delivering the bytes
   to `wrk`'s socket), which any server pays.
 
