@@ -833,3 +833,30 @@ fn a_streaming_response_outlives_the_timeout() {
     assert_eq!(out["status"], 200);
     assert_eq!(out["chunks"].as_array().unwrap().len(), 8, "{out}");
 }
+
+/// A handshake that carries a body (legal on a GET, if odd): the body is
+/// read as the request's, and only the bytes after it are WebSocket frames.
+/// Sent in one write with a frame behind it, the frame is echoed and the
+/// body never is: were the body read as frames, "hello" would be a bad
+/// frame and the connection closed with 1002.
+#[test]
+fn a_handshake_with_a_body_reads_frames_only_after_it() {
+    let server = raw(&["-w", "1"]);
+    let mut c = Conn::tcp(server.port);
+    let mut wire = b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                     Sec-WebSocket-Version: 13\r\nContent-Length: 5\r\n\r\nhello"
+        .to_vec();
+    let mask = [7u8, 9, 11, 13];
+    wire.extend_from_slice(&[0x81, 0x80 | 4]);
+    wire.extend_from_slice(&mask);
+    wire.extend(b"ping".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    c.send(&wire).unwrap();
+    let r = c.read_response(true).unwrap();
+    assert_eq!(r.status, 101, "{r:?}");
+    assert_eq!(
+        c.read_exact_bytes(6).unwrap(),
+        b"\x81\x04ping",
+        "the frame after the body, echoed"
+    );
+}
