@@ -18,6 +18,8 @@ mod client;
 mod common;
 #[path = "hostile/fuzz_logic.rs"]
 mod fuzz_logic;
+#[path = "hostile/fuzz_websocket.rs"]
+mod fuzz_websocket;
 #[path = "support/harness.rs"]
 mod harness;
 #[path = "support/installed.rs"]

@@ -7,9 +7,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::fuzz_logic;
 use crate::smuggling::SMUGGLING;
 use crate::vectors::VECTORS;
+use crate::{fuzz_logic, fuzz_websocket};
 
 fn corpus_dir(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -49,6 +49,14 @@ fn corpus_head() {
 #[test]
 fn corpus_chunked() {
     assert!(replay("chunked", fuzz_logic::chunked) > 0, "empty corpus");
+}
+
+#[test]
+fn corpus_websocket() {
+    assert!(
+        replay("websocket", fuzz_websocket::websocket) > 0,
+        "empty corpus"
+    );
 }
 
 #[test]
