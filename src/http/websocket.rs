@@ -803,6 +803,28 @@ pub fn encode(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
     encode_frame(out, 0x80 | opcode.bits(), payload);
 }
 
+/// The client's version of one unmasked frame (as [`encode`] writes them):
+/// mask bit set, `key` inserted after the length, payload XORed with it.
+/// corral never sends it; the unit tests and the `websocket` fuzz target
+/// build client input with it.
+pub fn masked(frame: &[u8], key: [u8; 4]) -> Vec<u8> {
+    let head = match frame[1] & 0x7f {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    let mut out = frame[..head].to_vec();
+    out[1] |= 0x80;
+    out.extend_from_slice(&key);
+    out.extend(
+        frame[head..]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ key[i % 4]),
+    );
+    out
+}
+
 /// As [`encode`], for a data message compressed with permessage-deflate
 /// (`payload` is [`super::deflate::Deflater::compress`]'s output): RSV1 set.
 pub fn encode_compressed(out: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
@@ -1389,25 +1411,7 @@ Sec-WebSocket-Protocol: chat\r\n"
 
     const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
-    /// The client's version of an unmasked frame: mask bit set, key
-    /// inserted after the length, payload XORed.
-    fn masked(frame: &[u8], key: [u8; 4]) -> Vec<u8> {
-        let head = match frame[1] & 0x7f {
-            126 => 4,
-            127 => 10,
-            _ => 2,
-        };
-        let mut out = frame[..head].to_vec();
-        out[1] |= 0x80;
-        out.extend_from_slice(&key);
-        out.extend(
-            frame[head..]
-                .iter()
-                .enumerate()
-                .map(|(i, b)| b ^ key[i % 4]),
-        );
-        out
-    }
+    use super::masked;
 
     /// A masked client frame built by hand: `b0` is FIN/RSV/opcode.
     fn client(b0: u8, payload: &[u8]) -> Vec<u8> {

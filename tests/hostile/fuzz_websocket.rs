@@ -22,7 +22,8 @@
 
 use corral::http::deflate::Agreement;
 use corral::http::websocket::{
-    close_payload, encode, valid_close_code, Decoder, Failure, Message, Opcode, MAX_CONTROL_PAYLOAD,
+    close_payload, encode, masked, valid_close_code, Decoder, Failure, Message, Opcode,
+    MAX_CONTROL_PAYLOAD,
 };
 
 /// Limit picked by the selector: none, or small enough to be hit often.
@@ -51,28 +52,9 @@ fn frames(mut data: &[u8]) -> Vec<u8> {
         let mut frame = Vec::new();
         encode(&mut frame, Opcode::Binary, &payload);
         frame[0] = *b0;
-        stream.extend(mask(&frame, [*b0, *len, 0x5a, 0xc3]));
+        stream.extend(masked(&frame, [*b0, *len, 0x5a, 0xc3]));
     }
     stream
-}
-
-/// The client's version of an unmasked frame.
-fn mask(frame: &[u8], key: [u8; 4]) -> Vec<u8> {
-    let head = match frame[1] & 0x7f {
-        126 => 4,
-        127 => 10,
-        _ => 2,
-    };
-    let mut out = frame[..head].to_vec();
-    out[1] |= 0x80;
-    out.extend_from_slice(&key);
-    out.extend(
-        frame[head..]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ key[i % 4]),
-    );
-    out
 }
 
 /// Feed `stream` in pieces of the sizes `sizes` yields, following the
@@ -133,7 +115,7 @@ fn check_message(max: usize, m: &Message) {
     }
     let mut frame = Vec::new();
     encode(&mut frame, opcode, &payload);
-    let frame = mask(&frame, [0x11, 0x22, 0x33, 0x44]);
+    let frame = masked(&frame, [0x11, 0x22, 0x33, 0x44]);
     assert_eq!(
         Decoder::new(max).decode(&frame),
         Ok(Some((m.clone(), frame.len()))),

@@ -302,14 +302,22 @@ fn newcomers(port: u16, n: usize) -> Vec<Duration> {
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
-#[test]
-fn busy_keepalive_clients_do_not_starve_new_clients() {
+/// One sync worker kept busy by `busy` kept-alive clients of `secs`
+/// requests while `new` clients arrive together: how long each new client
+/// waited, and how many requests each busy client made.
+fn new_clients_at_a_busy_worker(busy: usize, secs: f64, new: usize) -> (Vec<Duration>, Vec<usize>) {
     let (server, _) = server(&["-w", "1"]);
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let hogs = hogs(&server, 2, 0.02, &done);
-    let waited = newcomers(server.port, 2);
+    let hogs = hogs(&server, busy, secs, &done);
+    let waited = newcomers(server.port, new);
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let requests: Vec<usize> = hogs.into_iter().map(|h| h.join().unwrap()).collect();
+    let requests = hogs.into_iter().map(|h| h.join().unwrap()).collect();
+    (waited, requests)
+}
+
+#[test]
+fn busy_keepalive_clients_do_not_starve_new_clients() {
+    let (waited, requests) = new_clients_at_a_busy_worker(2, 0.02, 2);
     eprintln!("new clients answered after {waited:?}; the busy clients made {requests:?} requests");
     for w in &waited {
         assert!(
@@ -327,14 +335,7 @@ fn busy_keepalive_clients_do_not_starve_new_clients() {
 /// after, behind the four kept-alive requests queued ahead of it.
 #[test]
 fn a_burst_of_new_clients_at_a_busy_worker_is_taken_in_at_its_pace() {
-    let (server, _) = server(&["-w", "1"]);
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let hogs = hogs(&server, 4, 0.002, &done);
-    let waited = newcomers(server.port, 40);
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    for h in hogs {
-        h.join().unwrap();
-    }
+    let (waited, _) = new_clients_at_a_busy_worker(4, 0.002, 40);
     let slowest = waited.iter().max().copied().unwrap();
     eprintln!("slowest of 40 new clients answered after {slowest:?}");
     assert!(
