@@ -66,27 +66,24 @@ pub fn block_async_signals() -> nix::Result<()> {
 /// Make every thread of this process allocate from glibc's main arena,
 /// unless the environment already chose (`MALLOC_ARENA_MAX`, or
 /// `GLIBC_TUNABLES` naming `arena_max`), in which case glibc applied that
-/// choice at start-up and it stands. Returns whether the limit was set.
+/// choice at start-up and it stands. Elsewhere than glibc, nothing.
 ///
 /// To be called while the process has one thread: arenas already handed
 /// to threads stay theirs.
-pub fn one_malloc_arena() -> bool {
+pub fn one_malloc_arena() {
     let chosen = std::env::var_os("MALLOC_ARENA_MAX").is_some()
         || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
-    if chosen {
-        return false;
-    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallopt only sets an allocator parameter; it takes no
-        // pointers, and M_ARENA_MAX is a parameter this glibc knows (an
-        // unknown one makes it return 0, which is handled).
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) == 1 }
+    if !chosen {
+        // SAFETY: mallopt only sets an allocator parameter and takes no
+        // pointers; a parameter this glibc did not know would be refused
+        // (return 0), leaving glibc's default in place.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        false
-    }
+    let _ = chosen;
 }
 
 /// Terminate the process immediately with `code`, without running atexit

@@ -139,7 +139,9 @@ impl Worker<'_> {
                 self.admit_bodies();
             }
             self.settle_accepting(now);
-            if self.plan.threads > 1 && self.in_flight > 0 {
+            // Only when a push or the last look asked for it: no lock on
+            // the queue per turn otherwise.
+            if self.next_poke.is_some_and(|t| t <= now) {
                 self.next_poke = self.jobs.poke();
             }
             if now >= next_sweep {
@@ -1224,7 +1226,7 @@ impl Worker<'_> {
             // before taking this request is seen as stuck all the same.
             self.heartbeat.mark_busy(0);
         }
-        self.jobs.push(Job {
+        let again = self.jobs.push(Job {
             id,
             token: tok,
             req,
@@ -1235,6 +1237,9 @@ impl Worker<'_> {
             ws,
             upload,
         });
+        if let Some(t) = again {
+            self.next_poke = Some(self.next_poke.map_or(t, |p| p.min(t)));
+        }
     }
 
     /// An asgi request with a body: to the app at once, with what came with

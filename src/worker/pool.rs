@@ -136,7 +136,8 @@ impl Flight {
 /// making progress: none on its way to the queue, and none that started a
 /// job within [`PROGRESS`]. Past that, the running jobs may be blocked (a
 /// database call, a sleep) with the GIL free, and the event loop wakes
-/// another thread through [`JobQueue::poke`].
+/// another thread through [`JobQueue::poke`] when [`JobQueue::push`]
+/// asked it to look again.
 ///
 /// A thread is never woken for nothing: a busy one finds the queue on its
 /// way back, and the `futex` call a condition variable makes for every
@@ -166,22 +167,29 @@ struct Queue {
     nudged: bool,
 }
 
+/// What the queue should do for the jobs it holds (see [`JobQueue`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// Wake a sleeping thread now.
+    Now,
+    /// A thread is making progress: look again then.
+    Later(Instant),
+    /// No thread sleeps that is not already woken.
+    No,
+}
+
 impl Queue {
-    /// With jobs queued: `None` if a sleeping thread should be woken for
-    /// them now, else `Some` of when to ask again (`Some(None)`: no need,
-    /// a thread is on its way or none sleeps).
-    fn should_wake(&self, now: Instant) -> Option<Option<Instant>> {
+    fn should_wake(&self, now: Instant) -> Wake {
         if self.asleep <= self.woken {
-            return Some(None);
+            return Wake::No;
         }
         if self.woken > 0 {
             // That thread may block in its turn: look again.
-            return Some(Some(now + PROGRESS));
+            return Wake::Later(now + PROGRESS);
         }
-        let latest = self.started.iter().flatten().max();
-        match latest {
-            Some(&t) if now.duration_since(t) < PROGRESS => Some(Some(t + PROGRESS)),
-            _ => None,
+        match self.started.iter().flatten().max() {
+            Some(&t) if now.duration_since(t) < PROGRESS => Wake::Later(t + PROGRESS),
+            _ => Wake::Now,
         }
     }
 }
@@ -218,8 +226,10 @@ impl JobQueue {
         }
     }
 
-    /// Queue a job, and wake a thread if none is making progress.
-    pub fn push(&self, job: Job) {
+    /// Queue a job, and wake a thread if none is making progress. Returns
+    /// when the event loop should [`poke`](Self::poke) the queue, if it
+    /// did not wake one: the running threads may stall meanwhile.
+    pub fn push(&self, job: Job) -> Option<Instant> {
         let mut q = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(side) = &self.side {
             // The consumer takes everything queued each time it wakes:
@@ -230,39 +240,38 @@ impl JobQueue {
             if was_empty {
                 side.wake();
             }
-            return;
+            return None;
         }
         q.jobs.push_back(job);
-        let wake = q.should_wake(Instant::now()).is_none();
-        if wake {
-            q.woken += 1;
-        }
-        drop(q);
-        if wake {
-            self.cv.notify_one();
-        }
+        self.wake(q, Instant::now())
     }
 
-    /// Called by the event loop now and then: wake a thread if jobs wait
-    /// and every running one has been at its job for [`PROGRESS`]. Returns
-    /// when to look again, if jobs still wait on the running threads.
+    /// Wake a thread if jobs wait and no thread has taken one within
+    /// [`PROGRESS`]. Returns when to look again, if jobs still wait on
+    /// the running threads.
     pub fn poke(&self) -> Option<Instant> {
         if self.side.is_some() {
             return None;
         }
-        let mut q = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let q = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if q.jobs.is_empty() {
             return None;
         }
-        let now = Instant::now();
+        self.wake(q, Instant::now())
+    }
+
+    fn wake(&self, mut q: std::sync::MutexGuard<'_, Queue>, now: Instant) -> Option<Instant> {
         match q.should_wake(now) {
-            Some(next) => next,
-            None => {
+            Wake::No => None,
+            Wake::Later(t) => Some(t),
+            Wake::Now => {
                 q.woken += 1;
+                // The woken thread may block in its turn, with another
+                // asleep to take over.
+                let another = q.asleep > q.woken;
                 drop(q);
                 self.cv.notify_one();
-                // The woken thread may block in its turn.
-                Some(now + PROGRESS)
+                another.then_some(now + PROGRESS)
             }
         }
     }
@@ -716,7 +725,7 @@ mod tests {
     #[test]
     fn a_sleeper_is_woken_when_no_thread_runs() {
         let now = Instant::now();
-        assert_eq!(queue(2, 0, &[None, None]).should_wake(now), None);
+        assert_eq!(queue(2, 0, &[None, None]).should_wake(now), Wake::Now);
     }
 
     #[test]
@@ -725,7 +734,7 @@ mod tests {
         let t = now - PROGRESS / 4;
         let q = queue(3, 0, &[Some(now - PROGRESS * 9), Some(t), None, None]);
         // The latest start counts: one thread still coming back is enough.
-        assert_eq!(q.should_wake(now), Some(Some(t + PROGRESS)));
+        assert_eq!(q.should_wake(now), Wake::Later(t + PROGRESS));
     }
 
     #[test]
@@ -736,7 +745,7 @@ mod tests {
             0,
             &[Some(now - PROGRESS), Some(now - PROGRESS * 3), None],
         );
-        assert_eq!(q.should_wake(now), None);
+        assert_eq!(q.should_wake(now), Wake::Now);
     }
 
     #[test]
@@ -744,12 +753,12 @@ mod tests {
         let now = Instant::now();
         assert_eq!(
             queue(2, 1, &[None, None]).should_wake(now),
-            Some(Some(now + PROGRESS))
+            Wake::Later(now + PROGRESS)
         );
-        assert_eq!(queue(1, 1, &[None, None]).should_wake(now), Some(None));
+        assert_eq!(queue(1, 1, &[None, None]).should_wake(now), Wake::No);
         assert_eq!(
             queue(0, 0, &[Some(now - PROGRESS * 9)]).should_wake(now),
-            Some(None)
+            Wake::No
         );
     }
 }
