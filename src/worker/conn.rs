@@ -55,14 +55,14 @@ pub struct Conn {
     pub stream: Stream,
     pub peer: SockAddr,
     pub local: SockAddr,
-    /// Read buffer. Its whole length is initialised once (zeroed when it
-    /// grows), and reads land in `rbuf[rend..]`, so no read pays for
-    /// clearing memory.
+    /// Read buffer: its length is the bytes received, its capacity the
+    /// buffer's size. Reads land in the spare capacity, never zeroed: a
+    /// small request touches one page of a fresh 16 KiB buffer, not four
+    /// (each kept-alive connection cost a worker about 17.6 KiB with the
+    /// buffer zeroed).
     pub rbuf: Vec<u8>,
     /// Bytes of `rbuf` already consumed.
     pub rpos: usize,
-    /// End of the bytes received.
-    pub rend: usize,
     pub state: State,
     pub out: VecDeque<Out>,
     /// When the connection is closed if nothing happens.
@@ -147,7 +147,6 @@ impl Conn {
             local,
             rbuf: Vec::new(),
             rpos: 0,
-            rend: 0,
             state: State::Head,
             out: VecDeque::new(),
             deadline: None,
@@ -194,15 +193,15 @@ impl Conn {
 
     /// Unparsed bytes already received.
     pub fn pending_input(&self) -> &[u8] {
-        &self.rbuf[self.rpos..self.rend]
+        &self.rbuf[self.rpos..]
     }
 
     /// Mark `n` received bytes as parsed.
     pub fn consume(&mut self, n: usize) {
         self.rpos += n;
-        if self.rpos == self.rend {
+        if self.rpos == self.rbuf.len() {
             self.rpos = 0;
-            self.rend = 0;
+            self.rbuf.clear();
         }
     }
 
@@ -210,8 +209,7 @@ impl Conn {
     /// reuses one buffer instead of growing it.
     pub fn compact(&mut self) {
         if self.rpos > 0 {
-            self.rbuf.copy_within(self.rpos..self.rend, 0);
-            self.rend -= self.rpos;
+            self.rbuf.drain(..self.rpos);
             self.rpos = 0;
         }
     }
@@ -221,7 +219,7 @@ impl Conn {
     /// than through `rbuf`. `None` when `fill` must do the reading. Same
     /// flags and fairness cap as `fill`.
     pub fn fill_body(&mut self) -> Option<io::Result<usize>> {
-        if self.rpos != self.rend {
+        if self.rpos != self.rbuf.len() {
             return None;
         }
         let State::Body(b) = &mut self.state else {
@@ -268,9 +266,9 @@ impl Conn {
     pub fn fill(&mut self) -> io::Result<usize> {
         let mut total = 0;
         loop {
-            if self.rend == self.rbuf.len() {
+            if self.rbuf.len() == self.rbuf.capacity() {
                 self.compact();
-                if self.rend == self.rbuf.len() && total > 0 {
+                if self.rbuf.len() == self.rbuf.capacity() && total > 0 {
                     // Full of bytes nobody has parsed yet: let the caller
                     // parse them first. A head needs the buffer to grow; a
                     // body behind the head does not (it is read into its
@@ -278,23 +276,22 @@ impl Conn {
                     // the size of a head.
                     return Ok(total);
                 }
-                if self.rend == self.rbuf.len() {
+                if self.rbuf.len() == self.rbuf.capacity() {
                     // Full of unparsed bytes: grow. The parser's limits bound
                     // how far a head can make this go; bodies are consumed
                     // as they arrive.
-                    let grown = (self.rbuf.len() * 2).max(16 * 1024);
-                    self.rbuf.resize(grown, 0);
+                    let grown = (self.rbuf.capacity() * 2).max(16 * 1024);
+                    self.rbuf.reserve_exact(grown - self.rbuf.len());
                 }
             }
-            match self.stream.read(&mut self.rbuf[self.rend..]) {
+            let room = self.rbuf.capacity() - self.rbuf.len();
+            match self.stream.read_append(&mut self.rbuf, room) {
                 Ok(0) => {
                     self.eof = true;
                     self.readable = false;
                     return Ok(total);
                 }
                 Ok(n) => {
-                    let room = self.rbuf.len() - self.rend;
-                    self.rend += n;
                     total += n;
                     // A short read from a stream socket means it is drained,
                     // unless the peer has closed: then the EOF must be read

@@ -795,7 +795,7 @@ impl Worker<'_> {
         // Leave the rest in the socket while the app is behind: TCP pushes
         // back on the client until the app catches up (Piece::Resume).
         while !ws.closed && !ws.inbox.paused() {
-            if conn.rpos == conn.rend {
+            if conn.rpos == conn.rbuf.len() {
                 if !conn.readable {
                     break;
                 }
@@ -803,11 +803,11 @@ impl Worker<'_> {
                     failed = true;
                     break;
                 }
-                if conn.rpos == conn.rend {
+                if conn.rpos == conn.rbuf.len() {
                     break;
                 }
             }
-            let input = &conn.rbuf[conn.rpos..conn.rend];
+            let input = &conn.rbuf[conn.rpos..];
             let decoded = ws.decoder.decode(input);
             let used = match &decoded {
                 Ok(Some((_, n))) => *n,
@@ -852,7 +852,7 @@ impl Worker<'_> {
                 told = true;
             }
         }
-        if conn.eof && conn.rpos == conn.rend && !ws.closed {
+        if conn.eof && conn.rpos == conn.rbuf.len() && !ws.closed {
             // The connection ended without a close frame: 1006.
             ws.closed = true;
             ws.inbox.push(WsEvent::Closed {
@@ -975,7 +975,7 @@ impl Worker<'_> {
                 }
                 State::Body(_) if conn.parked => return Progress::Open,
                 State::Body(b) => {
-                    let input = &conn.rbuf[conn.rpos..conn.rend];
+                    let input = &conn.rbuf[conn.rpos..];
                     match b.1.feed(input, &tmp_dir) {
                         Ok((used, done)) => {
                             conn.consume(used);
@@ -1302,7 +1302,7 @@ impl Worker<'_> {
         let mut broken = None;
         let (mut paused, mut complete) = (shared.paused(), false);
         while !paused {
-            if conn.rpos == conn.rend {
+            if conn.rpos == conn.rbuf.len() {
                 // One read per turn, as for every connection: what is left
                 // is read on the next (`revisit`).
                 if filled || !conn.readable {
@@ -1313,11 +1313,11 @@ impl Worker<'_> {
                     broken = Some(None);
                     break;
                 }
-                if conn.rpos == conn.rend {
+                if conn.rpos == conn.rbuf.len() {
                     break;
                 }
             }
-            let input = &conn.rbuf[conn.rpos..conn.rend];
+            let input = &conn.rbuf[conn.rpos..];
             let mut used = 0;
             let pushed = shared.push(|out| {
                 let (n, done) = decoder.feed(input, out)?;
@@ -1362,7 +1362,7 @@ impl Worker<'_> {
             conn.deadline = None;
             return Progress::Open;
         }
-        if conn.eof && conn.rpos == conn.rend {
+        if conn.eof && conn.rpos == conn.rbuf.len() {
             // The client left before the end of its body.
             self.close(index);
             return Progress::Closed;
@@ -1702,7 +1702,7 @@ impl Worker<'_> {
             conn.place_until = Some(now + PLACE);
             // The client waiting for leave to send its body gets it now.
             if let State::Body(b) = &conn.state {
-                if b.0.expect_continue && conn.rpos == conn.rend {
+                if b.0.expect_continue && conn.rpos == conn.rbuf.len() {
                     conn.queue(http::CONTINUE_100.to_vec(), false);
                 }
             }

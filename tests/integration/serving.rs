@@ -291,14 +291,7 @@ fn one_mebibyte_response() {
 fn a_large_answer_is_freed_on_a_quiet_worker() {
     let server = Corral::app("large:app").args(["-w", "1"]).start();
     let worker = server.wait_workers(1)[0];
-    let rss = || {
-        let status = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap()
-    };
+    let rss = || rss_kib(worker);
     let before = rss();
     let resp = Conn::tcp(server.port).request("GET", "/fresh", &[], b"");
     assert_eq!(resp.body.len(), 64 << 20);
@@ -316,6 +309,44 @@ fn a_large_answer_is_freed_on_a_quiet_worker() {
         );
         thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A process's resident memory, in KiB.
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+}
+
+/// A kept-alive connection costs its worker little memory between
+/// requests: reads land in a read buffer that is never zeroed, so a small
+/// request touches one page of it, not the whole 16 KiB (1000 idle
+/// connections took a worker from 15.6 to 32.2 MiB with the buffer
+/// zeroed, to 20.3 MiB without).
+#[test]
+fn kept_alive_connections_cost_a_worker_little_memory() {
+    const CONNS: u64 = 400;
+    let server = Corral::app("echo:app").args(["-w", "1"]).start();
+    let worker = server.wait_workers(1)[0];
+    // One request first, so the baseline includes what serving one costs.
+    assert_eq!(get(server.port, "/").status, 200);
+    let before = rss_kib(worker);
+    let conns: Vec<Conn> = (0..CONNS)
+        .map(|_| {
+            let mut conn = Conn::tcp(server.port);
+            assert_eq!(conn.request("GET", "/", &[], b"").status, 200);
+            conn
+        })
+        .collect();
+    let per_conn = rss_kib(worker).saturating_sub(before) * 1024 / CONNS;
+    drop(conns);
+    assert!(
+        per_conn < 10 * 1024,
+        "each idle kept-alive connection costs the worker {per_conn} bytes"
+    );
 }
 
 /// Large bodies are written from the app's own bytes objects, not copied:
