@@ -132,12 +132,12 @@ impl Flight {
 /// is getting through the queue buys nothing but a fight for the GIL: every
 /// job would then change hands between threads, each hand-over a `futex`
 /// wake and a context switch (with 4 threads, one worker served a hello
-/// app at 54k req/s this way; with the rule below, at 73-96k). A sleeping thread is woken only when no thread is
-/// making progress: none on its way to the queue, and none that started a
-/// job within [`PROGRESS`]. Past that, the running jobs may be blocked (a
-/// database call, a sleep) with the GIL free, and the event loop wakes
-/// another thread through [`JobQueue::poke`] when [`JobQueue::push`]
-/// asked it to look again.
+/// app at 54k req/s this way; with the rule below, at 73-96k). A sleeping
+/// thread is woken only when no thread is making progress: none on its
+/// way to the queue, and none that started a job within [`PROGRESS`].
+/// Past that, the running jobs may be blocked (a database call, a sleep)
+/// with the GIL free, and the event loop wakes another thread through
+/// [`JobQueue::poke`] when [`JobQueue::push`] asked it to look again.
 ///
 /// A thread is never woken for nothing: a busy one finds the queue on its
 /// way back, and the `futex` call a condition variable makes for every
