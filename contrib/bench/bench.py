@@ -1083,19 +1083,20 @@ What the profile says (the percentages are in the output above):
 - **64 KiB with one worker: where the scheduler puts `wrk`.** The event loop copies each
   response into the socket and `wrk` copies it out; when the kernel places `wrk` on the
   event loop's core, the two take turns on it. With the event-loop thread pinned to one
-  core and the Python threads to the other (`taskset`, 2026-12-07), one worker served
-  22-24k req/s with `wrk` on the event loop's core and 28-34k with `wrk` on the other,
-  gthread and sync alike. Left unpinned, as here, a run lands either near the first figure
+  core and the Python threads to the other (`contrib/bench/threads pinned sync`, and
+  `... pinned gthread --threads 4`; 2026-12-07), one worker served 22-24k req/s with
+  `wrk` on the event loop's core and 28-34k with `wrk` on the other, gthread and sync
+  alike. Left unpinned, as here, a run lands either near the first figure
   or above the second (the scheduler then spreads the Python threads too), which is why
   this row moves more than the others between runs. Nothing is pinned in this benchmark.
 - **Two sync workers cost more CPU per request than two gthread workers** here (the CPU
   table's hello and Flask rows; with one worker they cost about the same). Five busy threads
   (two event loops, two Python threads, `wrk`) share two cores, and the sync worker's one
-  Python thread is the one that gets preempted: with Flask and 2 workers (per-thread
-  counters in `/proc/PID/task/*/status`, 2026-12-07) it was switched out involuntarily
-  1.6 times per request it served, against 0.6 for a gthread worker's four threads
-  together, and `perf` put 27 % of two sync workers' samples in the scheduler against 14 %
-  for gthread with 2 threads (hello, 2 workers). Leaving and rejoining the accept queue less often
+  Python thread is the one that gets preempted, mostly by its own worker's event loop:
+  with Flask and 2 workers (`contrib/bench/threads switches 2 sync flaskapp:app`, and the
+  same with `gthread flaskapp:app --threads 4`; 2026-12-07) it was switched out
+  involuntarily 1.5-1.9 times per request it served, against 0.6-0.9 for a gthread
+  worker's four Python threads together. Leaving and rejoining the accept queue less often
   (fewer `epoll_ctl` calls) was tried and did not change it.
 
 Not visible in a 1-worker profile: how connections spread over two workers. A worker is
@@ -1109,6 +1110,7 @@ raw table shows how evenly the CPU time was shared.
 contrib/bench/run            # full run (about 25 minutes), rewrites this page and the chart
 contrib/bench/run --quick    # 1 s per case smoke run; writes to contrib/bench/results/ only
 contrib/bench/profile        # where corral's time goes in the hello keep-alive case
+contrib/bench/threads        # per-thread context switches and CPU; the pinned 64 KiB case
 ```
 
 Raw wrk output and each server's log for the last round of each case are in `contrib/bench/results/`

@@ -58,8 +58,7 @@ pub struct Conn {
     /// Read buffer: its length is the bytes received, its capacity the
     /// buffer's size. Reads land in the spare capacity, never zeroed: a
     /// small request touches one page of a fresh 16 KiB buffer, not four
-    /// (each kept-alive connection cost a worker about 17.6 KiB with the
-    /// buffer zeroed).
+    /// (`serving::kept_alive_connections_cost_a_worker_little_memory`).
     pub rbuf: Vec<u8>,
     /// Bytes of `rbuf` already consumed.
     pub rpos: usize,
