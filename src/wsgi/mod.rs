@@ -176,8 +176,8 @@ pub(crate) fn forwarded_scheme_of(
 }
 pub use interp::{
     after_fork_child, after_fork_parent, before_fork, configure_python, finish_python,
-    init_interpreter, is_initialized, load_app, mark_python_host, module_files, python_running,
-    reload_app, sync_environ, thread_stacks, App, InterpreterOptions, LoadError,
+    import_before_fork, init_interpreter, is_initialized, load_app, mark_python_host, module_files,
+    python_running, reload_app, sync_environ, thread_stacks, App, InterpreterOptions, LoadError,
 };
 pub use response::{allow_threads, python_thread, PyThread};
 pub(crate) use response::{send_error, ERROR_BODY, SPOOF_BODY};

@@ -349,6 +349,30 @@ fn kept_alive_connections_cost_a_worker_little_memory() {
     );
 }
 
+/// A Flask worker is no larger than gunicorn's. Flask, like nearly every
+/// web app, loads OpenSSL (through `hashlib` and `ssl`); corral's master
+/// imports those two before it forks, as gunicorn's master imports `ssl`,
+/// so OpenSSL is started once and shared instead of started again in each
+/// worker (which left corral's worker about 3 MiB larger than gunicorn's).
+#[test]
+fn a_flask_worker_is_no_larger_than_gunicorns() {
+    let measure = |server: Corral| {
+        let server = server.args(["-w", "1"]).start();
+        let worker = server.wait_workers(1)[0];
+        for _ in 0..20 {
+            assert_eq!(get(server.port, "/json").status, 200);
+        }
+        rss_kib(worker)
+    };
+    let ours = measure(Corral::app("flaskapp:app"));
+    let theirs = measure(Corral::gunicorn("flaskapp:app"));
+    eprintln!("a Flask worker after 20 requests: corral {ours} KiB, gunicorn 27 {theirs} KiB");
+    assert!(
+        ours <= theirs,
+        "corral's Flask worker is {ours} KiB, gunicorn's {theirs} KiB"
+    );
+}
+
 /// Large bodies are written from the app's own bytes objects, not copied:
 /// every way of producing them still arrives byte for byte, a
 /// Content-Length shorter than the body still cuts it, and the objects are
