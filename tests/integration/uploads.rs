@@ -106,10 +106,12 @@ fn a_burst_of_uploads_waits_in_the_kernel_not_in_the_worker() {
     }
     let grown = vm_hwm_kib(worker).saturating_sub(before);
     eprintln!("peak memory grew by {grown} KiB during {CLIENTS} concurrent 1 MiB uploads");
-    // Bodies for the request running, the one next and the one being
-    // read, with the allocator's slack: well under half of sixteen.
+    // The baseline held one upload (its body and Python's copy of it); a
+    // second is read only as the running one ends, so little is added.
+    // Bodies read as they came grew it by 16 MiB, two read ahead of the
+    // thread by 3.5.
     assert!(
-        grown < 7 * 1024,
+        grown < 3 * 1024,
         "the worker's peak memory grew by {grown} KiB: it buffered the uploads waiting for its thread"
     );
 }
