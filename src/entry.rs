@@ -76,6 +76,7 @@ fn main(args: Vec<OsString>, relaunch: Relaunch, title: Option<ProcTitle>) -> i3
         eprintln!("error: cannot block signals: {e}");
         return crate::exit::FAILURE;
     }
+    crate::wsgi::import_before_fork();
     let env = |k: &str| std::env::var(k).ok();
     let settings = match crate::startup::load(&args, &env) {
         Ok(Command::Run(s)) => s,

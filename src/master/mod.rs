@@ -324,7 +324,6 @@ impl Master {
                 errno: e.raw_os_error(),
             })?;
         }
-        wsgi::import_before_fork();
         let app = if settings.preload_app {
             // The import blocks this (single) thread for as long as the app
             // takes: ask systemd for time up front.

@@ -1648,14 +1648,15 @@ impl Worker<'_> {
     /// next upload, all at once). So a body is read only for a thread that
     /// will take it: as many at a time as there are threads, counting the
     /// requests with a body already with Python. The rest wait in the
-    /// kernel, and their clients feel TCP back-pressure. Reading one more
-    /// ahead bought no req/s on contrib/bench's 1 MiB echo (8 clients, 1 or
-    /// 2 sync workers, alternated runs: 1.2-1.8k req/s either way) and cost
-    /// 2 MiB of peak RSS per worker (21.5 against 19.5 MiB; two more, 24.5).
-    /// The kernel holds the first part of a waiting body anyway (its
-    /// receive window); the rest arrives once it is read. A body still arriving after [`PLACE`] leaves
-    /// its place to the next one and goes on reading whatever arrives: a
-    /// slow uploader never stalls the others for longer.
+    /// kernel, and their clients feel TCP back-pressure. Reading one body
+    /// ahead of the threads bought no req/s on contrib/bench's 1 MiB echo
+    /// (8 clients, 1 or 2 sync workers, alternated runs: 1.2-1.8k req/s
+    /// either way) and cost 2 MiB of peak RSS per worker (21.5 against
+    /// 19.5 MiB; two ahead, 24.5). The kernel holds the first part of a
+    /// waiting body anyway (its receive window); the rest arrives once it
+    /// is read. A body still arriving after [`PLACE`] leaves its place to
+    /// the next one and goes on reading whatever arrives: a slow uploader
+    /// never stalls the others for longer.
     fn admit_bodies(&mut self) {
         // Nothing waits: nothing to admit (and no clock read on every End).
         // `reading` is pruned the next time something does.

@@ -102,18 +102,19 @@ fn setup_sys(py: Python<'_>, opts: &InterpreterOptions) -> PyResult<()> {
 /// effect. The master imports nothing else of the app's.
 const IMPORTED_BEFORE_FORK: [&str; 2] = ["hashlib", "ssl"];
 
-/// Import [`IMPORTED_BEFORE_FORK`] in the master. An interpreter built
-/// without them is served all the same: the app will say so itself if it
-/// needs them.
+/// Import [`IMPORTED_BEFORE_FORK`] in the master. Called first thing,
+/// before the config file runs and before the app's directories go on
+/// `sys.path`, so an app's own `ssl.py` can never stand in for the
+/// standard module (it is not run in the master either). An interpreter
+/// built without them is served all the same: the app will say so itself
+/// if it needs them, so a failure here is not reported.
 pub fn import_before_fork() {
-    if !is_initialized() {
+    if !python_running() {
         return;
     }
     Python::attach(|py| {
         for name in IMPORTED_BEFORE_FORK {
-            if let Err(e) = py.import(name) {
-                tracing::debug!("{name} not imported before forking: {}", summarize(py, &e));
-            }
+            let _ = py.import(name);
         }
     });
 }

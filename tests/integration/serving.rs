@@ -7,7 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::client::{echoed_body, field, get, request_bytes, Conn};
-use crate::harness::{repo_dir, run, venv_python, Corral, EVENT_TIMEOUT};
+use crate::harness::{repo_dir, run, temp_dir, venv_python, Corral, EVENT_TIMEOUT};
 
 const SYNC: &[&str] = &["-k", "sync"];
 const GTHREAD: &[&str] = &["-k", "gthread", "--threads", "4"];
@@ -371,6 +371,29 @@ fn a_flask_worker_is_no_larger_than_gunicorns() {
         ours <= theirs,
         "corral's Flask worker is {ours} KiB, gunicorn's {theirs} KiB"
     );
+}
+
+/// The master imports `hashlib` and `ssl` before the config file runs and
+/// before the app's directory is on `sys.path`: a module of the app's
+/// that happens to be called `ssl.py` is never run in the master.
+#[test]
+fn the_master_never_runs_an_apps_own_ssl_module() {
+    let dir = temp_dir("shadow");
+    std::fs::write(
+        dir.path().join("ssl.py"),
+        "import pathlib\npathlib.Path(__file__).with_name('ran').touch()\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "def app(environ, start_response):\n    \
+         start_response('200 OK', [('Content-Type', 'text/plain')])\n    \
+         return [b'ok']\n",
+    )
+    .unwrap();
+    let server = Corral::app("app:app").chdir(dir.path()).start();
+    assert_eq!(get(server.port, "/").text(), "ok");
+    assert!(!dir.path().join("ran").exists(), "the app's ssl.py ran");
 }
 
 /// Large bodies are written from the app's own bytes objects, not copied:
