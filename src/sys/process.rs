@@ -1,5 +1,6 @@
-//! Process control: fork, exec, the parent-death signal, process titles and
-//! signal-mask resets for children.
+//! Process control: fork, exec, the parent-death signal, process titles,
+//! signal-mask resets for children, and the allocator and scheduling
+//! settings a worker makes for itself.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -84,6 +85,32 @@ pub fn one_malloc_arena() {
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     let _ = chosen;
+}
+
+/// Put the calling thread under `SCHED_BATCH`, if it runs under the
+/// default policy: when it wakes it takes an idle CPU at once, but does not
+/// preempt the thread running on a busy one; it waits for that thread's
+/// turn to end. A policy chosen for the service (`CPUSchedulingPolicy=` in
+/// its unit, `chrt`) stands. No privilege is needed to choose it. Returns
+/// whether the policy changed.
+pub fn batch_scheduling() -> std::io::Result<bool> {
+    // SAFETY: with pid 0 both calls act on the calling thread only;
+    // `param` is a valid sched_param that outlives the call (priority 0,
+    // the only one SCHED_BATCH takes).
+    unsafe {
+        let policy = libc::sched_getscheduler(0);
+        if policy == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if policy != libc::SCHED_OTHER {
+            return Ok(false);
+        }
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(true)
 }
 
 /// Terminate the process immediately with `code`, without running atexit

@@ -70,6 +70,18 @@ fn is_listener(data: u64) -> bool {
 impl Worker<'_> {
     /// Run until drained; returns the exit code.
     pub(super) fn serve(&mut self) -> i32 {
+        // The loop works in short bursts that can wait a few milliseconds,
+        // and the thread it would preempt on waking is nearly always one
+        // running Python, this worker's or another's, in the middle of a
+        // request. Batch scheduling lets that thread finish its turn; the
+        // loop then finds more to do at once. With as many workers as
+        // cores (contrib/bench, 2 workers on 2 cores, alternated runs)
+        // hello rose from 51-58k to 72-73k req/s and Flask from 11-13k to
+        // 15-20k, with CPU per request down by a fifth and p99 no worse;
+        // with one worker, req/s moved within the noise.
+        if let Err(e) = crate::sys::process::batch_scheduling() {
+            tracing::debug!("event loop keeps the default scheduling policy: {e}");
+        }
         let mut events = vec![EpollEvent::empty(); 256];
         let mut pieces = Vec::new();
         let mut next_sweep = Instant::now();

@@ -396,6 +396,51 @@ fn the_master_never_runs_an_apps_own_ssl_module() {
     assert!(!dir.path().join("ran").exists(), "the app's ssl.py ran");
 }
 
+/// Each thread of `pid` by name, with its scheduling policy (field 41 of
+/// its `stat`: 0 normal, 3 batch, 5 idle).
+fn thread_policies(pid: i32) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap();
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let policy = after.split(' ').nth(38).unwrap().parse().unwrap();
+        out.push((name.trim().to_string(), policy));
+    }
+    out.sort();
+    out
+}
+
+/// A worker's event-loop thread is batch-scheduled: on waking it does not
+/// preempt the Python code running on a busy CPU (see `Worker::serve`).
+/// Its Python threads keep the default policy, and a policy chosen for the
+/// whole service (`CPUSchedulingPolicy=`, here `chrt --idle`) stands.
+#[test]
+fn the_event_loop_is_batch_scheduled_unless_the_service_chose_a_policy() {
+    for kind in [SYNC, GTHREAD] {
+        let server = Corral::app("echo:app").args(kind.iter().copied()).start();
+        let worker = server.wait_workers(1)[0];
+        assert_eq!(get(server.port, "/").status, 200);
+        let threads = thread_policies(worker);
+        for (name, policy) in &threads {
+            let want = if name == "event-loop" { 3 } else { 0 };
+            assert_eq!(*policy, want, "{kind:?}: thread {name}: {threads:?}");
+        }
+        assert!(
+            threads.iter().any(|(n, _)| n == "event-loop"),
+            "{threads:?}"
+        );
+    }
+    let server = Corral::app("echo:app")
+        .wrapped("chrt", &["--idle", "0"])
+        .start();
+    let worker = server.wait_workers(1)[0];
+    assert_eq!(get(server.port, "/").status, 200);
+    let threads = thread_policies(worker);
+    assert!(threads.iter().all(|(_, p)| *p == 5), "{threads:?}");
+}
+
 /// Large bodies are written from the app's own bytes objects, not copied:
 /// every way of producing them still arrives byte for byte, a
 /// Content-Length shorter than the body still cuts it, and the objects are

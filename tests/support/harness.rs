@@ -203,6 +203,20 @@ impl Corral {
         c.args(["--no-control-socket"])
     }
 
+    /// Start corral through `wrapper ARGS...`, a program that execs it (as
+    /// `chrt` or `nice` would in a unit's `ExecStart=`).
+    pub fn wrapped(mut self, wrapper: &str, args: &[&str]) -> Corral {
+        let (program, mut rest) = self
+            .program
+            .take()
+            .unwrap_or_else(|| (PathBuf::from(crate::installed::corral()), Vec::new()));
+        let mut argv: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        argv.push(program.display().to_string());
+        argv.append(&mut rest);
+        self.program = Some((PathBuf::from(wrapper), argv));
+        self
+    }
+
     /// Run the `corral` installed in virtualenv `venv`.
     pub fn installed_in(mut self, venv: &Path) -> Corral {
         self.program = Some((venv.join("bin/corral"), Vec::new()));
