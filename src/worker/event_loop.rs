@@ -78,7 +78,8 @@ impl Worker<'_> {
         // cores (contrib/bench, 2 workers on 2 cores, alternated runs)
         // hello rose from 51-58k to 72-73k req/s and Flask from 11-13k to
         // 15-20k, with CPU per request down by a fifth and p99 no worse;
-        // with one worker, req/s moved within the noise.
+        // with one worker, req/s moved within the noise
+        // (`contrib/bench/threads policy` reproduces these).
         if let Err(e) = crate::sys::process::batch_scheduling() {
             tracing::debug!("event loop keeps the default scheduling policy: {e}");
         }
