@@ -20,6 +20,10 @@ use crate::http::{RequestHead, Version};
 /// The `SERVER_SOFTWARE` value.
 pub(crate) const SERVER_SOFTWARE: &str = concat!("corral/", env!("CARGO_PKG_VERSION"));
 
+/// `HTTP_*` keys a request's environ takes, at least, without its table
+/// growing.
+const HEADER_ROOM: usize = 8;
+
 /// Environ entries identical for every request of one app; copied with
 /// `dict.copy()`, which is a single C-level copy.
 pub(crate) struct Template {
@@ -40,6 +44,39 @@ impl Template {
         d.set_item(intern!(py, "wsgi.input_terminated"), true)?;
         d.set_item(intern!(py, "SERVER_SOFTWARE"), intern!(py, SERVER_SOFTWARE))?;
         d.set_item(intern!(py, "SCRIPT_NAME"), PyString::new(py, script_name))?;
+        // The keys every request sets, present already, so that setting
+        // them replaces a value instead of inserting (and growing the
+        // copy's table on the way). REMOTE_PORT is the one a request may
+        // lack (a unix-socket peer): removed then.
+        for key in [
+            intern!(py, "wsgi.input"),
+            intern!(py, "wsgi.multithread"),
+            intern!(py, "wsgi.multiprocess"),
+            intern!(py, "wsgi.url_scheme"),
+            intern!(py, "REQUEST_METHOD"),
+            intern!(py, "PATH_INFO"),
+            intern!(py, "QUERY_STRING"),
+            intern!(py, "RAW_URI"),
+            intern!(py, "SERVER_PROTOCOL"),
+            intern!(py, "REMOTE_ADDR"),
+            intern!(py, "REMOTE_PORT"),
+            intern!(py, "SERVER_NAME"),
+            intern!(py, "SERVER_PORT"),
+        ] {
+            d.set_item(key, py.None())?;
+        }
+        // Room for a request's headers: `dict.copy()` keeps the table it
+        // copies, free slots included, so entries added and removed here
+        // leave every copy able to take at least this many `HTTP_*` keys
+        // without being resized (14 with CPython 3.11's growth steps). At
+        // most a third of the entries may be removed ones, or the copy is
+        // rebuilt entry by entry instead.
+        for i in 0..HEADER_ROOM {
+            d.set_item(format!("corral.room.{i}"), py.None())?;
+        }
+        for i in 0..HEADER_ROOM {
+            d.del_item(format!("corral.room.{i}"))?;
+        }
         Ok(Template {
             dict: d.unbind(),
             script_name: script_name.to_owned(),
@@ -265,13 +302,14 @@ pub(crate) fn build<'py>(
     }
     match proxy.and_then(|p| p.client).or_else(|| peer.tcp()) {
         Some(a) => {
-            env.set_item(intern!(py, "REMOTE_ADDR"), a.ip().to_string())?;
-            env.set_item(intern!(py, "REMOTE_PORT"), a.port().to_string())?;
+            env.set_item(intern!(py, "REMOTE_ADDR"), ip_string(py, a.ip()))?;
+            env.set_item(intern!(py, "REMOTE_PORT"), port_string(py, a.port()))?;
         }
         // A unix-socket peer has no address: gunicorn reports the empty
         // string and no REMOTE_PORT; so do we.
         None => {
             env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?;
+            env.del_item(intern!(py, "REMOTE_PORT"))?;
         }
     }
 
@@ -313,7 +351,7 @@ pub(crate) fn build<'py>(
                 v4 => v4.to_string(),
             };
             env.set_item(intern!(py, "SERVER_NAME"), name)?;
-            env.set_item(intern!(py, "SERVER_PORT"), a.port().to_string())?;
+            env.set_item(intern!(py, "SERVER_PORT"), port_string(py, a.port()))?;
         }
         (None, SockAddr::Unix(path)) => {
             let name = path
@@ -325,6 +363,52 @@ pub(crate) fn build<'py>(
         }
     }
     Ok(Ok(env))
+}
+
+/// An IP address as Python text, an IPv4 one (nearly every peer) written
+/// out without going through `fmt`.
+fn ip_string(py: Python<'_>, ip: IpAddr) -> Bound<'_, PyString> {
+    let v4 = match ip {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(v6) => return PyString::new(py, &v6.to_string()),
+    };
+    let mut buf = [0u8; 15];
+    let mut n = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        n += push_decimal(&mut buf[n..], u32::from(octet));
+    }
+    PyString::new(py, std::str::from_utf8(&buf[..n]).unwrap_or_default())
+}
+
+/// A port number as Python text.
+fn port_string(py: Python<'_>, port: u16) -> Bound<'_, PyString> {
+    let mut buf = [0u8; 5];
+    let n = push_decimal(&mut buf, u32::from(port));
+    PyString::new(py, std::str::from_utf8(&buf[..n]).unwrap_or_default())
+}
+
+/// Write `v` in decimal at the start of `out` (room for up to five
+/// digits); returns the number of digits.
+fn push_decimal(out: &mut [u8], v: u32) -> usize {
+    let mut digits = [0u8; 5];
+    let mut n = 0;
+    let mut v = v;
+    loop {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for i in 0..n {
+        out[i] = digits[n - 1 - i];
+    }
+    n
 }
 
 /// `HTTP_` + name upper-cased with `-` → `_`; common names are interned.

@@ -328,6 +328,42 @@ fn environ_for_a_get_request() {
         "hasattr(E['wsgi.errors'], 'write') and callable(E['wsgi.file_wrapper'])",
     );
     py_true("t_env_get", "all(type(k) is str for k in E)");
+    // The template's reserved keys and room never show through.
+    py_true(
+        "t_env_get",
+        "all(v is not None for v in E.values()) and not any(k.startswith('corral.') for k in E)",
+    );
+}
+
+#[test]
+fn peer_addresses_are_written_digit_for_digit() {
+    let a = app("t_env_digits", RECORD_ENV);
+    for (peer, addr, port) in [
+        ("0.0.0.0:0", "0.0.0.0", "0"),
+        ("255.255.255.255:65535", "255.255.255.255", "65535"),
+        ("10.0.9.100:10", "10.0.9.100", "10"),
+        ("192.168.1.20:9", "192.168.1.20", "9"),
+    ] {
+        let mut req = request("GET", "/", &[("Host", b"h")], Body::Memory(Vec::new()));
+        req.peer = tcp(peer);
+        req.local = tcp("127.0.0.1:8000");
+        run(&a, req);
+        let e = env_strings("t_env_digits");
+        assert_eq!(
+            (e["REMOTE_ADDR"].as_str(), e["REMOTE_PORT"].as_str()),
+            (addr, port),
+            "{peer}"
+        );
+    }
+    // No Host: the local address and port name the server.
+    let mut req = request("GET", "/", &[], Body::Memory(Vec::new()));
+    req.local = tcp("127.0.0.1:65535");
+    run(&a, req);
+    let e = env_strings("t_env_digits");
+    assert_eq!(
+        (e["SERVER_NAME"].as_str(), e["SERVER_PORT"].as_str()),
+        ("127.0.0.1", "65535")
+    );
 }
 
 #[test]
