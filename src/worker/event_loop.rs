@@ -1180,10 +1180,12 @@ impl Worker<'_> {
         }
         conn.state = State::Busy(Arc::clone(&flight));
         conn.deadline = None;
-        conn.dispatched_at = Some(Instant::now());
+        // One clock read for the request's times here and in the queue.
+        let now = Instant::now();
+        conn.dispatched_at = Some(now);
         let upload = upload.map(|(decoder, shared)| {
             // The client is to send the rest: its body deadline runs.
-            conn.deadline = Some(Instant::now() + self.plan.body_timeout);
+            conn.deadline = Some(now + self.plan.body_timeout);
             conn.upload = Some(Box::new(Uploading {
                 id,
                 decoder,
@@ -1238,7 +1240,7 @@ impl Worker<'_> {
             info,
             flight,
             started: SystemTime::now(),
-            queued: Instant::now(),
+            queued: now,
             ws,
             upload,
         });

@@ -242,8 +242,10 @@ impl JobQueue {
             }
             return None;
         }
+        // The job was stamped as it was queued: no second clock read.
+        let now = job.queued;
         q.jobs.push_back(job);
-        self.wake(q, Instant::now())
+        self.wake(q, now)
     }
 
     /// Wake a thread if jobs wait and no thread has taken one within
