@@ -161,7 +161,7 @@ impl Exchange {
             )));
         }
         let headers = header_pairs(message)?
-            .iter()
+            .into_iter()
             .map(|(n, v)| (latin1(n), latin1(v)))
             .collect();
         self.start = Some((status, headers));
@@ -470,8 +470,13 @@ fn bytes_of(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
 }
 
 /// Header bytes as the sink takes them: one char per byte.
-fn latin1(b: &[u8]) -> String {
-    b.iter().map(|&c| c as char).collect()
+fn latin1(b: Vec<u8>) -> String {
+    // ASCII (nearly every header) is already UTF-8: keep the buffer.
+    match String::from_utf8(b) {
+        Ok(s) if s.is_ascii() => s,
+        Ok(s) => s.bytes().map(char::from).collect(),
+        Err(e) => e.into_bytes().into_iter().map(char::from).collect(),
+    }
 }
 
 #[pymethods]

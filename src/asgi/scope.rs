@@ -24,13 +24,69 @@ fn address<'py>(py: Python<'py>, a: Option<std::net::SocketAddr>) -> PyResult<Bo
         Some(a) => Ok(PyTuple::new(
             py,
             [
-                a.ip().to_string().into_pyobject(py)?.into_any(),
+                wsgi::ip_string(py, a.ip()).into_any(),
                 a.port().into_pyobject(py)?.into_any(),
             ],
         )?
         .into_any()),
         None => Ok(py.None().into_bound(py)),
     }
+}
+
+/// What every http scope of this thread starts from, for one root path.
+struct Template {
+    root_path: String,
+    /// Every key `build` sets, `type` and `root_path` with their values;
+    /// copied, so a request's scope starts at its final size and setting
+    /// a key replaces a value. Some room is left for keys apps add
+    /// (Starlette adds half a dozen).
+    scope: Py<PyDict>,
+    /// The `asgi` entry, copied for each scope: an app may change its own.
+    asgi: Py<PyDict>,
+}
+
+thread_local! {
+    static TEMPLATE: std::cell::RefCell<Option<Template>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A new http scope with the constant entries set, and its `asgi` dict.
+fn from_template<'py>(
+    py: Python<'py>,
+    root_path: &str,
+) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
+    TEMPLATE.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if let Some(t) = cell.as_ref().filter(|t| t.root_path == root_path) {
+            return Ok((t.scope.bind(py).copy()?, t.asgi.bind(py).copy()?));
+        }
+        let asgi = PyDict::new(py);
+        asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
+        asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.4"))?;
+        let scope = PyDict::new(py);
+        scope.set_item(intern!(py, "type"), intern!(py, "http"))?;
+        for key in [
+            intern!(py, "asgi"),
+            intern!(py, "http_version"),
+            intern!(py, "scheme"),
+            intern!(py, "method"),
+            intern!(py, "path"),
+            intern!(py, "raw_path"),
+            intern!(py, "query_string"),
+            intern!(py, "headers"),
+            intern!(py, "client"),
+            intern!(py, "server"),
+        ] {
+            scope.set_item(key, py.None())?;
+        }
+        scope.set_item(intern!(py, "root_path"), PyString::new(py, root_path))?;
+        let made = (scope.copy()?, asgi.copy()?);
+        *cell = Some(Template {
+            root_path: root_path.to_owned(),
+            scope: scope.unbind(),
+            asgi: asgi.unbind(),
+        });
+        Ok(made)
+    })
 }
 
 /// The scope dict: `http`, or `websocket` when `subprotocols` is given
@@ -45,19 +101,18 @@ pub fn build<'py>(
     subprotocols: Option<&[String]>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let head = &req.head;
-    let scope = PyDict::new(py);
     let ws = subprotocols.is_some();
-    scope.set_item(
-        intern!(py, "type"),
-        if ws {
-            intern!(py, "websocket")
-        } else {
-            intern!(py, "http")
-        },
-    )?;
-    let asgi = PyDict::new(py);
-    asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
-    asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.4"))?;
+    let (scope, asgi) = if ws {
+        let scope = PyDict::new(py);
+        scope.set_item(intern!(py, "type"), intern!(py, "websocket"))?;
+        scope.set_item(intern!(py, "root_path"), PyString::new(py, root_path))?;
+        let asgi = PyDict::new(py);
+        asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
+        asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.4"))?;
+        (scope, asgi)
+    } else {
+        from_template(py, root_path)?
+    };
     scope.set_item(intern!(py, "asgi"), asgi)?;
     scope.set_item(
         intern!(py, "http_version"),
@@ -98,7 +153,6 @@ pub fn build<'py>(
         intern!(py, "query_string"),
         PyBytes::new(py, head.query.as_bytes()),
     )?;
-    scope.set_item(intern!(py, "root_path"), PyString::new(py, root_path))?;
     let headers = PyList::empty(py);
     for h in &head.headers {
         let name = h.name.to_ascii_lowercase();

@@ -367,7 +367,7 @@ pub(crate) fn build<'py>(
 
 /// An IP address as Python text, an IPv4 one (nearly every peer) written
 /// out without going through `fmt`.
-fn ip_string(py: Python<'_>, ip: IpAddr) -> Bound<'_, PyString> {
+pub(crate) fn ip_string(py: Python<'_>, ip: IpAddr) -> Bound<'_, PyString> {
     let v4 = match ip {
         IpAddr::V4(v4) => v4,
         IpAddr::V6(v6) => return PyString::new(py, &v6.to_string()),

@@ -157,6 +157,7 @@ mod response;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use environ::ip_string;
 pub use environ::is_trusted;
 pub(crate) use environ::percent_decode as percent_decode_path;
 pub(crate) use interp::summarize as summarize_error;

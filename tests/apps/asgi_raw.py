@@ -126,6 +126,11 @@ async def app(scope, receive, send):
     if path.startswith("/scope"):
         scope_copy = {k: v for k, v in scope.items() if k != "state"}
         scope_copy["state"] = dict(scope.get("state", {}))
+        scope_copy["asgi"] = dict(scope["asgi"])
+        # What an app may do to its own scope; the next request's scope
+        # must not see it.
+        scope["asgi"]["version"] = "changed"
+        scope["changed"] = True
         return await _send_json(send, _jsonable(scope_copy))
     if path == "/first":
         m = await receive()

@@ -77,6 +77,26 @@ fn the_scope_matches_gunicorn_asgi() {
     assert!(ours["state"]["started_by"].is_number(), "{ours}");
 }
 
+/// Each request's scope is its own: what an app changes in one (the
+/// `asgi` dict, a key of its own) is not in the next.
+#[test]
+fn a_scope_changed_by_the_app_does_not_reach_the_next_request() {
+    let server = raw(&["-w", "1"]);
+    let mut c = Conn::tcp(server.port);
+    for _ in 0..3 {
+        let r = c.request("GET", "/scope", &[], b"");
+        assert_eq!(r.status, 200, "{r:?}");
+        let scope = r.json();
+        assert_eq!(
+            scope["asgi"],
+            serde_json::json!({"version": "3.0", "spec_version": "2.4"})
+        );
+        assert!(scope.get("changed").is_none(), "{scope}");
+        assert_eq!(scope["type"], "http");
+        assert_eq!(scope["root_path"], "");
+    }
+}
+
 #[test]
 fn bodies_in_and_out() {
     let server = raw(&["-w", "1"]);
