@@ -167,7 +167,7 @@ pub(crate) fn forwarded_scheme(headers: &[crate::http::Header]) -> Result<Option
         ("x-forwarded-proto", "https"),
         ("x-forwarded-ssl", "on"),
     ];
-    scan_scheme(headers, &SECURE)
+    scan_scheme(headers, || SECURE.iter().copied())
 }
 
 /// Like [`forwarded_scheme`] with a configured `secure_scheme_headers`.
@@ -175,21 +175,22 @@ pub(crate) fn forwarded_scheme_with(
     headers: &[crate::http::Header],
     secure: &[(String, String)],
 ) -> Result<Option<bool>, Refusal> {
-    let pairs: Vec<(&str, &str)> = secure
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    scan_scheme(headers, &pairs)
+    // Checked on every request from a trusted peer: no list is built.
+    scan_scheme(headers, || {
+        secure.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    })
 }
 
-fn scan_scheme(
+fn scan_scheme<'s, I>(
     headers: &[crate::http::Header],
-    secure: &[(&str, &str)],
-) -> Result<Option<bool>, Refusal> {
+    secure: impl Fn() -> I,
+) -> Result<Option<bool>, Refusal>
+where
+    I: Iterator<Item = (&'s str, &'s str)>,
+{
     let mut seen: Option<bool> = None;
     for h in headers {
-        let Some((_, secure_value)) = secure.iter().find(|(n, _)| h.name.eq_ignore_ascii_case(n))
-        else {
+        let Some((_, secure_value)) = secure().find(|(n, _)| h.name.eq_ignore_ascii_case(n)) else {
             continue;
         };
         let secure = h
