@@ -189,19 +189,49 @@ pub fn temp_file(dir: &Path) -> std::io::Result<File> {
         Mode::from_bits_truncate(0o600),
     ) {
         Ok(fd) => Ok(File::from(fd)),
-        Err(_) => {
-            let path = dir.join(format!(
-                ".corral-body-{}-{}",
-                std::process::id(),
-                crate::sys::shm::monotonic_ms()
-            ));
-            let f = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
-            std::fs::remove_file(&path)?;
-            Ok(f)
+        Err(_) => unlinked_file(dir),
+    }
+}
+
+/// A file created in `dir` and unlinked at once. Its name is unique within
+/// the process by a counter (a clock can give two bodies that start
+/// together the same name, and the second would fail).
+fn unlinked_file(dir: &Path) -> std::io::Result<File> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!(".corral-body-{}-{n}", std::process::id()));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Seek, SeekFrom, Write};
+
+    /// The fallback for filesystems without O_TMPFILE: many bodies started
+    /// at once each get a file of their own, and none is left behind.
+    #[test]
+    fn unlinked_files_started_together_are_distinct_and_leave_nothing() {
+        let dir = std::env::temp_dir().join(format!("corral-body-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files: Vec<_> = (0..200)
+            .map(|_| super::unlinked_file(&dir).expect("a file"))
+            .collect();
+        for (i, f) in files.iter_mut().enumerate() {
+            write!(f, "{i}").unwrap();
         }
+        for (i, f) in files.iter_mut().enumerate() {
+            let mut s = String::new();
+            f.seek(SeekFrom::Start(0)).unwrap();
+            f.read_to_string(&mut s).unwrap();
+            assert_eq!(s, i.to_string());
+        }
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir(&dir).unwrap();
     }
 }
