@@ -187,9 +187,10 @@ impl Listener {
         let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         Ok(Some(match self {
             Listener::Tcp(_) => {
+                // TCP_NODELAY comes from the listener (`set_nonblocking`):
+                // Linux copies it to every connection accepted from it, so
+                // no system call per connection.
                 let s = TcpStream::from(fd);
-                // Responses are written whole; Nagle would only add latency.
-                let _ = s.set_nodelay(true);
                 let peer = socket_addr(&peer)
                     .or_else(|| s.peer_addr().ok())
                     .map_or(Addr::Unix(None), Addr::Tcp);
@@ -199,10 +200,16 @@ impl Listener {
         }))
     }
 
-    /// Switch the listener to non-blocking mode (workers accept from epoll).
+    /// Switch the listener to non-blocking mode (workers accept from
+    /// epoll), and a TCP one to TCP_NODELAY, which the connections
+    /// accepted from it inherit: responses are written whole, and Nagle
+    /// would only add latency.
     pub fn set_nonblocking(&self) -> io::Result<()> {
         match self {
-            Listener::Tcp(l) => l.set_nonblocking(true),
+            Listener::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                socket::setsockopt(l, sockopt::TcpNoDelay, &true).map_err(io::Error::from)
+            }
             Listener::Unix { listener, .. } => listener.set_nonblocking(true),
         }
     }
@@ -369,5 +376,32 @@ impl AsFd for Stream {
             Stream::Tcp(s) => s.as_fd(),
             Stream::Unix(s) => s.as_fd(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection accepted from a listener a worker prepared has
+    /// TCP_NODELAY without being set one by one.
+    #[test]
+    fn accepted_connections_inherit_nodelay() {
+        let l = Listener::bind_tcp("127.0.0.1:0".parse().unwrap(), 16, false).unwrap();
+        l.set_nonblocking().unwrap();
+        let Addr::Tcp(addr) = l.addr() else {
+            panic!("a TCP listener");
+        };
+        let _client = TcpStream::connect(addr).unwrap();
+        let accepted = loop {
+            if let Some((s, _)) = l.accept().unwrap() {
+                break s;
+            }
+            std::thread::yield_now();
+        };
+        let Stream::Tcp(s) = accepted else {
+            panic!("a TCP stream");
+        };
+        assert!(s.nodelay().unwrap());
     }
 }

@@ -1615,7 +1615,12 @@ impl Worker<'_> {
 
     fn close(&mut self, index: usize) {
         if let Some(conn) = self.conns.remove(index) {
-            let _ = self.epoll.delete(conn.stream.as_fd());
+            // No EPOLL_CTL_DEL: closing the socket (dropping `conn`) takes
+            // it out of the epoll set, a system call less per connection.
+            // Should a child the app forked still hold the socket, its
+            // registration outlives the close; the events it may bring
+            // carry this connection's token, whose slot generation no
+            // longer matches, and are dropped.
             if let State::Busy(f) = &conn.state {
                 f.abandon();
             }
