@@ -208,7 +208,11 @@ impl Listener {
         match self {
             Listener::Tcp(l) => {
                 l.set_nonblocking(true)?;
-                socket::setsockopt(l, sockopt::TcpNoDelay, &true).map_err(io::Error::from)
+                // Not fatal: a stream socket from a socket unit may be of
+                // a protocol without the option (SCTP), where it means
+                // nothing anyway.
+                let _ = socket::setsockopt(l, sockopt::TcpNoDelay, &true);
+                Ok(())
             }
             Listener::Unix { listener, .. } => listener.set_nonblocking(true),
         }
