@@ -49,15 +49,25 @@ thread_local! {
     static TEMPLATE: std::cell::RefCell<Option<Template>> = const { std::cell::RefCell::new(None) };
 }
 
-/// A new http scope with the constant entries set, and its `asgi` dict.
+/// A new scope with the constant entries set, and its `asgi` dict. A
+/// websocket scope (rarer, and with other keys) starts from an empty dict.
 fn from_template<'py>(
     py: Python<'py>,
     root_path: &str,
+    ws: bool,
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
     TEMPLATE.with(|cell| {
         let mut cell = cell.borrow_mut();
         if let Some(t) = cell.as_ref().filter(|t| t.root_path == root_path) {
-            return Ok((t.scope.bind(py).copy()?, t.asgi.bind(py).copy()?));
+            let scope = if ws {
+                let scope = PyDict::new(py);
+                scope.set_item(intern!(py, "type"), intern!(py, "websocket"))?;
+                scope.set_item(intern!(py, "root_path"), PyString::new(py, root_path))?;
+                scope
+            } else {
+                t.scope.bind(py).copy()?
+            };
+            return Ok((scope, t.asgi.bind(py).copy()?));
         }
         let asgi = PyDict::new(py);
         asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
@@ -79,13 +89,13 @@ fn from_template<'py>(
             scope.set_item(key, py.None())?;
         }
         scope.set_item(intern!(py, "root_path"), PyString::new(py, root_path))?;
-        let made = (scope.copy()?, asgi.copy()?);
         *cell = Some(Template {
             root_path: root_path.to_owned(),
             scope: scope.unbind(),
             asgi: asgi.unbind(),
         });
-        Ok(made)
+        drop(cell);
+        from_template(py, root_path, ws)
     })
 }
 
@@ -102,17 +112,7 @@ pub fn build<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let head = &req.head;
     let ws = subprotocols.is_some();
-    let (scope, asgi) = if ws {
-        let scope = PyDict::new(py);
-        scope.set_item(intern!(py, "type"), intern!(py, "websocket"))?;
-        scope.set_item(intern!(py, "root_path"), PyString::new(py, root_path))?;
-        let asgi = PyDict::new(py);
-        asgi.set_item(intern!(py, "version"), intern!(py, "3.0"))?;
-        asgi.set_item(intern!(py, "spec_version"), intern!(py, "2.4"))?;
-        (scope, asgi)
-    } else {
-        from_template(py, root_path)?
-    };
+    let (scope, asgi) = from_template(py, root_path, ws)?;
     scope.set_item(intern!(py, "asgi"), asgi)?;
     scope.set_item(
         intern!(py, "http_version"),

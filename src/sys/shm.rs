@@ -82,6 +82,6 @@ impl Drop for SharedWords {
 /// load of what the tick stored, not a read of the time-stamp counter.
 pub fn monotonic_ms() -> u64 {
     let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE)
-        .expect("CLOCK_MONOTONIC is always available on Linux");
+        .expect("CLOCK_MONOTONIC_COARSE is always available on Linux");
     ts.tv_sec() as u64 * 1000 + ts.tv_nsec() as u64 / 1_000_000
 }
