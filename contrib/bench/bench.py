@@ -1072,8 +1072,7 @@ What the profile says (the percentages are in the output above):
   it is never resized; the response head is written into one buffer sized for it; the
   clocks the Python thread reads per request are the coarse ones (Date in seconds,
   heartbeat in milliseconds), and the others are read only when metrics, statsd, the
-  access log or `--queue-timeout` ask. Together, one sync worker's CPU per hello
-  request went down by about a tenth.
+  access log or `--queue-timeout` ask.
 - **gthread.** A gthread worker wakes a second Python thread only when the running
   ones stop making progress (none took a job in the last millisecond), so on a fast
   app one thread gets through the queue and the GIL does not change hands per request;
