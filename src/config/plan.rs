@@ -2,7 +2,7 @@
 //! is defined by the module that uses it, and only `config` knows how a
 //! setting becomes part of one, so lower modules never name `config`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Settings, WorkerClass};
@@ -73,8 +73,9 @@ pub struct WorkerPlan {
     pub queue_timeout: Duration,
     /// `--worker-connections`.
     pub max_conns: usize,
-    /// Where request bodies too big for memory are spilled.
-    pub tmp_dir: PathBuf,
+    /// Where request bodies too big for memory are spilled. Shared, not
+    /// cloned: the event loop takes it for every request it parses.
+    pub tmp_dir: std::sync::Arc<Path>,
     /// `--proxy-protocol`, and who may send a PROXY header.
     pub proxy_protocol: http::ProxyMode,
     pub proxy_allow: Vec<wsgi::AllowIp>,
@@ -115,7 +116,11 @@ pub fn worker_plan(s: &Settings) -> WorkerPlan {
         body_timeout: s.body_timeout,
         queue_timeout: s.queue_timeout,
         max_conns: s.worker_connections,
-        tmp_dir: s.worker_tmp_dir.clone().unwrap_or_else(std::env::temp_dir),
+        tmp_dir: s
+            .worker_tmp_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
+            .into(),
         proxy_protocol: s.proxy_protocol,
         proxy_allow: s.proxy_allow_ips.clone(),
         reload: s

@@ -885,7 +885,7 @@ impl Worker<'_> {
     /// Parse and receive what has been read; dispatch complete requests.
     fn advance(&mut self, index: usize, draining: bool) -> Progress {
         let limits = self.plan.limits.clone();
-        let tmp_dir = self.plan.tmp_dir.clone();
+        let tmp_dir = std::sync::Arc::clone(&self.plan.tmp_dir);
         loop {
             let Some(conn) = self.conns.get_mut(index) else {
                 return Progress::Closed;
