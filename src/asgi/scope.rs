@@ -121,7 +121,7 @@ pub fn build<'py>(
             Version::Http11 => intern!(py, "1.1"),
         },
     )?;
-    let method = match head.method.as_str() {
+    let method = match &*head.method {
         "GET" => intern!(py, "GET").clone(),
         "POST" => intern!(py, "POST").clone(),
         m => PyString::new(py, m),

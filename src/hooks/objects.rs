@@ -261,7 +261,7 @@ pub fn request<'py>(py: Python<'py>, head: &crate::http::RequestHead) -> PyResul
     Bound::new(
         py,
         Req {
-            method: head.method.clone(),
+            method: head.method.to_string(),
             uri: head.target.clone(),
             path: head.path.clone(),
             query: head.query.clone(),

@@ -9,6 +9,7 @@
 
 use super::error::snippet;
 use super::HttpError;
+use std::borrow::Cow;
 
 /// HTTP version of a request. Only 1.0 and 1.1 are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +148,8 @@ pub enum BodyKind {
 /// A parsed, validated request head.
 #[derive(Debug, Clone)]
 pub struct RequestHead {
-    pub method: String,
+    /// Borrowed for the common methods: no allocation for them.
+    pub method: Cow<'static, str>,
     /// The request-target exactly as sent (`RAW_URI`).
     pub target: String,
     /// Path part of the target, still percent-encoded. For absolute-form it
@@ -519,13 +521,16 @@ fn build_head(req: &httparse::Request<'_, '_>, limits: &Limits) -> Result<Reques
 
 /// RFC 9110 token, plus gunicorn's conventions unless permitted: 3 to 20
 /// characters, no lowercase and no `#`.
-fn check_method(raw: &str, limits: &Limits) -> Result<String, HttpError> {
+fn check_method(raw: &str, limits: &Limits) -> Result<Cow<'static, str>, HttpError> {
+    if let Some(known) = COMMON_METHODS.iter().find(|m| **m == raw) {
+        return Ok(Cow::Borrowed(known));
+    }
     let bad = || HttpError::BadMethod(snippet(raw.as_bytes()));
     if raw.is_empty() || !raw.bytes().all(is_tchar) {
         return Err(bad());
     }
     if limits.permit_unconventional_http_method {
-        return Ok(raw.to_owned());
+        return Ok(Cow::Owned(raw.to_owned()));
     }
     let method = if limits.casefold_http_method {
         raw.to_ascii_uppercase()
@@ -537,8 +542,12 @@ fn check_method(raw: &str, limits: &Limits) -> Result<String, HttpError> {
     {
         return Err(bad());
     }
-    Ok(method)
+    Ok(Cow::Owned(method))
 }
+
+/// Methods that pass every rule above whatever the limits say, taken
+/// without a copy.
+const COMMON_METHODS: &[&str] = &["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"];
 
 /// The request line of a head the parser refused, when that line itself is
 /// sound: enough for the access log to record a rejected request with its
@@ -549,7 +558,7 @@ pub fn request_line(buf: &[u8]) -> Option<RequestHead> {
     let mut req = httparse::Request::new(&mut none);
     // With no room for headers, httparse stops after the request line.
     let _ = req.parse(buf);
-    let method = req.method?.to_owned();
+    let method = Cow::Owned(req.method?.to_owned());
     let target = req.path?.to_owned();
     let version = match req.version? {
         0 => Version::Http10,
@@ -849,7 +858,7 @@ mod tests {
     fn request_line_of_a_refused_head() {
         let h = request_line(b"GET /a%20b?q=1 HTTP/1.1\r\nBad Header: x\r\n\r\n").unwrap();
         assert_eq!(
-            (h.method.as_str(), h.path.as_str(), h.query.as_str()),
+            (&*h.method, h.path.as_str(), h.query.as_str()),
             ("GET", "/a%20b", "q=1")
         );
         assert_eq!(h.version, Version::Http11);

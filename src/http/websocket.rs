@@ -1091,7 +1091,7 @@ mod tests {
 
     fn head(method: &str, version: Version, headers: &[(&str, &[u8])]) -> RequestHead {
         RequestHead {
-            method: method.to_owned(),
+            method: method.to_owned().into(),
             target: "/chat".to_owned(),
             path: "/chat".to_owned(),
             query: String::new(),

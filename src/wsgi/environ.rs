@@ -266,7 +266,7 @@ pub(crate) fn build<'py>(
             intern!(py, "http")
         },
     )?;
-    let method = match head.method.as_str() {
+    let method = match &*head.method {
         "GET" => intern!(py, "GET").clone(),
         "POST" => intern!(py, "POST").clone(),
         "HEAD" => intern!(py, "HEAD").clone(),

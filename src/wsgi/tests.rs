@@ -85,7 +85,7 @@ fn head(method: &str, target: &str, headers: &[(&str, &[u8])]) -> RequestHead {
         None => (target.to_owned(), String::new()),
     };
     RequestHead {
-        method: method.to_owned(),
+        method: method.to_owned().into(),
         target: target.to_owned(),
         path,
         query,

@@ -329,7 +329,7 @@ pub fn run_connection(input: &[u8], cut_at: &[usize], limits: &Limits) -> Vec<Ev
                         }
                         Ok(Parsed::Complete(head, used)) => {
                             rpos += used;
-                            let id = (head.method.clone(), head.target.clone());
+                            let id = (head.method.to_string(), head.target.clone());
                             // Without keep-alive the connection closes after
                             // this response: nothing after it is parsed.
                             let keep = head.keep_alive;
