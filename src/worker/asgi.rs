@@ -212,8 +212,7 @@ impl asgi::Reply for Ending {
         }
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         if crate::statsd::enabled() || self.tally.is_some() {
-            let status = sink.status.get(..3).and_then(|s| s.parse().ok());
-            let status = status.unwrap_or(500);
+            let status = sink.code();
             crate::statsd::request(status, took);
             if let Some(t) = &self.tally {
                 t.request(self.method, status, took);
@@ -274,8 +273,9 @@ impl asgi::Reply for Ending {
     }
 
     fn set_status(&mut self, status: &str) {
-        let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
-        sink.status.clear();
-        sink.status.push_str(status);
+        self.sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_status(status);
     }
 }

@@ -539,9 +539,8 @@ fn python_thread(
         heartbeat.set_busy(index, false);
         let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
         if crate::statsd::enabled() || tally.is_some() {
-            let status = sink.status.get(..3).and_then(|s| s.parse().ok());
+            let status = sink.code();
             let took = clock.map(|c| c.elapsed()).unwrap_or_default();
-            let status = status.unwrap_or(500);
             crate::statsd::request(status, took);
             if let (Some(t), Some(m)) = (tally, method) {
                 t.request(m, status, took);

@@ -485,6 +485,14 @@ impl Completions {
     }
 }
 
+/// The response bytes a piece carries (a file's are counted as written).
+fn piece_bytes(p: &Piece) -> usize {
+    match p {
+        Piece::Bytes(c) => c.len(),
+        _ => 0,
+    }
+}
+
 /// The [`ResponseSink`] a Python thread writes a response into: frames it
 /// with the HTTP encoder and ships the bytes to the event loop.
 pub struct Sink {
@@ -501,7 +509,11 @@ pub struct Sink {
     /// Wait for room when the client is slow (a Python thread); an asyncio
     /// task awaits [`Note::Drained`] instead.
     blocking: bool,
-    /// What the access log needs.
+    /// The status code, for metrics and statsd (0 until the response
+    /// starts).
+    code: u16,
+    /// What the access log needs (kept only when it is on: a copy of the
+    /// status line is an allocation per request).
     pub status: String,
     pub headers: Vec<(String, String)>,
     pub body_bytes: u64,
@@ -526,10 +538,30 @@ impl Sink {
             staged: Vec::new(),
             finished: false,
             blocking: true,
+            code: 0,
             status: String::new(),
             headers: Vec::new(),
             body_bytes: 0,
             keep_headers,
+        }
+    }
+
+    /// Record the response's status (the app's, or the one corral answers
+    /// for it).
+    pub fn set_status(&mut self, status: &str) {
+        self.code = status.get(..3).and_then(|s| s.parse().ok()).unwrap_or(0);
+        if self.keep_headers {
+            self.status.clear();
+            self.status.push_str(status);
+        }
+    }
+
+    /// The status code sent, or 500 when no response started.
+    pub fn code(&self) -> u16 {
+        if self.code == 0 {
+            500
+        } else {
+            self.code
         }
     }
 
@@ -568,13 +600,7 @@ impl Sink {
             let buf = std::mem::take(&mut self.buf);
             self.staged.push(Piece::Bytes(Chunk::Owned(buf)));
         }
-        self.staged
-            .iter()
-            .map(|p| match p {
-                Piece::Bytes(c) => c.len(),
-                _ => 0,
-            })
-            .sum()
+        self.staged.iter().map(piece_bytes).sum()
     }
 
     fn ship(&mut self, extra: Option<Piece>) -> Result<(), SinkError> {
@@ -613,17 +639,25 @@ impl Sink {
             }
             _ => false,
         };
-        let n = self.stage();
-        let mut pieces = std::mem::take(&mut self.staged);
+        // The last bytes go without a detour through `staged`: most
+        // responses are all in `buf`, and a list to carry one piece is an
+        // allocation per request.
+        let mut staged = std::mem::take(&mut self.staged);
+        let mut last = std::mem::take(&mut self.buf);
         if self.flight.is_gone() {
-            pieces.clear();
-        } else if n > 0 {
+            staged.clear();
+            last.clear();
+        }
+        let n = last.len() + staged.iter().map(piece_bytes).sum::<usize>();
+        if n > 0 {
             self.flight.pending.fetch_add(n, Ordering::AcqRel);
         }
+        let last = (!last.is_empty()).then(|| Piece::Bytes(Chunk::Owned(last)));
         // Always sent, even for a vanished client: the event loop frees the
         // request's slot on End.
-        pieces.push(Piece::End { keep_alive });
-        self.completions.push(self.token, pieces);
+        let end = Piece::End { keep_alive };
+        self.completions
+            .push(self.token, staged.into_iter().chain(last).chain([end]));
     }
 
     /// After body bytes were framed: ship them, unless they are the last,
@@ -646,8 +680,7 @@ impl ResponseSink for Sink {
         let enc = ResponseEncoder::start(&mut self.buf, self.info, status, headers)
             .map_err(|e| SinkError::BadResponse(e.to_string()))?;
         self.encoder = Some(enc);
-        self.status.clear();
-        self.status.push_str(status);
+        self.set_status(status);
         if self.keep_headers {
             self.headers = headers.to_vec();
         }
