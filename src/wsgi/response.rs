@@ -38,12 +38,19 @@ fn lock(sink: &SharedSink) -> std::sync::MutexGuard<'_, dyn ResponseSink + Send 
     sink.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Once Python lets go of it (after the request, or later if the app kept
+/// it), its strings go back for the next response.
+impl Drop for StartResponse {
+    fn drop(&mut self) {
+        recycle(self.status.take(), std::mem::take(&mut self.headers));
+    }
+}
+
 impl StartResponse {
     fn new(sink: SharedSink) -> Self {
-        Self {
-            sink: Some(sink),
-            ..Self::default()
-        }
+        let mut me = Self::default();
+        me.sink = Some(sink);
+        me
     }
 
     /// Send status and headers if not done yet.
@@ -84,14 +91,76 @@ impl StartResponse {
     }
 }
 
+/// Storage for status lines and headers from finished responses, reused by
+/// the next ones on this thread: in steady state `start_response` copies the
+/// app's strings into buffers it already has, where it allocated and freed
+/// two strings per header and one for the status line, per request.
+#[derive(Default)]
+struct Spare {
+    lists: Vec<Vec<(String, String)>>,
+    strings: Vec<String>,
+}
+
+/// How much storage is kept: enough for a few responses' headers, none of
+/// it larger than a typical header value.
+const SPARE_LISTS: usize = 4;
+const SPARE_STRINGS: usize = 128;
+const SPARE_STRING_MAX: usize = 1024;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
+}
+
+/// A copy of `s` in a recycled buffer.
+fn spare_string(s: &str) -> String {
+    let mut out = SPARE
+        .try_with(|sp| sp.borrow_mut().strings.pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    out.push_str(s);
+    out
+}
+
+fn spare_list(capacity: usize) -> Vec<(String, String)> {
+    let mut list = SPARE
+        .try_with(|sp| sp.borrow_mut().lists.pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    list.reserve(capacity);
+    list
+}
+
+/// Give a finished response's status and headers back for reuse. At
+/// thread exit, when the storage is gone, they are simply freed.
+fn recycle(status: Option<String>, mut headers: Vec<(String, String)>) {
+    let _ = SPARE.try_with(|sp| {
+        let mut sp = sp.borrow_mut();
+        let mut keep = |mut s: String| {
+            if sp.strings.len() < SPARE_STRINGS && s.capacity() <= SPARE_STRING_MAX {
+                s.clear();
+                sp.strings.push(s);
+            }
+        };
+        status.into_iter().for_each(&mut keep);
+        for (name, value) in headers.drain(..) {
+            keep(name);
+            keep(value);
+        }
+        if sp.lists.len() < SPARE_LISTS && headers.capacity() <= SPARE_STRINGS {
+            sp.lists.push(headers);
+        }
+    });
+}
+
 fn check_status(status: &Bound<'_, PyAny>) -> PyResult<String> {
     let s = status
         .cast::<PyString>()
         .map_err(|_| {
             PyTypeError::new_err(format!("status must be str, not {}", type_name(status)))
         })?
-        .to_str()?
-        .to_owned();
+        .to_str()?;
     let b = s.as_bytes();
     let ok =
         b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) && (b.len() == 3 || b[3] == b' ');
@@ -105,7 +174,7 @@ fn check_status(status: &Bound<'_, PyAny>) -> PyResult<String> {
             "status contains invalid characters: {s:?}"
         )));
     }
-    Ok(s)
+    Ok(spare_string(s))
 }
 
 fn type_name(o: &Bound<'_, PyAny>) -> String {
@@ -122,7 +191,7 @@ fn check_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> 
             type_name(headers)
         ))
     })?;
-    let mut out = Vec::with_capacity(list.len());
+    let mut out = spare_list(list.len());
     for item in list.iter() {
         let t = item.cast::<PyTuple>().map_err(|_| {
             PyTypeError::new_err(format!(
@@ -141,7 +210,7 @@ fn check_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> 
             let s = v.cast::<PyString>().map_err(|_| {
                 PyTypeError::new_err(format!("header {what} must be str, not {}", type_name(&v)))
             })?;
-            Ok(s.to_str()?.to_owned())
+            Ok(spare_string(s.to_str()?))
         };
         let (name, value) = (get(0, "name")?, get(1, "value")?);
         // Anything outside latin-1 cannot go on the wire, and CR/LF would
@@ -328,6 +397,18 @@ impl Driver<'_> {
     /// item still gets a clean 500), and their final chunk is flagged
     /// `last` so the worker can coalesce it with the headers.
     fn drive_sequence(&mut self, seq: &Bound<'_, PyAny>) -> Result<(), Fail> {
+        // One body in a list, the common `return [body]`: no copy of the
+        // list to take. (A list subclass may iterate its own way.)
+        if let Ok(list) = seq.cast_exact::<PyList>() {
+            if list.len() == 1 {
+                let item = list.get_item(0)?;
+                let b = as_bytes(&item)?;
+                if !b.as_bytes().is_empty() {
+                    self.chunk(b, true)?;
+                }
+                return self.ensure_started();
+            }
+        }
         let items: Vec<Bound<'_, PyAny>> = seq.try_iter()?.collect::<PyResult<_>>()?;
         let mut chunks = Vec::with_capacity(items.len());
         for item in &items {
@@ -474,7 +555,7 @@ impl PyThread<'_> {
             local,
             proxy,
         } = req;
-        let raw_uri = head.target.clone();
+        let raw_uri = head.target.as_str();
         let app_error = |e: &PyErr| {
             tracing::error!(
                 "Error handling request {raw_uri}\n{}",
@@ -542,7 +623,7 @@ impl PyThread<'_> {
             }
         };
         let driven = drv.drive(&result);
-        close_result(py, &result, &raw_uri);
+        close_result(py, &result, raw_uri);
         // Cut the app's write() callable off from this request's sink.
         drv.state.borrow_mut().sink = None;
         match driven {

@@ -1273,3 +1273,46 @@ fn interpreter_setup_and_shareable_app() {
     fn shareable<T: Send + Sync>() {}
     shareable::<App>();
 }
+
+const VARYING_HEADERS: &str = r#"
+KEPT = []
+def app(environ, start_response):
+    # Long, then short, then more and fewer headers than the last response:
+    # storage a response reuses must come back empty.
+    n = int(environ["QUERY_STRING"])
+    if not KEPT:
+        KEPT.append(start_response)
+    headers = [("X-Long-Header-Name-%d" % i, "v" * (40 - 10 * n)) for i in range(3 - n)]
+    start_response("%d %s" % (200 + n, "R" * (9 - 3 * n)), headers + [("X-N", str(n))])
+    return [b"x" * n]
+
+def call_again():
+    try:
+        KEPT[0]("200 OK", [])
+    except RuntimeError as e:
+        return "second time" in str(e)
+    return False
+"#;
+
+#[test]
+fn headers_are_exact_whatever_the_responses_before_them_sent() {
+    let a = app("varying_headers", VARYING_HEADERS);
+    for round in 0..2 {
+        for n in [0usize, 2, 1, 3, 0] {
+            let (out, rec) = run(&a, get(&format!("/?{n}")));
+            assert_eq!(out, Outcome::Complete, "round {round}, n={n}");
+            let mut headers: Vec<(String, String)> = (0..3 - n)
+                .map(|i| (format!("X-Long-Header-Name-{i}"), "v".repeat(40 - 10 * n)))
+                .collect();
+            headers.push(("X-N".into(), n.to_string()));
+            let status = format!("{} {}", 200 + n, "R".repeat(9 - 3 * n));
+            assert_eq!(
+                rec.events.first(),
+                Some(&Ev::Start(status, headers)),
+                "round {round}, n={n}"
+            );
+        }
+    }
+    // A start_response the app kept still knows it was called.
+    py_true("varying_headers", "call_again()");
+}
