@@ -22,8 +22,8 @@ pub use chunked::{ChunkedDecoder, MAX_CHUNK_LINE, MAX_TRAILERS};
 pub use error::HttpError;
 pub use proxy::{parse_proxy, ProxyInfo, ProxyMode, ProxyParse};
 pub use request::{
-    parse_head, request_line, BodyKind, Header, HeaderMap, Limits, Parsed, RequestHead, Version,
-    DEFAULT_FIELD_SIZE, MAX_FIELDS, MAX_HEAD, MAX_REQUEST_LINE,
+    parse_head, parse_head_reusing, request_line, BodyKind, Header, HeaderMap, Limits, Parsed,
+    RequestHead, Version, DEFAULT_FIELD_SIZE, MAX_FIELDS, MAX_HEAD, MAX_REQUEST_LINE,
 };
 pub use response::{
     error_body_len, error_response, http_date, push_http_date, reason_phrase, ResponseEncoder,

@@ -171,7 +171,28 @@ pub struct RequestHead {
     pub expect_continue: bool,
 }
 
+/// The most bytes a head may hold to be kept for reuse (see
+/// [`RequestHead::recyclable`]): a typical head's, so that a few unusual
+/// requests do not leave the spare heads holding much memory.
+const RECYCLE_MAX_BYTES: usize = 4096;
+
 impl RequestHead {
+    /// Whether this head, its request over, is worth keeping for
+    /// [`parse_head_reusing`]: not when it holds more than a typical
+    /// head's memory.
+    pub fn recyclable(&self) -> bool {
+        let strings = self.target.capacity() + self.path.capacity() + self.query.capacity();
+        let fields = self.headers.capacity() * std::mem::size_of::<Header>();
+        let mut bytes = strings + fields;
+        for h in &self.headers {
+            bytes += h.name.capacity() + h.value.capacity();
+            if bytes > RECYCLE_MAX_BYTES {
+                return false;
+            }
+        }
+        bytes <= RECYCLE_MAX_BYTES
+    }
+
     /// The first header with this name (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
@@ -202,6 +223,18 @@ const STACK_HEADERS: usize = 32;
 /// request line are skipped as RFC 9112 §2.2 recommends; they count towards
 /// the request-line limit.
 pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Parsed, HttpError> {
+    parse_head_reusing(buf, limits, &mut Vec::new())
+}
+
+/// [`parse_head`], building the head in the storage of one from `spare`
+/// (heads whose requests are over, see [`RequestHead::recyclable`]) when
+/// there is one: a head costs no allocation once the worker has served a
+/// few like it.
+pub fn parse_head_reusing(
+    buf: &[u8],
+    limits: &Limits,
+    spare: &mut Vec<RequestHead>,
+) -> Result<Parsed, HttpError> {
     let scan = match scan_head(buf, limits)? {
         None => return Ok(Parsed::Partial),
         Some(scan) => scan,
@@ -231,7 +264,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Parsed, HttpError> {
         Ok(_) => return Err(HttpError::Syntax(httparse::Error::Token)),
         Err(e) => return Err(map_syntax(e, to_parse)),
     }
-    let head = build_head(&req, limits)?;
+    let head = build_head(&req, limits, spare.pop())?;
     Ok(Parsed::Complete(head, scan.end))
 }
 
@@ -454,7 +487,11 @@ pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-fn build_head(req: &httparse::Request<'_, '_>, limits: &Limits) -> Result<RequestHead, HttpError> {
+fn build_head(
+    req: &httparse::Request<'_, '_>,
+    limits: &Limits,
+    spare: Option<RequestHead>,
+) -> Result<RequestHead, HttpError> {
     let raw_method = req.method.unwrap_or_default();
     let method = check_method(raw_method, limits)?;
     let version = match req.version {
@@ -465,7 +502,15 @@ fn build_head(req: &httparse::Request<'_, '_>, limits: &Limits) -> Result<Reques
     let target = req.path.unwrap_or_default();
     let (path, query) = split_target(&method, target)?;
 
-    let mut headers = Vec::with_capacity(req.headers.len());
+    let mut kept = spare.map(|h| (h.target, h.path, h.query, h.headers));
+    // Field i is written into the buffers of the last request's field i: a
+    // client sends its fields in the same order, so they mostly fit.
+    let mut headers = kept
+        .as_mut()
+        .map(|k| std::mem::take(&mut k.3))
+        .unwrap_or_default();
+    headers.reserve(req.headers.len().saturating_sub(headers.len()));
+    let mut n = 0;
     let mut framing = Framing::default();
     for h in req.headers.iter() {
         let value = h.value.trim_ascii();
@@ -482,11 +527,21 @@ fn build_head(req: &httparse::Request<'_, '_>, limits: &Limits) -> Result<Reques
             }
         }
         framing.see(h.name, value)?;
-        headers.push(Header {
-            name: h.name.to_owned(),
-            value: value.to_vec(),
-        });
+        match headers.get_mut(n) {
+            Some(reused) => {
+                reused.name.clear();
+                reused.name.push_str(h.name);
+                reused.value.clear();
+                reused.value.extend_from_slice(value);
+            }
+            None => headers.push(Header {
+                name: h.name.to_owned(),
+                value: value.to_vec(),
+            }),
+        }
+        n += 1;
     }
+    headers.truncate(n);
 
     let body = framing.body(version)?;
     if version == Version::Http11 && !framing.host {
@@ -506,11 +561,20 @@ fn build_head(req: &httparse::Request<'_, '_>, limits: &Limits) -> Result<Reques
         false
     };
 
+    let text = |mut into: String, from: &str| {
+        into.clear();
+        into.push_str(from);
+        into
+    };
+    let (t, p, q) = match kept {
+        Some((t, p, q, _)) => (t, p, q),
+        None => Default::default(),
+    };
     Ok(RequestHead {
         method,
-        target: target.to_owned(),
-        path: path.to_owned(),
-        query: query.to_owned(),
+        target: text(t, target),
+        path: text(p, path),
+        query: text(q, query),
         version,
         headers,
         body,
@@ -1193,5 +1257,49 @@ Content-Length: 3\r\nX-Multi: a\r\nx-multi:  b \r\n\r\nabc";
         assert_eq!(n, 31);
         assert_eq!(h.path, "/");
         assert!(matches!(parse(b"\r\n\r"), Ok(Parsed::Partial)));
+    }
+
+    #[test]
+    fn a_head_parsed_into_reused_storage_is_the_head_parsed_fresh() {
+        let requests: [&[u8]; 5] = [
+            b"GET /a/long/path/indeed?with=a&long=query HTTP/1.1\r\nHost: example.com\r\n\
+              User-Agent: something-long/1.0\r\nAccept: */*\r\nX-Extra: 1\r\n\r\n",
+            b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"DELETE /x?y HTTP/1.1\r\nHost: hh\r\nA: b\r\nC: d\r\nE: f\r\nG: h\r\nI: j\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\nHost: a-much-longer-host-name.example.org:8080\r\n\r\n",
+        ];
+        let limits = Limits::default();
+        let mut spare = Vec::new();
+        // Every request after every other, so each is parsed into storage
+        // left by longer and shorter heads, with more and fewer fields.
+        for first in 0..requests.len() {
+            for step in 1..requests.len() {
+                for k in 0..requests.len() {
+                    let raw = requests[(first + k * step) % requests.len()];
+                    let fresh = parse_head(raw, &limits);
+                    let reused = parse_head_reusing(raw, &limits, &mut spare);
+                    assert_eq!(format!("{fresh:?}"), format!("{reused:?}"));
+                    let Ok(Parsed::Complete(head, _)) = reused else {
+                        panic!("{fresh:?}");
+                    };
+                    assert!(spare.is_empty(), "the spare head was used");
+                    assert!(head.recyclable());
+                    spare.push(head);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_head_holding_much_memory_is_not_kept() {
+        let long = format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nCookie: {}\r\n\r\n",
+            "c".repeat(RECYCLE_MAX_BYTES)
+        );
+        let Ok(Parsed::Complete(head, _)) = parse_head(long.as_bytes(), &Limits::default()) else {
+            panic!("not parsed");
+        };
+        assert!(!head.recyclable());
     }
 }

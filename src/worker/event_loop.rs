@@ -906,7 +906,11 @@ impl Worker<'_> {
                             None => return Progress::Open,
                         }
                     }
-                    match http::parse_head(conn.pending_input(), &limits) {
+                    match http::parse_head_reusing(
+                        conn.pending_input(),
+                        &limits,
+                        &mut self.spare_heads,
+                    ) {
                         Ok(Parsed::Partial) => {
                             // Part of a head: a slow client (or a
                             // slowloris) must not hold a thread's place.
@@ -1396,7 +1400,7 @@ impl Worker<'_> {
     /// a listener as it is added, so this worker took it ahead of the idle
     /// worker woken for it, and kept-alive clients piled up on one worker.
     fn on_completions(&mut self, pieces: &mut Vec<(Token, Piece)>) {
-        self.completions.drain(pieces);
+        self.completions.drain(pieces, &mut self.spare_heads);
         let mut ended = 0;
         for (tok, p) in pieces.iter() {
             if matches!(p, Piece::End { .. }) {

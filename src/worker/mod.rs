@@ -398,6 +398,7 @@ fn boot<'a>(spec: &WorkerSpec<'a>) -> Result<Booted<'a>, i32> {
             master: spec.master,
             reload,
             async_side,
+            spare_heads: Vec::new(),
             next_id: 0,
             next_poke: None,
         },
@@ -497,7 +498,7 @@ fn python_thread(
         let Job {
             id: _,
             token,
-            req,
+            mut req,
             info,
             flight,
             started,
@@ -525,7 +526,6 @@ fn python_thread(
         let logging = crate::logging::access_enabled();
         let timed = logging || crate::statsd::enabled() || tally.is_some();
         let clock = timed.then(Instant::now);
-        let head = logging.then(|| req.head.clone());
         let peer = req.client();
         heartbeat.set_busy(index, true);
         let sink = Arc::new(Mutex::new(Sink::new(
@@ -535,7 +535,7 @@ fn python_thread(
             Arc::clone(completions),
             logging,
         )));
-        let outcome = serve_with_hooks(py, app, ctx, req, sink.clone());
+        let outcome = serve_with_hooks(py, app, ctx, &mut req, sink.clone());
         heartbeat.set_busy(index, false);
         let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
         if crate::statsd::enabled() || tally.is_some() {
@@ -546,10 +546,10 @@ fn python_thread(
                 t.request(m, status, took);
             }
         }
-        if let Some(head) = head {
+        if logging {
             crate::logging::access(&crate::logging::AccessRecord {
                 peer,
-                head: &head,
+                head: &req.head,
                 status: &sink.status,
                 response_headers: &sink.headers,
                 body_bytes: sink.body_bytes,
@@ -557,6 +557,7 @@ fn python_thread(
                 duration: clock.map(|c| c.elapsed()).unwrap_or_default(),
             });
         }
+        sink.give_back(req.head);
         sink.end(outcome);
     })
 }
@@ -568,7 +569,7 @@ fn serve_with_hooks(
     py: &wsgi::PyThread<'_>,
     app: &App,
     ctx: &ServeContext,
-    req: wsgi::Request,
+    req: &mut wsgi::Request,
     sink: wsgi::SharedSink,
 ) -> wsgi::Outcome {
     match crate::hooks::RequestHooks::begin(py.py(), &req.head, &sink) {
@@ -658,6 +659,9 @@ struct Worker<'a> {
     async_side: Option<Arc<pool::AsyncSide>>,
     /// The next request's number (`Job::id`).
     next_id: u64,
+    /// Heads of finished requests the Python threads gave back, to parse
+    /// new ones into (see `http::parse_head_reusing`).
+    spare_heads: Vec<crate::http::RequestHead>,
     /// When to ask the job queue again whether a thread should be woken
     /// for the jobs waiting on busy ones (see [`JobQueue::poke`]).
     next_poke: Option<Instant>,

@@ -538,23 +538,25 @@ impl PyThread<'_> {
 
     /// Run one request through `app`, writing the response to `sink`. With
     /// `environ_out`, the request's environ is left there afterwards (for a
-    /// `post_request` hook).
+    /// `post_request` hook). The body is taken from `req`; the rest stays
+    /// for the caller (its head can serve another request).
     pub fn call(
         &self,
         app: &App,
         ctx: &ServeContext,
-        req: Request,
+        req: &mut Request,
         sink: SharedSink,
         environ_out: Option<&mut Option<Py<PyAny>>>,
     ) -> Outcome {
         let py = self.py;
+        let body = std::mem::replace(&mut req.body, super::Body::Memory(Vec::new()));
         let Request {
             head,
-            body,
             peer,
             local,
             proxy,
-        } = req;
+            ..
+        } = &*req;
         let raw_uri = head.target.as_str();
         let app_error = |e: &PyErr| {
             tracing::error!(
@@ -570,10 +572,10 @@ impl PyThread<'_> {
                     py,
                     &app.template,
                     ctx,
-                    &head,
+                    head,
                     environ::Ends {
-                        peer: &peer,
-                        local: &local,
+                        peer,
+                        local,
                         proxy: proxy.as_ref(),
                     },
                     input.into_any(),

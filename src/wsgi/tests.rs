@@ -221,7 +221,8 @@ impl Rec {
 
 fn run_ctx(app: &App, ctx: &ServeContext, req: Request, sink: &mut Rec) -> Outcome {
     let shared = std::sync::Arc::new(std::sync::Mutex::new(std::mem::take(sink)));
-    let out = python_thread(|t| t.call(app, ctx, req, shared.clone(), None));
+    let mut req = req;
+    let out = python_thread(|t| t.call(app, ctx, &mut req, shared.clone(), None));
     *sink = std::sync::Arc::try_unwrap(shared)
         .ok()
         .expect("the bridge keeps no reference to the sink after the call")
