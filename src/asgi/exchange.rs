@@ -702,6 +702,8 @@ impl Bridge {
         let offered = ws.as_ref().map(|w| w.subprotocols.as_slice());
         let scope = scope::build(py, &req, secure, &self.opts.root_path, state, offered)?;
         let body = std::mem::replace(&mut req.body, Body::Memory(Vec::new()));
+        let head_request = req.head.method == "HEAD";
+        reply.give_back(req.head);
         Ok(Some(Exchange {
             id,
             scope: scope.unbind(),
@@ -711,7 +713,7 @@ impl Bridge {
             reply: Some(reply),
             start: None,
             written: false,
-            head: req.head.method == "HEAD",
+            head: head_request,
             ws: ws.map(|init| Ws {
                 init,
                 connected: false,

@@ -128,6 +128,9 @@ pub trait Reply: Send + Sync {
     /// The status the access log shows when no HTTP response was framed
     /// (`101` for an accepted WebSocket).
     fn set_status(&mut self, status: &str);
+    /// The request's head, once the scope is built from it: the event loop
+    /// may parse a later request into its storage.
+    fn give_back(&mut self, head: crate::http::RequestHead);
 }
 
 /// A request as the asyncio side receives it.

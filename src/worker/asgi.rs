@@ -272,6 +272,13 @@ impl asgi::Reply for Ending {
             .close_after();
     }
 
+    fn give_back(&mut self, head: RequestHead) {
+        self.sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .give_back(head);
+    }
+
     fn set_status(&mut self, status: &str) {
         self.sink
             .lock()
