@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{get, loopback, Conn, IO_TIMEOUT};
 use crate::harness::{
-    client_script, repo_dir, run_corral, spawn_client_script, wait_until, Corral, Server,
+    client_script, poll, repo_dir, run_corral, spawn_client_script, wait_until, Corral, Server,
     EVENT_TIMEOUT,
 };
 use crate::load::Load;
@@ -733,9 +733,17 @@ fn a_close_frame_sent_with_the_end_of_the_connection_is_read() {
             c.write_all(&frame).unwrap();
         }
         drop(c);
-        wait_until(EVENT_TIMEOUT, expect, || {
-            events(server.port).contains(&expect.to_owned())
+        let seen = poll(EVENT_TIMEOUT, || {
+            events(server.port)
+                .contains(&expect.to_owned())
+                .then_some(())
         });
+        // On a timeout, say what the app saw instead.
+        assert!(
+            seen.is_some(),
+            "{expect} never came; the app's events: {:?}",
+            events(server.port)
+        );
     }
 }
 
