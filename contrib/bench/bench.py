@@ -1076,10 +1076,9 @@ What the profile says (the percentages are in the output above):
 - **malloc.** The profile's second part counts the C allocator's calls per response on
   each of the worker's threads. A request head is parsed into the strings of a finished
   one that the Python thread handed back, and `start_response` reuses the strings of
-  earlier responses' headers: the count went from about 22 per request to about 5
-  (2026-12-08), and `malloc`/`free` from a tenth of the worker's CPU samples to a
-  twentieth. Memory made on one thread and freed on the other is what costs glibc most,
-  and what was removed first.
+  earlier responses' headers, so what the counts show is what a small request still
+  allocates (docs/architecture.md, "Inside a worker", names it). Memory made on one
+  thread and freed on the other is what costs glibc most, and went first.
 - **gthread.** A gthread worker wakes a second Python thread only when the running
   ones stop making progress (none took a job in the last millisecond), so on a fast
   app one thread gets through the queue and the GIL does not change hands per request;

@@ -502,13 +502,11 @@ fn build_head(
     let target = req.path.unwrap_or_default();
     let (path, query) = split_target(&method, target)?;
 
-    let mut kept = spare.map(|h| (h.target, h.path, h.query, h.headers));
+    let (t, p, q, mut headers) = spare
+        .map(|h| (h.target, h.path, h.query, h.headers))
+        .unwrap_or_default();
     // Field i is written into the buffers of the last request's field i: a
     // client sends its fields in the same order, so they mostly fit.
-    let mut headers = kept
-        .as_mut()
-        .map(|k| std::mem::take(&mut k.3))
-        .unwrap_or_default();
     headers.reserve(req.headers.len().saturating_sub(headers.len()));
     let mut n = 0;
     let mut framing = Framing::default();
@@ -565,10 +563,6 @@ fn build_head(
         into.clear();
         into.push_str(from);
         into
-    };
-    let (t, p, q) = match kept {
-        Some((t, p, q, _)) => (t, p, q),
-        None => Default::default(),
     };
     Ok(RequestHead {
         method,

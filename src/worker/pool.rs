@@ -463,7 +463,7 @@ struct Handoff {
 
 /// The most finished heads kept for reuse (each at most a few KiB, see
 /// [`RequestHead::recyclable`]).
-pub const SPARE_HEADS: usize = 32;
+const SPARE_HEADS: usize = 32;
 
 impl Completions {
     pub fn new() -> std::io::Result<Self> {
@@ -515,7 +515,8 @@ impl Completions {
     }
 }
 
-/// The response bytes a piece carries (a file's are counted as written).
+/// The bytes a piece adds to a request's back-pressure account (a file's
+/// are not counted: they go out by sendfile, from the kernel).
 fn piece_bytes(p: &Piece) -> usize {
     match p {
         Piece::Bytes(c) => c.len(),

@@ -111,23 +111,25 @@ thread_local! {
     static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
 }
 
-/// A copy of `s` in a recycled buffer.
-fn spare_string(s: &str) -> String {
-    let mut out = SPARE
-        .try_with(|sp| sp.borrow_mut().strings.pop())
+/// Something from the store, or a new empty one (also at thread exit,
+/// when the store is gone).
+fn from_spare<T: Default>(pick: impl FnOnce(&mut Spare) -> Option<T>) -> T {
+    SPARE
+        .try_with(|sp| pick(&mut sp.borrow_mut()))
         .ok()
         .flatten()
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// A copy of `s` in a recycled buffer.
+fn spare_string(s: &str) -> String {
+    let mut out = from_spare(|sp| sp.strings.pop());
     out.push_str(s);
     out
 }
 
 fn spare_list(capacity: usize) -> Vec<(String, String)> {
-    let mut list = SPARE
-        .try_with(|sp| sp.borrow_mut().lists.pop())
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let mut list = from_spare(|sp| sp.lists.pop());
     list.reserve(capacity);
     list
 }
